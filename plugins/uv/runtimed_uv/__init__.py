@@ -1,0 +1,13 @@
+"""The ``uv`` backend for runtimed: virtualenvs built with ``uv venv`` + ``uv pip install``."""
+
+from __future__ import annotations
+
+from runtimed.plugins import hookimpl
+from runtimed_uv.backend import UvBackend
+
+__all__ = ["UvBackend", "runtimed_backend"]
+
+
+@hookimpl
+def runtimed_backend() -> UvBackend:
+    return UvBackend()

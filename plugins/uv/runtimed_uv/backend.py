@@ -1,0 +1,76 @@
+"""Building uv virtualenvs at their final path, offline first."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+from runtimed.backend import Availability, Backend, BackendError, BuildRequest, ErrorKind, clean_env
+from runtimed_uv.errors import classify_uv_error
+
+__all__ = ["UvBackend", "find_uv"]
+
+
+def find_uv() -> str | None:
+    """uv from the ``uv`` wheel, else from PATH."""
+    try:
+        import uv
+
+        path = uv.find_uv_bin()
+        if path and os.path.exists(path):
+            return str(path)
+    except (ImportError, FileNotFoundError):
+        pass
+    return shutil.which("uv")
+
+
+class UvBackend(Backend):
+    """``uv venv`` + ``uv pip install --compile-bytecode``, trying ``--offline`` first."""
+
+    name: ClassVar[str] = "uv"
+    recipe_version: ClassVar[str] = "1"
+
+    def __init__(self) -> None:
+        self._uv = find_uv()
+
+    def availability(self) -> Availability:
+        if self._uv is None:
+            return Availability(ok=False, reason="uv not found: install the 'uv' package or put uv on PATH")
+        return Availability(ok=True, detail=self._uv)
+
+    def _uv_run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        if self._uv is None:
+            raise BackendError(ErrorKind.TOOL_MISSING, "uv not found")
+        return subprocess.run(
+            [self._uv, *args],
+            env=clean_env({"UV_NO_PROGRESS": "1"}),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def _check(self, proc: subprocess.CompletedProcess[str]) -> None:
+        if proc.returncode != 0:
+            raise classify_uv_error(proc.stderr + proc.stdout, proc.returncode)
+
+    def create(self, request: BuildRequest) -> None:
+        python = request.config.python or sys.executable
+        request.progress(f"uv venv --python {python}")
+        self._check(self._uv_run(["venv", "--quiet", "--no-project", "--python", python, str(request.path)]))
+        target = str(self.python_path(request.path))
+        install = ["pip", "install", "--quiet", "--python", target, "--compile-bytecode", *self.packages(request.config)]
+        request.progress("uv pip install --offline")
+        offline = self._uv_run([*install, "--offline"])
+        if offline.returncode == 0:
+            return
+        # A cold cache (or a new package): go online. A bad spec fails the same way online.
+        request.progress("uv pip install (online)")
+        self._check(self._uv_run(install))
+
+    def python_path(self, path: Path) -> Path:
+        return path / "bin" / "python"

@@ -1,0 +1,239 @@
+"""The interface an environment backend implements, and helpers backends share.
+
+A plugin's ``runtimed_backend`` hook returns a :class:`Backend` instance. The
+worker drives it: :meth:`Backend.create` builds the env at its final path,
+:meth:`Backend.warm` makes it ready for a kernel, :meth:`Backend.validate` checks
+it, and the worker then writes the manifest (see ``runtimed.build``). Backends
+report failures by raising :class:`BackendError` with a classified ``kind``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from attrs import define, field
+
+from runtimed.config import BackendConfig
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "Availability",
+    "BuildRequest",
+    "ErrorKind",
+    "run_command",
+    "clean_env",
+    "compile_bytecode",
+    "warmup_import",
+    "list_distributions",
+]
+
+
+class ErrorKind:
+    """The classes of build failure shown in ``status``."""
+
+    TOOL_MISSING = "tool_missing"
+    NETWORK = "network"
+    INVALID_PACKAGE = "invalid_package"
+    TIMEOUT = "timeout"
+    SETUP_FAILED = "setup_failed"
+    CRASHED = "crashed"  # the worker died mid-job
+
+
+class BackendError(Exception):
+    """A classified build failure. ``package`` names the culprit when known."""
+
+    def __init__(self, kind: str, message: str, package: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.package = package
+
+    def __repr__(self) -> str:
+        return f"BackendError({self.kind!r}, {self.message!r}, package={self.package!r})"
+
+
+@define(frozen=True)
+class Availability:
+    """Whether the backend's tools are present (e.g. the uv binary)."""
+
+    ok: bool
+    reason: str | None = None
+    detail: str | None = None  # e.g. the tool's path and version
+
+
+def _no_progress(_message: str) -> None:
+    pass
+
+
+@define(frozen=True)
+class BuildRequest:
+    """One env to build: its id, final path, config and the backend's cache dir."""
+
+    env_id: str
+    path: Path
+    config: BackendConfig
+    cache_dir: Path
+    progress: Callable[[str], None] = field(default=_no_progress, eq=False)
+
+
+class Backend:
+    """Base class for backends; subclasses set ``name`` and implement :meth:`create`.
+
+    Bump ``recipe_version`` when the way envs are built changes: it is part of the
+    spec hash, so envs built by the old recipe are retired.
+    """
+
+    name: ClassVar[str] = ""
+    recipe_version: ClassVar[str] = "1"
+    #: Packages every env of this backend gets, before the configured ones.
+    base_packages: ClassVar[tuple[str, ...]] = ("ipykernel", "ipywidgets")
+    #: Modules imported by the warm-up (and by :meth:`validate`).
+    warmup_modules: ClassVar[tuple[str, ...]] = ("ipykernel.kernelapp", "ipywidgets")
+
+    def availability(self) -> Availability:
+        return Availability(ok=True)
+
+    def packages(self, config: BackendConfig) -> list[str]:
+        """The requested packages: base packages then configured ones, deduplicated."""
+        seen: dict[str, None] = {}
+        for spec in (*self.base_packages, *config.packages):
+            seen.setdefault(spec, None)
+        return list(seen)
+
+    def spec_hash(self, config: BackendConfig) -> str:
+        """A hash of everything that decides an env's contents."""
+        data = {
+            "backend": self.name,
+            "recipe": self.recipe_version,
+            "packages": self.packages(config),
+            **{k: v for k, v in config.spec_fields().items() if k != "packages"},
+        }
+        blob = json.dumps(data, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def create(self, request: BuildRequest) -> None:
+        """Build the env at ``request.path`` (its final path: envs embed it)."""
+        raise NotImplementedError
+
+    def warm(self, request: BuildRequest) -> None:
+        """Make the env ready for a kernel: compile bytecode, then a warm-up import."""
+        python = self.python_path(request.path)
+        request.progress("compiling bytecode")
+        compile_bytecode(python, request.path)
+        request.progress("warm-up import")
+        warmup_import(python, self.warmup_modules)
+
+    def validate(self, path: Path) -> None:
+        """Raise :class:`BackendError` unless the env at ``path`` can start a kernel."""
+        python = self.python_path(path)
+        if not python.exists():
+            raise BackendError(ErrorKind.SETUP_FAILED, f"no python at {python}")
+        warmup_import(python, self.warmup_modules)
+
+    def python_path(self, path: Path) -> Path:
+        return path / "bin" / "python"
+
+    def installed_packages(self, path: Path) -> list[str]:
+        """``name==version`` of everything installed, for the manifest."""
+        return list_distributions(self.python_path(path))
+
+    def manifest_details(self, request: BuildRequest) -> dict[str, object]:
+        """Backend-specific manifest data (e.g. exact conda records)."""
+        return {}
+
+    @property
+    def version(self) -> str:
+        """The version of the distribution providing this backend."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        module = type(self).__module__.split(".")[0]
+        try:
+            return version(module.replace("_", "-"))
+        except PackageNotFoundError:
+            return "0"
+
+
+# ---------------------------------------------------------------- helpers
+
+_ENV_LEAKS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONSTARTUP")
+
+
+def clean_env(extra: Mapping[str, str] | None = None, *, write_bytecode: bool = False) -> dict[str, str]:
+    """The worker's environment without variables that would leak into an env's python."""
+    env = {k: v for k, v in os.environ.items() if k not in _ENV_LEAKS}
+    if write_bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(extra or {})
+    return env
+
+
+def run_command(
+    cmd: Sequence[str | os.PathLike[str]],
+    *,
+    kind: str = ErrorKind.SETUP_FAILED,
+    env: Mapping[str, str] | None = None,
+    what: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd``; on failure raise :class:`BackendError` with the tail of its output."""
+    args = [os.fspath(c) for c in cmd]
+    try:
+        proc = subprocess.run(
+            args,
+            env=dict(env) if env is not None else clean_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise BackendError(ErrorKind.TOOL_MISSING, f"{args[0]} not found: {exc}") from exc
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        label = what or os.path.basename(args[0])
+        raise BackendError(kind, f"{label} failed (exit {proc.returncode}): {tail}")
+    return proc
+
+
+def compile_bytecode(python: Path, prefix: Path) -> None:
+    """Compile every ``.py`` under the env's own library dirs to ``.pyc``.
+
+    Explicit, because kernels must not pay for compilation at start and
+    PYTHONDONTWRITEBYTECODE may be set. Library dirs outside the prefix (a venv's
+    base interpreter) are left alone.
+    """
+    script = (
+        "import sysconfig, json; p = sysconfig.get_paths();"
+        "print(json.dumps(sorted({p[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')})))"
+    )
+    out = run_command([python, "-c", script], what="python (sysconfig)").stdout
+    root = os.path.realpath(prefix)
+    dirs = [d for d in json.loads(out) if os.path.realpath(d).startswith(root + os.sep) and os.path.isdir(d)]
+    if dirs:
+        run_command(
+            [python, "-m", "compileall", "-q", "-j", "0", *dirs],
+            env=clean_env(write_bytecode=True),
+            what="compileall",
+        )
+
+
+def warmup_import(python: Path, modules: Sequence[str]) -> None:
+    """Import ``modules`` in the env's python (writing any bytecode still missing)."""
+    code = "; ".join(f"import {m}" for m in modules) or "pass"
+    run_command([python, "-c", code], env=clean_env(write_bytecode=True), what="warm-up import")
+
+
+def list_distributions(python: Path) -> list[str]:
+    """``name==version`` of every distribution importable by ``python``, sorted."""
+    script = (
+        "import importlib.metadata as m, json;"
+        "print(json.dumps(sorted({f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions()"
+        " if d.metadata['Name']})))"
+    )
+    return list(json.loads(run_command([python, "-c", script], what="python (metadata)").stdout))

@@ -1,0 +1,47 @@
+"""Building one env with a backend: create, warm, validate, then the manifest, last.
+
+Used by the worker (for the pool) and by the client's in-process fallback, so
+both produce the same complete, warmed env.
+"""
+
+from __future__ import annotations
+
+from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
+from runtimed.envdir import Manifest, now_iso, write_manifest
+
+__all__ = ["build_env"]
+
+
+def build_env(backend: Backend, request: BuildRequest) -> Manifest:
+    """Build, warm and validate the env at ``request.path``; write its manifest last.
+
+    Raises :class:`BackendError`; whatever was left on disk is then partial (no
+    manifest) and the caller deletes it.
+    """
+    if request.path.exists():
+        raise BackendError(ErrorKind.SETUP_FAILED, f"{request.path} already exists")
+    try:
+        availability = backend.availability()
+        if not availability.ok:
+            raise BackendError(ErrorKind.TOOL_MISSING, availability.reason or f"{backend.name} is not available")
+        request.progress("creating")
+        backend.create(request)
+        backend.warm(request)
+        request.progress("validating")
+        backend.validate(request.path)
+        manifest = Manifest(
+            env_type=backend.name,
+            id=request.env_id,
+            spec_hash=backend.spec_hash(request.config),
+            python_path=str(backend.python_path(request.path)),
+            packages=backend.installed_packages(request.path),
+            created_at=now_iso(),
+            backend_version=backend.version,
+            details=backend.manifest_details(request),
+        )
+    except BackendError:
+        raise
+    except Exception as exc:  # a plugin bug: classify it rather than lose it
+        raise BackendError(ErrorKind.SETUP_FAILED, f"{type(exc).__name__}: {exc}") from exc
+    write_manifest(request.path, manifest)
+    return manifest

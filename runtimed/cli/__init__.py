@@ -1,0 +1,55 @@
+"""The ``runtimed`` command line: one module per command, each with ``add_parser``/``main``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from runtimed import __version__
+from runtimed.cli import plugins, ping, run, status, stop, take
+
+__all__ = ["main", "build_parser"]
+
+COMMANDS = (run, status, stop, ping, take, plugins)
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--cache-dir", metavar="DIR", help="runtimed's cache dir (default: $RUNTIMED_CACHE_DIR or ~/.cache/runt)"
+    )
+    common.add_argument(
+        "--socket", metavar="PATH", help="the daemon's socket (default: $RUNTIMED_SOCKET or CACHE_DIR/runtimed.sock)"
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runtimed",
+        description="A per-user daemon that keeps pools of prewarmed Python environments "
+        "ready for notebooks and Jupyter kernels.",
+    )
+    parser.add_argument("--version", action="version", version=f"runtimed {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = _common()
+    for command in COMMANDS:
+        command.add_parser(subparsers, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

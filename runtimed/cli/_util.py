@@ -1,0 +1,53 @@
+"""Small helpers the CLI commands share."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from runtimed.client import Client
+from runtimed.paths import Paths
+
+__all__ = ["paths_from", "client_from", "print_json", "not_running", "human_bytes"]
+
+
+def paths_from(args: argparse.Namespace) -> Paths:
+    return Paths.resolve(
+        cache_dir=getattr(args, "cache_dir", None),
+        socket=getattr(args, "socket", None),
+        config_file=getattr(args, "config", None),
+    )
+
+
+def client_from(args: argparse.Namespace) -> Client:
+    return Client(paths_from(args).socket)
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def not_running(args: argparse.Namespace) -> int:
+    sock = paths_from(args).socket
+    print(f"runtimed is not running (no daemon at {sock}); start it with `runtimed run`", file=sys.stderr)
+    return 1
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def table(rows: list[list[str]]) -> str:
+    """Left-aligned columns, two spaces apart."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)

@@ -1,0 +1,27 @@
+"""``runtimed ping``: is the daemon there, and which protocol does it speak?"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from runtimed.client import DaemonNotRunning
+
+from ._util import client_from, not_running
+
+
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "ping", parents=[common], help="check that the daemon answers", description="Ping the daemon; exit 1 if none runs."
+    )
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        with client_from(args) as client:
+            pong = client.ping()
+    except DaemonNotRunning:
+        return not_running(args)
+    print(f"pong: runtimed {pong.daemon_version}, protocol {pong.protocol_version}")
+    return 0

@@ -1,0 +1,92 @@
+"""``runtimed plugins list``: installed backends and whether they load.
+
+Each plugin is loaded in its own short-lived ``runtimed.worker --describe``
+process, so one that fails to import (or crashes the interpreter) is listed as
+``broken`` with its error and harms nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from attrs import define
+
+from runtimed.jobs import WORKER_TYPES, Ready
+from runtimed.plugins import PluginInfo, discover_plugins
+from runtimed.protocol import decode_line, unstructure
+
+from ._util import print_json, table
+
+DESCRIBE_TIMEOUT_S = 60.0
+
+
+@define(frozen=True)
+class PluginReport:
+    name: str
+    distribution: str
+    version: str
+    module: str
+    status: str  # active | unavailable | broken
+    error: str | None = None
+    detail: str | None = None
+
+
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser("plugins", parents=[common], help="backend plugins", description="Backend plugins.")
+    sub = p.add_subparsers(dest="plugins_command", metavar="SUBCOMMAND")
+    lst = sub.add_parser(
+        "list",
+        help="list installed backend plugins",
+        description="List installed backends (entry-point group 'runtimed'): name, distribution, version, "
+        "and status: active, unavailable (loads but its tool is missing) or broken (fails to load, with the error).",
+    )
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.set_defaults(func=main)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def describe(info: PluginInfo) -> PluginReport:
+    """Load one plugin in a child process and report what happened."""
+
+    def report(status: str, error: str | None = None, detail: str | None = None) -> PluginReport:
+        return PluginReport(info.name, info.distribution, info.version, info.value, status, error, detail)
+
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "runtimed.worker", info.name, "--describe"],
+            capture_output=True,
+            timeout=DESCRIBE_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return report("broken", f"loading timed out after {DESCRIBE_TIMEOUT_S:.0f}s")
+    ready = decode_line(proc.stdout.strip(), WORKER_TYPES) if proc.stdout.strip() else None
+    if proc.returncode != 0 or not isinstance(ready, Ready):
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        error = next((line for line in reversed(lines) if "cannot load backend" in line), lines[-1] if lines else "")
+        error = error.split("cannot load backend", 1)[-1].lstrip() if "cannot load backend" in error else error
+        return report("broken", error or f"worker exited with {proc.returncode}")
+    if not ready.available:
+        return report("unavailable", ready.reason, ready.detail)
+    return report("active", None, ready.detail)
+
+
+def main(args: argparse.Namespace) -> int:
+    plugins = discover_plugins()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        reports = list(pool.map(describe, plugins.values()))
+    if args.json:
+        print_json([unstructure(r) for r in reports])
+        return 0
+    if not reports:
+        print("no backend plugins installed (entry-point group 'runtimed')")
+        return 0
+    rows = [["NAME", "DISTRIBUTION", "VERSION", "STATUS", "ERROR"]]
+    rows += [[r.name, r.distribution, r.version, r.status, (r.error or "-")[:120]] for r in reports]
+    print(table(rows))
+    return 0

@@ -1,0 +1,71 @@
+"""``runtimed run``: run the daemon in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from runtimed.config import ConfigError, load_config
+from runtimed.singleton import AlreadyRunning, SocketPathError
+
+from ._util import paths_from
+
+
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "run",
+        parents=[common],
+        help="run the daemon (foreground)",
+        description="Run the runtimed daemon in the foreground until SIGTERM/SIGINT or `runtimed stop`. "
+        "If a daemon already runs for this cache dir, say so and exit 0.",
+    )
+    p.add_argument("--config", metavar="FILE", help="config file (default: $RUNTIMED_CONFIG or the platform config dir)")
+    p.add_argument("--uv-pool-size", type=int, metavar="N", help="target size of the uv pool (0 disables)")
+    p.add_argument(
+        "--pool-size",
+        action="append",
+        default=[],
+        metavar="BACKEND=N",
+        help="target size of a backend's pool, e.g. conda=1 (repeatable; 0 disables)",
+    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from runtimed.daemon import run_daemon, setup_logging
+
+    paths = paths_from(args)
+    try:
+        config = load_config(paths.config_file)
+        sizes = dict(_parse_size(item) for item in args.pool_size)
+        if args.uv_pool_size is not None:
+            sizes["uv"] = args.uv_pool_size
+        for backend, size in sizes.items():
+            config = config.with_backend(backend, pool_size=size)
+    except (ConfigError, ValueError) as exc:
+        print(f"runtimed: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(paths, args.log_level)
+    try:
+        run_daemon(paths, config)
+    except AlreadyRunning as exc:
+        state = exc.state or {}
+        pid = state.get("pid", "?")
+        print(f"runtimed is already running (pid {pid}, socket {state.get('endpoint', paths.socket)})")
+        return 0
+    except SocketPathError as exc:
+        print(f"runtimed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parse_size(item: str) -> tuple[str, int]:
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--pool-size wants BACKEND=N, got {item!r}")
+    try:
+        return name, int(value)
+    except ValueError:
+        raise ValueError(f"--pool-size {item!r}: N must be a whole number") from None

@@ -1,0 +1,75 @@
+"""``runtimed status``: the pools, their workers and their errors."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from runtimed.client import DaemonNotRunning
+from runtimed.protocol import PoolStatus, StatusReply, unstructure
+
+from ._util import client_from, human_bytes, not_running, print_json, table
+
+
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "status",
+        parents=[common],
+        help="show the pools and workers",
+        description="Show each backend's pool (available/target, warming, leased), its worker "
+        "(pid, RSS, restarts) and its last error. Exits 1 if no daemon runs.",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        with client_from(args) as client:
+            reply = client.status()
+    except DaemonNotRunning:
+        return not_running(args)
+    if args.json:
+        print_json(unstructure(reply))
+    else:
+        print(render(reply))
+    return 0
+
+
+def _error_text(pool: PoolStatus) -> str:
+    if pool.error is None:
+        return "-"
+    err = pool.error
+    text = f"{err.kind}: {err.message.splitlines()[0] if err.message else ''}"
+    if err.package:
+        text += f" [package {err.package}]"
+    if err.retry_in_s is not None:
+        text += f" (retry in {err.retry_in_s:.0f}s)"
+    return text[:160]
+
+
+def render(reply: StatusReply) -> str:
+    d = reply.daemon
+    lines = [f"runtimed {d.version} (pid {d.pid}) since {d.started_at}", f"socket {d.socket}", ""]
+    rows = [["BACKEND", "AVAILABLE", "WARMING", "LEASED", "WORKER", "RSS", "LAST ERROR"]]
+    for name, pool in sorted(reply.pools.items()):
+        worker = pool.worker
+        worker_text = "-"
+        if worker is not None:
+            worker_text = worker.state + (f" pid {worker.pid}" if worker.pid else "")
+            if worker.restarts:
+                worker_text += f" ({worker.restarts} restarts)"
+        rows.append(
+            [
+                name,
+                f"{pool.available}/{pool.target}",
+                str(pool.warming),
+                str(pool.leased),
+                worker_text,
+                human_bytes(worker.rss_bytes if worker else None),
+                _error_text(pool),
+            ]
+        )
+    if len(rows) == 1:
+        return "\n".join(lines) + "no backends installed (see `runtimed plugins list`)"
+    return "\n".join(lines) + table(rows)

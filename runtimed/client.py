@@ -1,0 +1,226 @@
+"""The Python client: talk to the daemon over its socket (blocking, no asyncio needed).
+
+``try_get_pooled_env`` is the notebook's daemon-first path and never raises;
+``take_env`` falls back to building an env in-process, through the same backend
+plugin, when no daemon answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from runtimed.protocol import (
+    REPLY_TYPES,
+    Empty,
+    EnvReply,
+    Error,
+    Flush,
+    Flushed,
+    LineDecoder,
+    Ping,
+    Pong,
+    PooledEnv,
+    ProtocolError,
+    Release,
+    Shutdown,
+    Status,
+    StatusReply,
+    Take,
+    encode,
+)
+
+__all__ = ["Client", "DaemonNotRunning", "DaemonError", "try_get_pooled_env", "take_env"]
+
+CONNECT_TIMEOUT_S = 2.0
+
+
+class DaemonNotRunning(ConnectionError):
+    """No daemon answers on the socket."""
+
+
+class DaemonError(RuntimeError):
+    """The daemon answered with an ``error`` reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Client:
+    """A connection to the daemon. Use as a context manager; one request at a time.
+
+    >>> with Client() as c:                     # doctest: +SKIP
+    ...     env = c.take("uv")
+    """
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str] | None = None,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        timeout: float = CONNECT_TIMEOUT_S,
+    ) -> None:
+        from runtimed.paths import Paths
+
+        self.socket_path = Path(socket_path) if socket_path else Paths.resolve(cache_dir=cache_dir).socket
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._decoder = LineDecoder(types=REPLY_TYPES, max_line=16 * 1024 * 1024)
+        self._pending: list[Any] = []
+
+    # ------------------------------------------------------------ connection
+
+    def connect(self) -> Client:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(os.fspath(self.socket_path))
+        except (FileNotFoundError, ConnectionRefusedError, socket.timeout, OSError) as exc:
+            sock.close()
+            raise DaemonNotRunning(f"no runtimed daemon at {self.socket_path} ({exc})") from exc
+        self._sock = sock
+        return self
+
+    def close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> Client:
+        return self.connect() if self._sock is None else self
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.close()
+
+    def request(self, message: Any, *, timeout: float | None = None) -> Any:
+        """Send one request and return its reply record; an ``error`` reply raises DaemonError."""
+        if self._sock is None:
+            self.connect()
+        assert self._sock is not None
+        self._sock.settimeout(timeout if timeout is not None else max(self.timeout, 10.0))
+        try:
+            self._sock.sendall(encode(message))
+            reply = self._read_reply()
+        except (OSError, EOFError) as exc:
+            self.close()
+            raise DaemonNotRunning(f"lost connection to runtimed at {self.socket_path}: {exc}") from exc
+        if isinstance(reply, Error):
+            raise DaemonError(reply.code, reply.message)
+        return reply
+
+    def _read_reply(self) -> Any:
+        assert self._sock is not None
+        while not self._pending:
+            data = self._sock.recv(65536)
+            if not data:
+                raise EOFError("daemon closed the connection")
+            self._pending.extend(self._decoder.feed(data))
+        reply = self._pending.pop(0)
+        if isinstance(reply, ProtocolError):
+            raise DaemonError(reply.code, f"bad reply from daemon: {reply.message}")
+        return reply
+
+    # ------------------------------------------------------------ requests
+
+    def ping(self) -> Pong:
+        reply: Pong = self.request(Ping())
+        return reply
+
+    def take(
+        self, env_type: str, *, wait_s: float | None = None, lease_pid: int | None = None, keep: bool = False
+    ) -> PooledEnv | None:
+        """An env from the pool, or None if it is empty (after waiting up to ``wait_s``)."""
+        timeout = (wait_s or 0) + max(self.timeout, 10.0)
+        reply = self.request(Take(env_type=env_type, wait_s=wait_s, lease_pid=lease_pid, keep=keep), timeout=timeout)
+        if isinstance(reply, EnvReply):
+            return reply.env
+        if isinstance(reply, Empty):
+            return None
+        raise DaemonError("unexpected_reply", f"take got {type(reply).__name__}")
+
+    def release(self, path: str | os.PathLike[str]) -> None:
+        """Give an env back; the daemon deletes it."""
+        self.request(Release(path=os.fspath(path)))
+
+    def status(self) -> StatusReply:
+        reply: StatusReply = self.request(Status())
+        return reply
+
+    def flush(self, env_type: str | None = None) -> int:
+        reply: Flushed = self.request(Flush(env_type=env_type))
+        return reply.removed
+
+    def shutdown(self) -> None:
+        self.request(Shutdown())
+
+
+def try_get_pooled_env(
+    env_type: str = "uv", *, wait_s: float | None = None, socket_path: str | os.PathLike[str] | None = None
+) -> PooledEnv | None:
+    """An env from the daemon's pool, or None: never raises, whatever the daemon's state."""
+    try:
+        with Client(socket_path) as client:
+            return client.take(env_type, wait_s=wait_s)
+    except Exception:
+        return None
+
+
+def take_env(
+    env_type: str = "uv",
+    *,
+    fallback: bool = True,
+    wait_s: float | None = 30.0,
+    socket_path: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> PooledEnv:
+    """An env from the daemon; if no daemon answers (or its pool stays empty) and
+    ``fallback`` is true, build one in-process with the same backend plugin.
+
+    An env built in-process belongs to the caller (it is marked ``keep``).
+    """
+    try:
+        with Client(socket_path, cache_dir=cache_dir) as client:
+            env = client.take(env_type, wait_s=wait_s)
+        if env is not None:
+            return env
+        reason = f"the {env_type} pool stayed empty"
+    except DaemonNotRunning as exc:
+        reason = str(exc)
+    if not fallback:
+        raise DaemonNotRunning(reason)
+    return build_in_process(env_type, cache_dir=cache_dir)
+
+
+def build_in_process(env_type: str, *, cache_dir: str | os.PathLike[str] | None = None) -> PooledEnv:
+    """Build one env now, in this process, through backend plugin ``env_type``."""
+    from runtimed.backend import BuildRequest
+    from runtimed.build import build_env
+    from runtimed.config import load_config
+    from runtimed.envdir import Lease, new_env_id, now_iso, write_lease
+    from runtimed.paths import Paths
+    from runtimed.plugins import load_backend
+
+    paths = Paths.resolve(cache_dir=cache_dir)
+    backend = load_backend(env_type)
+    config = load_config(paths.config_file).backend(env_type)
+    env_id = new_env_id()
+    path = paths.env_path(env_type, env_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    request = BuildRequest(env_id=env_id, path=path, config=config, cache_dir=paths.backend_cache(env_type))
+    try:
+        manifest = build_env(backend, request)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    # Leased to us and kept: a daemon started later never pools or deletes it.
+    write_lease(path, Lease(pid=os.getpid(), create_time=None, taken_at=now_iso(), keep=True))
+    return manifest.pooled_env(path)

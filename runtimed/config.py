@@ -1,0 +1,152 @@
+"""Configuration: TOML structured into attrs classes, strictly.
+
+Pure apart from :func:`load_config`, which reads the file. An unknown key or a
+wrong type is a :class:`ConfigError` naming the key and the file. No file at all
+means the defaults, which work out of the box.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+from attrs import define, field
+
+from runtimed._convert import describe_error, make_converter
+from runtimed.pool import MAX_POOL_SIZE
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "BackendConfig",
+    "SupervisionConfig",
+    "Config",
+    "ConfigError",
+    "parse_duration",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_POOL_SIZE = 2
+DEFAULT_CHANNELS = ("conda-forge",)
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key (and file)."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds from a number of seconds or a string like ``"90s"``, ``"12h"``, ``"2d"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (use seconds or e.g. '90s', '12h', '2d')")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"a duration must be positive, got {value!r}")
+    return seconds
+
+
+def _pool_size(_inst: Any, attribute: attrs.Attribute[int], value: int) -> None:
+    if not 0 <= value <= MAX_POOL_SIZE:
+        raise ValueError(f"{attribute.name} must be between 0 and {MAX_POOL_SIZE} (0 disables), got {value}")
+
+
+def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value}")
+
+
+def _duration(_inst: Any, attribute: attrs.Attribute[Any], value: float | str) -> None:
+    parse_duration(value)
+
+
+@define(frozen=True)
+class BackendConfig:
+    """Settings of one backend's pool (``[backends.NAME]``)."""
+
+    pool_size: int = field(default=DEFAULT_POOL_SIZE, validator=_pool_size)
+    packages: list[str] = field(factory=list)  # added to the backend's base packages
+    python: str | None = None  # uv: interpreter/version for `uv venv`; conda: python version
+    channels: list[str] = field(factory=lambda: list(DEFAULT_CHANNELS))  # conda
+    concurrency: int = field(default=1, validator=_positive)
+    max_age: float | str = field(default="2d", validator=_duration)
+    build_timeout: float = field(default=900.0, validator=_positive)  # seconds per create job
+
+    @property
+    def max_age_s(self) -> float:
+        return parse_duration(self.max_age)
+
+    def spec_fields(self) -> dict[str, Any]:
+        """The fields that decide what an env contains (inputs of the spec hash)."""
+        return {"packages": list(self.packages), "python": self.python, "channels": list(self.channels)}
+
+
+@define(frozen=True)
+class SupervisionConfig:
+    """How workers are supervised (``[supervision]``)."""
+
+    start_grace_s: float = field(default=3.0, validator=_positive)  # must stay up this long
+    restart_base_s: float = field(default=0.5, validator=_positive)
+    restart_cap_s: float = field(default=30.0, validator=_positive)
+    max_restarts: int = field(default=5, validator=_positive)  # ... within restart_window_s
+    restart_window_s: float = field(default=60.0, validator=_positive)
+    failed_cooldown_s: float = field(default=300.0, validator=_positive)
+    memory_limit_mb: int | None = None  # per worker; None = unlimited
+
+
+@define(frozen=True)
+class Config:
+    """The whole daemon configuration."""
+
+    backends: dict[str, BackendConfig] = field(factory=dict)
+    supervision: SupervisionConfig = field(factory=SupervisionConfig)
+
+    def backend(self, name: str) -> BackendConfig:
+        """The config of backend ``name`` (defaults if the file does not mention it)."""
+        return self.backends.get(name) or BackendConfig()
+
+    def with_backend(self, name: str, **changes: Any) -> Config:
+        """A copy with fields of one backend's config replaced (CLI overrides)."""
+        updated = attrs.evolve(self.backend(name), **changes)
+        return attrs.evolve(self, backends={**self.backends, name: updated})
+
+
+_converter = make_converter(forbid_extra_keys=True)
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Structure already-parsed TOML data into a :class:`Config`."""
+    try:
+        return _converter.structure(data, Config)
+    except Exception as exc:
+        raise ConfigError(f"invalid configuration in {source}: {describe_error(exc, path='config')}") from exc
+
+
+def load_config(path: Path) -> Config:
+    """Read ``path``; a missing file means the defaults."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from exc
+    return parse_config(data, str(path))

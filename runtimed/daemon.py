@@ -1,0 +1,87 @@
+"""``runtimed run``: wire the lock, config, plugins, supervisor and server together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+
+from runtimed import __version__
+from runtimed.config import Config
+from runtimed.envdir import now_iso
+from runtimed.paths import Paths
+from runtimed.plugins import discover_plugins
+from runtimed.protocol import PROTOCOL_VERSION
+from runtimed.server import Server
+from runtimed.singleton import DaemonLock, prepare_socket_path
+from runtimed.supervisor import Supervisor
+
+__all__ = ["run_daemon", "setup_logging"]
+
+log = logging.getLogger("runtimed")
+
+
+def setup_logging(paths: Paths, level: str = "INFO", to_stderr: bool = True) -> None:
+    """A rotating log file in the cache dir (and stderr when in the foreground)."""
+    fmt = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+    root = logging.getLogger("runtimed")
+    root.setLevel(level.upper())
+    root.handlers.clear()
+    paths.cache_dir.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.handlers.RotatingFileHandler(paths.log, maxBytes=5 * 1024 * 1024, backupCount=3)
+    file_handler.setFormatter(fmt)
+    root.addHandler(file_handler)
+    if to_stderr:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(fmt)
+        root.addHandler(stream)
+
+
+async def _serve(paths: Paths, config: Config, lock: DaemonLock) -> None:
+    plugins = discover_plugins()
+    log.info("runtimed %s starting (pid %d); backends: %s", __version__, os.getpid(), ", ".join(plugins) or "none")
+    supervisor = Supervisor(paths, config, plugins)
+    stop = asyncio.Event()
+    server = Server(supervisor, paths.socket, on_shutdown=lambda: _set(stop))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    prepare_socket_path(paths.socket)
+    await supervisor.start()
+    await server.start()
+    lock.publish(
+        {
+            "endpoint": str(paths.socket),
+            "pid": os.getpid(),
+            "version": __version__,
+            "protocol_version": PROTOCOL_VERSION,
+            "started_at": supervisor.started_at or now_iso(),
+        }
+    )
+    log.info("listening on %s", paths.socket)
+    await stop.wait()
+    log.info("stopping")
+    await server.close()
+    await supervisor.shutdown()
+
+
+async def _set(event: asyncio.Event) -> None:
+    event.set()
+
+
+def run_daemon(paths: Paths, config: Config) -> None:
+    """Run in the foreground until SIGTERM/SIGINT or a ``shutdown`` request.
+
+    The caller has acquired ``DaemonLock`` semantics through :class:`DaemonLock`;
+    this releases it (removing daemon.json and the socket) on the way out.
+    """
+    lock = DaemonLock(paths)
+    lock.acquire()
+    try:
+        asyncio.run(_serve(paths, config, lock))
+    finally:
+        lock.release()
+        log.info("stopped")

@@ -1,0 +1,149 @@
+"""The Unix-socket server: bytes in, protocol records to the supervisor, bytes out.
+
+Each connection gets its own :class:`~runtimed.protocol.LineDecoder`; a bad line
+gets an ``error`` reply and the connection goes on. Idle connections are closed
+after a timeout, and the number of connections is capped, so no client can make
+the daemon die or grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from runtimed import __version__
+from runtimed.protocol import (
+    PROTOCOL_VERSION,
+    Error,
+    Flush,
+    LineDecoder,
+    Ping,
+    Pong,
+    ProtocolError,
+    Release,
+    Reply,
+    Shutdown,
+    ShuttingDown,
+    Status,
+    Take,
+    encode,
+)
+from runtimed.supervisor import Supervisor
+
+__all__ = ["Server", "peer_pid"]
+
+log = logging.getLogger("runtimed.server")
+
+READ_CHUNK = 65536
+
+
+def peer_pid(sock: socket.socket | None) -> int | None:
+    """The connecting process's pid from SO_PEERCRED (Linux), else None."""
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    pid, _uid, _gid = struct.unpack("3i", creds)
+    return pid or None
+
+
+class Server:
+    """Serves the client protocol for a :class:`Supervisor` on a Unix socket."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        socket_path: Path,
+        on_shutdown: Callable[[], Awaitable[None]],
+        *,
+        idle_timeout: float = 300.0,
+        max_connections: int = 1024,
+    ) -> None:
+        self.supervisor = supervisor
+        self.socket_path = socket_path
+        self.on_shutdown = on_shutdown
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        old_umask = os.umask(0o177)  # the socket is created 0600
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.socket_path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.socket_path, 0o600)
+
+    async def close(self) -> None:
+        """Stop accepting and close every connection."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            if len(self._connections) > self.max_connections:
+                writer.write(encode(Error(code="busy", message="too many connections")))
+                return
+            await self._converse(reader, writer)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("connection handler failed")
+        finally:
+            self._connections.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        pid = peer_pid(writer.get_extra_info("socket"))
+        decoder = LineDecoder()
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(READ_CHUNK), self.idle_timeout)
+            except asyncio.TimeoutError:
+                writer.write(encode(Error(code="idle_timeout", message=f"no request for {self.idle_timeout:.0f}s")))
+                return
+            if not data:
+                return
+            for event in decoder.feed(data):
+                reply = await self._dispatch(event, pid)
+                writer.write(encode(reply))
+                await writer.drain()
+                if isinstance(reply, ShuttingDown):
+                    asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.on_shutdown()))
+
+    async def _dispatch(self, event: object, pid: int | None) -> Reply:
+        if isinstance(event, ProtocolError):
+            return event.as_reply()
+        try:
+            if isinstance(event, Ping):
+                return Pong(protocol_version=PROTOCOL_VERSION, daemon_version=__version__)
+            if isinstance(event, Take):
+                return await self.supervisor.take(event, pid)
+            if isinstance(event, Release):
+                return await self.supervisor.release(event.path)
+            if isinstance(event, Status):
+                return self.supervisor.status()
+            if isinstance(event, Flush):
+                return await self.supervisor.flush(event.env_type)
+            if isinstance(event, Shutdown):
+                return ShuttingDown()
+        except Exception as exc:
+            log.exception("request %r failed", event)
+            return Error(code="internal", message=f"{type(exc).__name__}: {exc}")
+        return Error(code="unknown_type", message=f"cannot handle {type(event).__name__}")

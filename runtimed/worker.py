@@ -1,0 +1,155 @@
+"""A backend's worker process: ``python -m runtimed.worker BACKEND``.
+
+Loads exactly one backend through pluggy, says ``ready``, then runs the jobs the
+supervisor writes to its stdin (concurrently, in threads: builds wait on
+subprocesses) and writes progress and results to stdout. It holds no pool state:
+killing it loses only the jobs in flight. Exits when stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
+from runtimed.build import build_env
+from runtimed.config import BackendConfig
+from runtimed.jobs import (
+    JOB_TYPES,
+    OP_CREATE,
+    OP_SPEC_HASH,
+    OP_VALIDATE,
+    PIPE_MAX_LINE,
+    Done,
+    Failed,
+    Job,
+    Progress,
+    Ready,
+)
+from runtimed.plugins import PluginLoadError, load_backend
+from runtimed.protocol import LineDecoder, ProtocolError, encode, structure, unstructure
+
+__all__ = ["main", "WorkerLoop"]
+
+log = logging.getLogger("runtimed.worker")
+
+EXIT_LOAD_FAILED = 3
+
+
+class WorkerLoop:
+    """Reads jobs from ``stdin``, runs them on ``backend``, writes replies to ``stdout``."""
+
+    def __init__(self, backend: Backend, cache_dir: Path, stdin: BinaryIO, stdout: BinaryIO, concurrency: int):
+        self.backend = backend
+        self.cache_dir = cache_dir
+        self.stdin = stdin
+        self.stdout = stdout
+        self._write_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="job")
+
+    def send(self, message: Any) -> None:
+        data = encode(message)
+        with self._write_lock:
+            self.stdout.write(data)
+            self.stdout.flush()
+
+    def run(self) -> None:
+        decoder = LineDecoder(types=JOB_TYPES, max_line=PIPE_MAX_LINE)
+        while True:
+            data = self.stdin.read1(65536) if hasattr(self.stdin, "read1") else self.stdin.read(65536)
+            if not data:
+                break
+            for event in decoder.feed(data):
+                if isinstance(event, ProtocolError):
+                    log.error("bad line from supervisor: %s", event.message)
+                    continue
+                self._pool.submit(self._run_job, event)
+        # stdin closed: the supervisor is stopping us. Let running jobs finish quickly.
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run_job(self, job: Job) -> None:
+        try:
+            result = self._dispatch(job)
+        except BackendError as exc:
+            self.send(Failed(id=job.id, kind=exc.kind, message=exc.message, package=exc.package))
+        except Exception as exc:  # never let a job kill the worker silently
+            log.exception("job %s (%s) raised", job.id, job.op)
+            self.send(Failed(id=job.id, kind=ErrorKind.SETUP_FAILED, message=f"{type(exc).__name__}: {exc}"))
+        else:
+            self.send(Done(id=job.id, result=result))
+
+    def _dispatch(self, job: Job) -> dict[str, Any]:
+        args = job.args
+        if job.op == OP_SPEC_HASH:
+            config = structure(args["config"], BackendConfig)
+            return {"spec_hash": self.backend.spec_hash(config)}
+        if job.op == OP_CREATE:
+            request = BuildRequest(
+                env_id=args["env_id"],
+                path=Path(args["path"]),
+                config=structure(args["config"], BackendConfig),
+                cache_dir=self.cache_dir,
+                progress=lambda message: self.send(Progress(id=job.id, message=message)),
+            )
+            log.info("creating %s", request.path)
+            manifest = build_env(self.backend, request)
+            return {"manifest": unstructure(manifest)}
+        if job.op == OP_VALIDATE:
+            self.backend.validate(Path(args["path"]))
+            return {}
+        raise BackendError(ErrorKind.SETUP_FAILED, f"unknown job op {job.op!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtimed.worker",
+        description="Run one runtimed backend's jobs over stdin/stdout (started by the supervisor).",
+    )
+    parser.add_argument("backend", help="backend (entry-point) name")
+    parser.add_argument("--cache-dir", type=Path, help="the backend's cache directory (required to run jobs)")
+    parser.add_argument("--concurrency", type=int, default=1, help="jobs run at once")
+    parser.add_argument(
+        "--describe", action="store_true", help="print the backend's 'ready' line (or fail) and exit"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s"
+    )
+    stdout = sys.stdout.buffer
+    # Keep stray prints (from plugins or libraries) off the protocol pipe.
+    sys.stdout = sys.stderr
+    try:
+        backend = load_backend(args.backend)
+        availability = backend.availability()
+    except (PluginLoadError, Exception) as exc:
+        log.error("cannot load backend %s: %s", args.backend, exc)
+        return EXIT_LOAD_FAILED
+    ready = Ready(
+        backend=backend.name,
+        version=backend.version,
+        available=availability.ok,
+        reason=availability.reason,
+        detail=availability.detail,
+    )
+    if args.describe:
+        stdout.write(encode(ready))
+        stdout.flush()
+        return 0
+    if args.cache_dir is None:
+        parser.error("--cache-dir is required to run jobs")
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    loop = WorkerLoop(backend, args.cache_dir, sys.stdin.buffer, stdout, args.concurrency)
+    loop.send(ready)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""The supervisor's side of one worker process: spawn, talk, watch, restart, kill.
+
+A :class:`WorkerHandle` keeps its worker running (``run()``): it starts
+``python -m runtimed.worker NAME``, restarts it with exponential backoff when it
+dies, marks it ``failed`` after too many restarts in a window (and retries after a
+cool-down), kills its whole process tree on a job timeout or memory overrun, and
+reports pid / RSS / CPU / children through psutil.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from runtimed.backend import BackendError, ErrorKind
+from runtimed.config import SupervisionConfig
+from runtimed.jobs import PIPE_MAX_LINE, WORKER_TYPES, Done, Failed, Job, Progress, Ready
+from runtimed.pool import Backoff
+from runtimed.protocol import LineDecoder, ProtocolError, WorkerStatus, encode
+
+__all__ = ["WorkerHandle", "kill_process_tree", "describe_exit"]
+
+log = logging.getLogger("runtimed.workers")
+
+READY_TIMEOUT_S = 60.0
+STDERR_LINES_KEPT = 20
+
+
+def kill_process_tree(pid: int, sig: int = signal.SIGKILL) -> int:
+    """Send ``sig`` to ``pid`` and all its descendants; returns how many got it."""
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return 0
+    count = 0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(sig)
+            count += 1
+    return count
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+class WorkerHandle:
+    """One backend's worker process, kept alive by :meth:`run`."""
+
+    def __init__(
+        self,
+        name: str,
+        cache_dir: Path,
+        concurrency: int,
+        supervision: SupervisionConfig,
+        on_ready: Callable[[Ready], Awaitable[None]],
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.cache_dir = cache_dir
+        self.concurrency = concurrency
+        self.supervision = supervision
+        self.on_ready = on_ready
+        self.env = env
+        self.state = "starting"
+        self.restarts = 0
+        self.last_exit: str | None = None
+        self.ready: Ready | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._psutil: psutil.Process | None = None
+        self._started_at: float | None = None
+        self._jobs: dict[str, tuple[asyncio.Future[dict[str, Any]], Callable[[str], None] | None]] = {}
+        self._ids = itertools.count(1)
+        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
+        self._up = asyncio.Event()
+        self._stopping = False
+        self._restart_times: collections.deque[float] = collections.deque()
+        self._ready_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Start the worker and restart it whenever it dies, until :meth:`stop`."""
+        backoff = Backoff(base=self.supervision.restart_base_s, cap=self.supervision.restart_cap_s)
+        quick_deaths = 0
+        while not self._stopping:
+            started = time.monotonic()
+            returncode = await self._run_once()
+            if self._stopping:
+                break
+            lived = time.monotonic() - started
+            quick_deaths = quick_deaths + 1 if lived < self.supervision.start_grace_s else 0
+            now = time.monotonic()
+            self._restart_times.append(now)
+            while self._restart_times and now - self._restart_times[0] > self.supervision.restart_window_s:
+                self._restart_times.popleft()
+            stderr = " | ".join(list(self._stderr)[-5:])
+            self.last_exit = describe_exit(returncode) + (f"; stderr: {stderr}" if stderr else "")
+            if len(self._restart_times) > self.supervision.max_restarts:
+                self.state = "failed"
+                log.error(
+                    "worker %s failed %d times in %.0fs (%s); retrying in %.0fs",
+                    self.name, len(self._restart_times), self.supervision.restart_window_s,
+                    self.last_exit, self.supervision.failed_cooldown_s,
+                )  # fmt: skip
+                delay = self.supervision.failed_cooldown_s
+                self._restart_times.clear()
+                quick_deaths = 0
+            else:
+                self.state = "restarting"
+                delay = backoff.delay(max(1, quick_deaths))
+                log.warning("worker %s died (%s); restarting in %.1fs", self.name, self.last_exit, delay)
+            await self._sleep_unless_stopping(delay)
+            self.restarts += 1
+        self.state = "stopped"
+
+    async def _sleep_unless_stopping(self, delay: float) -> None:
+        end = time.monotonic() + delay
+        while not self._stopping and time.monotonic() < end:
+            await asyncio.sleep(min(0.2, end - time.monotonic()))
+
+    async def _run_once(self) -> int | None:
+        self.state = "starting"
+        self._stderr.clear()
+        env = dict(self.env if self.env is not None else os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        self._proc = proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "runtimed.worker", self.name,
+            "--cache-dir", str(self.cache_dir), "--concurrency", str(self.concurrency),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=env, start_new_session=True,
+        )  # fmt: skip
+        self._started_at = time.monotonic()
+        try:
+            self._psutil = psutil.Process(proc.pid)
+            self._psutil.cpu_percent(None)  # prime the CPU counter
+        except psutil.Error:
+            self._psutil = None
+        log.info("worker %s started (pid %d)", self.name, proc.pid)
+        readers = [
+            asyncio.create_task(self._read_stdout(proc)),
+            asyncio.create_task(self._read_stderr(proc)),
+            asyncio.create_task(self._watch_memory(proc)),
+            asyncio.create_task(self._ready_deadline(proc)),
+        ]
+        try:
+            returncode = await proc.wait()
+        finally:
+            # Whatever it left behind (uv, solvers) goes with it.
+            kill_process_tree(proc.pid)
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            self._up.clear()
+            self.ready = None
+            self._psutil = None
+            self._started_at = None
+            self._fail_all_jobs(describe_exit(proc.returncode))
+        return returncode
+
+    async def _ready_deadline(self, proc: asyncio.subprocess.Process) -> None:
+        await asyncio.sleep(READY_TIMEOUT_S)
+        if not self._up.is_set():
+            log.error("worker %s did not become ready in %.0fs; killing it", self.name, READY_TIMEOUT_S)
+            kill_process_tree(proc.pid)
+
+    async def _watch_memory(self, proc: asyncio.subprocess.Process) -> None:
+        limit_mb = self.supervision.memory_limit_mb
+        if not limit_mb:
+            return
+        while True:
+            await asyncio.sleep(1.0)
+            rss = self._tree_rss()
+            if rss is not None and rss > limit_mb * 1024 * 1024:
+                log.error("worker %s uses %d MiB > limit %d MiB; killing it", self.name, rss >> 20, limit_mb)
+                self._stderr.append(f"memory limit exceeded ({rss >> 20} MiB > {limit_mb} MiB)")
+                kill_process_tree(proc.pid)
+                return
+
+    def _tree_rss(self) -> int | None:
+        if self._psutil is None:
+            return None
+        try:
+            procs = [self._psutil, *self._psutil.children(recursive=True)]
+        except psutil.Error:
+            return None
+        total = 0
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop for good: close stdin (the worker exits), then kill the tree if it lingers."""
+        self._stopping = True
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        if proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+        # In-flight builds would hold us up: kill their tools (uv, solvers) so the worker
+        # can exit; the caller deletes the partial envs.
+        for child in _children(proc.pid):
+            kill_process_tree(child.pid)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            kill_process_tree(proc.pid)
+            await proc.wait()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the worker's whole process tree (it is then restarted by :meth:`run`)."""
+        if self._proc is not None and self._proc.returncode is None:
+            kill_process_tree(self._proc.pid, sig)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    # ------------------------------------------------------------ pipes
+
+    async def _read_stdout(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        decoder = LineDecoder(types=WORKER_TYPES, max_line=PIPE_MAX_LINE)
+        while data := await proc.stdout.read(65536):
+            for event in decoder.feed(data):
+                await self._handle(event)
+
+    async def _handle(self, event: Any) -> None:
+        if isinstance(event, ProtocolError):
+            log.error("worker %s sent a bad line: %s", self.name, event.message)
+        elif isinstance(event, Ready):
+            self.ready = event
+            self.state = "running"
+            self._up.set()
+            log.info("worker %s ready (version %s, available=%s)", self.name, event.version, event.available)
+            # A task, not an await: on_ready submits jobs whose replies this reader delivers.
+            self._ready_task = asyncio.create_task(self.on_ready(event))
+        elif isinstance(event, Progress):
+            entry = self._jobs.get(event.id)
+            if entry and entry[1]:
+                entry[1](event.message)
+        elif isinstance(event, (Done, Failed)):
+            entry = self._jobs.pop(event.id, None)
+            if entry is None or entry[0].done():
+                return
+            if isinstance(event, Done):
+                entry[0].set_result(event.result)
+            else:
+                entry[0].set_exception(BackendError(event.kind, event.message, event.package))
+
+    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        wlog = logging.getLogger(f"runtimed.worker.{self.name}")
+        while line := await proc.stderr.readline():
+            text = line.decode(errors="replace").rstrip()
+            if text:
+                self._stderr.append(text[-500:])
+                wlog.info("%s", text)
+
+    def _fail_all_jobs(self, reason: str) -> None:
+        jobs, self._jobs = self._jobs, {}
+        for future, _progress in jobs.values():
+            if not future.done():
+                stderr = " | ".join(list(self._stderr)[-3:])
+                future.set_exception(
+                    BackendError(ErrorKind.CRASHED, f"worker {self.name} died ({reason})" + (f": {stderr}" if stderr else ""))
+                )
+
+    # ------------------------------------------------------------ jobs
+
+    async def wait_ready(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self._up.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def submit(
+        self,
+        op: str,
+        args: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Run a job on the worker; raises :class:`BackendError` (``timeout``, ``crashed``, ...)."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None or proc.stdin is None or not self._up.is_set():
+            raise BackendError(ErrorKind.CRASHED, f"worker {self.name} is not running ({self.state})")
+        job = Job(id=f"{self.name}-{next(self._ids)}", op=op, args=args)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._jobs[job.id] = (future, progress)
+        try:
+            proc.stdin.write(encode(job))
+            await proc.stdin.drain()
+        except (ConnectionError, RuntimeError) as exc:
+            self._jobs.pop(job.id, None)
+            raise BackendError(ErrorKind.CRASHED, f"worker {self.name} is gone: {exc}") from exc
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            self._jobs.pop(job.id, None)
+            log.error("job %s (%s) timed out after %.0fs; killing worker %s's process tree", job.id, op, timeout, self.name)
+            self._stderr.append(f"job {op} timed out after {timeout:.0f}s")
+            self.kill()
+            raise BackendError(ErrorKind.TIMEOUT, f"{op} timed out after {timeout:.0f}s") from None
+
+    # ------------------------------------------------------------ status
+
+    def status(self) -> WorkerStatus:
+        rss = cpu = None
+        children = 0
+        if self._psutil is not None:
+            try:
+                with self._psutil.oneshot():
+                    rss = self._psutil.memory_info().rss
+                    cpu = self._psutil.cpu_percent(None)
+                children = len(self._psutil.children(recursive=True))
+            except psutil.Error:
+                pass
+        return WorkerStatus(
+            state=self.state,
+            pid=self.pid,
+            rss_bytes=rss,
+            cpu_percent=cpu,
+            children=children,
+            restarts=self.restarts,
+            uptime_s=round(time.monotonic() - self._started_at, 1) if self._started_at else None,
+            last_exit=self.last_exit,
+        )
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=False)
+    except psutil.Error:
+        return []
