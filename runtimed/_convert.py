@@ -7,10 +7,11 @@ the field instead.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import cattrs
 from cattrs.errors import ClassValidationError
+from cattrs.v import format_exception
 
 __all__ = ["make_converter", "describe_error"]
 
@@ -38,13 +39,40 @@ def make_converter(*, forbid_extra_keys: bool) -> cattrs.Converter:
     converter.register_structure_hook(bool, _strict(bool))
     converter.register_structure_hook(int, _strict(int, exclude=(bool,)))
     converter.register_structure_hook(float, _float)
+    # A string is iterable: without this, "numpy" would become ["n", "u", ...].
+    converter.register_structure_hook_factory(_is_list, _strict_list(converter))
     # Durations: seconds or a string such as "2d" (validated by the attrs class).
     converter.register_structure_hook(float | str, lambda v, _t: v if isinstance(v, str) else _float(v, float))
     return converter
 
 
+def _format(exc: BaseException, type_: Any) -> str:
+    # Our hooks and attrs validators write messages that name the problem; keep them.
+    if isinstance(exc, (TypeError, ValueError)) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
 def describe_error(exc: Exception, path: str = "$") -> str:
     """A one-line description of a structuring error, naming the offending keys."""
     if isinstance(exc, (ClassValidationError, cattrs.BaseValidationError)):
-        return "; ".join(cattrs.transform_error(exc, path=path))
+        return "; ".join(cattrs.transform_error(exc, path=path, format_exception=_format))
     return f"{exc} @ {path}"
+
+
+def _is_list(type_: Any) -> bool:
+    return get_origin(type_) is list
+
+
+def _strict_list(converter: cattrs.Converter) -> Any:
+    def factory(type_: Any) -> Any:
+        (item,) = get_args(type_) or (Any,)
+
+        def hook(value: Any, _type: Any) -> list[Any]:
+            if not isinstance(value, list):
+                raise TypeError(f"expected a list, got {type(value).__name__} {value!r}")
+            return [converter.structure(v, item) for v in value]
+
+        return hook
+
+    return factory

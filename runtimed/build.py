@@ -26,9 +26,7 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
             raise BackendError(ErrorKind.TOOL_MISSING, availability.reason or f"{backend.name} is not available")
         request.progress("creating")
         backend.create(request)
-        backend.warm(request)
-        request.progress("validating")
-        backend.validate(request.path)
+        backend.warm(request)  # its warm-up import is the validation of a fresh env
         manifest = Manifest(
             env_type=backend.name,
             id=request.env_id,

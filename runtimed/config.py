@@ -72,7 +72,10 @@ def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None
 
 
 def _duration(_inst: Any, attribute: attrs.Attribute[Any], value: float | str) -> None:
-    parse_duration(value)
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{attribute.name}: {exc}") from None
 
 
 @define(frozen=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import configparser
+import contextlib
 import email.parser
 import functools
 import hashlib
@@ -42,14 +43,14 @@ import os
 import platform
 import re
 import shutil
-import stat
+import socket
 import subprocess
 import sys
 import sysconfig
 import threading
 import time
 import zipfile
-from collections.abc import Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,22 +58,11 @@ from typing import Any, TypeVar
 
 import filelock
 
-try:  # `packaging` is nearly always importable; pip vendors a copy otherwise.
-    from packaging.markers import default_environment
-    from packaging.requirements import Requirement
-    from packaging.specifiers import Specifier, SpecifierSet
-    from packaging.version import InvalidVersion, Version
-except ImportError:  # pragma: no cover
-    from pip._vendor.packaging.markers import default_environment  # type: ignore[no-redef]
-    from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
-    from pip._vendor.packaging.specifiers import (  # type: ignore[no-redef]
-        Specifier,
-        SpecifierSet,
-    )
-    from pip._vendor.packaging.version import (  # type: ignore[no-redef]
-        InvalidVersion,
-        Version,
-    )
+# `packaging` is always importable where pytest is (pytest depends on it).
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.specifiers import Specifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 __all__ = ["ChannelServer", "build_channel", "test_cache_root"]
 
@@ -120,8 +110,7 @@ _PYTHON_EXCLUDE_DIRS = frozenset(
     }
 )
 _PYTHON_EXCLUDE_FILE_RE = re.compile(
-    r"(^|/)__pycache__(/|$)"
-    r"|\.py[co]$"
+    r"\.py[co]$"
     r"|/lib-dynload/_tkinter\."
     r"|/config-[^/]+/(libpython[^/]*\.a|python\.o)$"
 )
@@ -183,22 +172,26 @@ def build_channel() -> Path:
 class ChannelServer:
     """Serve a directory over HTTP on ``127.0.0.1`` (free port, background thread).
 
-    >>> with ChannelServer(build_channel()) as server:
-    ...     server.url  # "http://127.0.0.1:PORT", no trailing slash
+    Usage::
+
+        with ChannelServer(build_channel()) as server:
+            server.url  # "http://127.0.0.1:PORT", no trailing slash
+
+    ``stop()`` also closes kept-alive connections, so after it returns nothing
+    is served any more (useful to simulate a channel going away).
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.url = ""
-        self._server: http.server.ThreadingHTTPServer | None = None
+        self._server: _TrackingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> ChannelServer:
         if self._server is not None:
             return self
         handler = functools.partial(_QuietHandler, directory=str(self.directory))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
+        server = _TrackingHTTPServer(("127.0.0.1", 0), handler)
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
         self._thread = threading.Thread(
@@ -214,7 +207,8 @@ class ChannelServer:
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is not None:
-            server.shutdown()
+            server.shutdown()  # stop accepting
+            server.close_connections()  # end kept-alive connections
             server.server_close()
         if thread is not None:
             thread.join(timeout=5)
@@ -226,6 +220,35 @@ class ChannelServer:
         self.stop()
 
 
+class _TrackingHTTPServer(http.server.ThreadingHTTPServer):
+    """ThreadingHTTPServer that can close its open (keep-alive) connections."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        with self._connections_lock:
+            self._connections.add(conn)
+        return conn, addr
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections, self._connections = self._connections, set()
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     """Static file handler that logs through ``logging`` instead of stderr.
 
@@ -234,8 +257,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     """
 
     protocol_version = "HTTP/1.1"
+    timeout = 60  # idle keep-alive connections end eventually
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("ChannelServer: " + format, *args)
 
 
@@ -351,9 +375,7 @@ def _download_wheels(dest: Path) -> Path:
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"pip download failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}"
-        )
+        raise RuntimeError(f"pip download failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
     return dest
 
 
@@ -384,7 +406,7 @@ def _write_info(
     constrains: Iterable[str] = (),
     noarch: str | None = None,
     timestamp: int,
-    license: str = "",  # noqa: A002
+    license: str = "",
     summary: str = "",
     text_placeholders: Mapping[str, str] | None = None,
     link_json: dict[str, Any] | None = None,
@@ -444,24 +466,27 @@ def _write_info(
     (info / "files").write_text("".join(f"{p}\n" for p in payload))
     if link_json is not None:
         _write_json(info / "link.json", link_json)
-    pkg.files = payload + sorted(
-        str(p.relative_to(pkg.stage)) for p in _walk_files(info)
-    )
+    pkg.files = payload + sorted(str(p.relative_to(pkg.stage)) for p in _walk_files(info))
 
 
 def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def _walk_files(top: Path) -> Iterator[Path]:
-    """Files and symlinks (to anything) under ``top``; never follows links."""
+def _walk_files(top: Path, prune: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """Files and symlinks (to anything) under ``top``; never follows links.
+
+    Directories for which ``prune(path)`` is true are not descended into.
+    """
     for dirpath, dirnames, filenames in os.walk(top):
         base = Path(dirpath)
         for name in filenames:
             yield base / name
-        for name in dirnames:  # symlinks to directories are entries too
-            if (base / name).is_symlink():
+        for name in list(dirnames):
+            if (base / name).is_symlink():  # symlinks to directories are entries too
                 yield base / name
+            elif prune is not None and prune(base / name):
+                dirnames.remove(name)
 
 
 def _sha256(path: Path) -> str:
@@ -488,9 +513,7 @@ def _make_test_packages(stage_root: Path, timestamp: int) -> list[_Package]:
     hello = _Package("rt-hello", "1.0.0", "0", NOARCH, stage_root / "rt-hello")
     _write_file(hello.stage / "share/rt-hello/hello.txt", "hello from rt-hello\n")
     _write_file(hello.stage / "share/rt-hello/prefix.txt", f"prefix={PLACEHOLDER}\n")
-    _write_file(
-        hello.stage / "bin/rt-hello", "#!/bin/sh\necho hello from rt-hello\n", 0o755
-    )
+    _write_file(hello.stage / "bin/rt-hello", "#!/bin/sh\necho hello from rt-hello\n", 0o755)
     _write_info(
         hello,
         timestamp=timestamp,
@@ -499,9 +522,7 @@ def _make_test_packages(stage_root: Path, timestamp: int) -> list[_Package]:
         text_placeholders={"share/rt-hello/prefix.txt": PLACEHOLDER},
     )
 
-    missing = _Package(
-        "rt-needs-missing", "1.0.0", "0", NOARCH, stage_root / "rt-needs-missing"
-    )
+    missing = _Package("rt-needs-missing", "1.0.0", "0", NOARCH, stage_root / "rt-needs-missing")
     _write_file(missing.stage / "share/rt-needs-missing/README", "unsatisfiable\n")
     _write_info(
         missing,
@@ -515,9 +536,7 @@ def _make_test_packages(stage_root: Path, timestamp: int) -> list[_Package]:
 
 def _make_python_abi_package(stage_root: Path, timestamp: int) -> _Package:
     """``python_abi X.Y <N>_cpXY`` as on conda-forge (empty, constrains python)."""
-    pkg = _Package(
-        "python_abi", PY_VER, f"2_cp{PY_NODOT}", LINUX_SUBDIR, stage_root / "python_abi"
-    )
+    pkg = _Package("python_abi", PY_VER, f"2_cp{PY_NODOT}", LINUX_SUBDIR, stage_root / "python_abi")
     pkg.stage.mkdir(parents=True)
     _write_info(
         pkg,
@@ -535,9 +554,7 @@ def _make_python_abi_package(stage_root: Path, timestamp: int) -> _Package:
 def _make_python_package(stage_root: Path, timestamp: int) -> _Package:
     """Repackage ``sys.base_prefix`` as a relocatable ``python`` conda package."""
     src = Path(sys.base_prefix)
-    pkg = _Package(
-        "python", PY_FULL_VERSION, "0_rt_cpython", LINUX_SUBDIR, stage_root / "python"
-    )
+    pkg = _Package("python", PY_FULL_VERSION, "0_rt_cpython", LINUX_SUBDIR, stage_root / "python")
     dst = pkg.stage
     dst.mkdir(parents=True)
 
@@ -552,16 +569,15 @@ def _make_python_package(stage_root: Path, timestamp: int) -> _Package:
     for entry in sorted((src / "bin").iterdir()):
         if _PYTHON_BIN_RE.match(entry.name):
             copy(f"bin/{entry.name}")
+
+    def pruned(path: Path) -> bool:
+        return path.name == "__pycache__" or str(path.relative_to(src)) in _PYTHON_EXCLUDE_DIRS
+
     for top in ("lib", "include"):
-        for path in _walk_files(src / top):
+        for path in _walk_files(src / top, pruned):
             rel = str(path.relative_to(src))
-            if rel.startswith(f"{_STDLIB}/") and any(
-                rel == d or rel.startswith(d + "/") for d in _PYTHON_EXCLUDE_DIRS
-            ):
-                continue
-            if _PYTHON_EXCLUDE_FILE_RE.search(rel):
-                continue
-            copy(rel)
+            if not _PYTHON_EXCLUDE_FILE_RE.search(rel):
+                copy(rel)
     _write_file(
         dst / SITE_PACKAGES / "README.txt",
         "This directory exists so that 3rd party packages can be installed here.\n",
@@ -716,12 +732,8 @@ def _read_wheel(path: Path) -> _Wheel:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         dist_info = next(n.split("/")[0] for n in names if ".dist-info/" in n)
-        meta = email.parser.BytesHeaderParser().parsebytes(
-            zf.read(f"{dist_info}/METADATA")
-        )
-        wheel_meta = email.parser.BytesHeaderParser().parsebytes(
-            zf.read(f"{dist_info}/WHEEL")
-        )
+        meta = email.parser.BytesHeaderParser().parsebytes(zf.read(f"{dist_info}/METADATA"))
+        wheel_meta = email.parser.BytesHeaderParser().parsebytes(zf.read(f"{dist_info}/WHEEL"))
         entry_points: list[str] = []
         if f"{dist_info}/entry_points.txt" in names:
             parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
@@ -729,9 +741,7 @@ def _read_wheel(path: Path) -> _Wheel:
             parser.read_string(zf.read(f"{dist_info}/entry_points.txt").decode())
             for section in ("console_scripts", "gui_scripts"):
                 if parser.has_section(section):
-                    entry_points += [
-                        f"{k.strip()} = {v.strip()}" for k, v in parser.items(section)
-                    ]
+                    entry_points += [f"{k.strip()} = {v.strip()}" for k, v in parser.items(section)]
     tags = {t.strip() for t in wheel_meta.get_all("Tag") or []}
     pure = (wheel_meta.get("Root-Is-Purelib", "").strip().lower() == "true") and all(
         t.endswith("-none-any") for t in tags
@@ -776,9 +786,7 @@ def _wheel_depends(wheel: _Wheel, wheels: Mapping[str, _Wheel]) -> list[str]:
                 continue
             seen.add((name, extra))
             for sub in wheels[name].requires:
-                if sub.marker is not None and _marker_ok(sub, extra) and not _marker_ok(
-                    sub, ""
-                ):
+                if sub.marker is not None and _marker_ok(sub, extra) and not _marker_ok(sub, ""):
                     add(sub, seen)
 
     for req in wheel.requires:
@@ -788,19 +796,12 @@ def _wheel_depends(wheel: _Wheel, wheels: Mapping[str, _Wheel]) -> list[str]:
     return [f"{n} {','.join(s)}".strip() for n, s in sorted(specs.items())]
 
 
-def _convert_wheels(
-    paths: list[Path], stage_root: Path, timestamp: int
-) -> list[_Package]:
+def _convert_wheels(paths: list[Path], stage_root: Path, timestamp: int) -> list[_Package]:
     wheels = {w.name: w for w in map(_read_wheel, paths)}
-    return [
-        _convert_wheel(w, _wheel_depends(w, wheels), stage_root, timestamp)
-        for w in wheels.values()
-    ]
+    return [_convert_wheel(w, _wheel_depends(w, wheels), stage_root, timestamp) for w in wheels.values()]
 
 
-def _convert_wheel(
-    wheel: _Wheel, depends: list[str], stage_root: Path, timestamp: int
-) -> _Package:
+def _convert_wheel(wheel: _Wheel, depends: list[str], stage_root: Path, timestamp: int) -> _Package:
     """Unpack one wheel into a conda package layout.
 
     noarch python: ``site-packages/...``, scripts in ``python-scripts/``, entry
@@ -834,9 +835,7 @@ def _convert_wheel(
                 placeholders[rel] = PLACEHOLDER
                 mode |= 0o755
             _write_file(pkg.stage / rel, data, mode)
-    dist_info = next(
-        p for p in (pkg.stage / site).iterdir() if p.name.endswith(".dist-info")
-    )
+    dist_info = next(p for p in (pkg.stage / site).iterdir() if p.name.endswith(".dist-info"))
     _write_file(dist_info / "INSTALLER", "conda\n")
 
     link_json = None
@@ -933,10 +932,7 @@ def _pack_all(packages: list[_Package], channel: Path) -> None:
         loads[i] += pkg.size
 
     def run(batch: list[_Package]) -> None:
-        jobs = [
-            [str(p.stage), p.files, str(channel / p.subdir / p.filename), COMPRESSION_LEVEL]
-            for p in batch
-        ]
+        jobs = [[str(p.stage), p.files, str(channel / p.subdir / p.filename), COMPRESSION_LEVEL] for p in batch]
         proc = subprocess.run(
             [sys.executable, "-c", _PACK_SCRIPT],
             input=json.dumps(jobs),

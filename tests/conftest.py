@@ -1,0 +1,73 @@
+"""Shared fixtures: a warm uv cache for the session, and real daemons in temp dirs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import conda_channel
+from tests.support.daemon import DaemonProcess
+
+# Tests must never reach the user's real daemon, config or cache.
+for _var in ("RUNTIMED_CACHE_DIR", "RUNTIMED_CONFIG", "RUNTIMED_SOCKET"):
+    os.environ.pop(_var, None)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_runtimed(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every test's default runtimed paths at a temp dir."""
+    base = tmp_path_factory.mktemp("runtimed-home")
+    monkeypatch.setenv("RUNTIMED_CACHE_DIR", str(base / "cache"))
+    monkeypatch.setenv("RUNTIMED_CONFIG", str(base / "config.toml"))
+
+
+@pytest.fixture(scope="session")
+def uv_cache() -> Path:
+    """A uv cache shared by the whole session (and kept between runs), warmed once.
+
+    Envs then build with ``uv pip install --offline`` in about a second.
+    """
+    from runtimed_uv.backend import find_uv
+
+    cache = conda_channel.test_cache_root() / "uv-cache"
+    scratch = conda_channel.test_cache_root() / "uv-warm-venv"
+    uv = find_uv()
+    assert uv, "uv is a test dependency"
+    env = {**os.environ, "UV_CACHE_DIR": str(cache)}
+    subprocess.run([uv, "venv", "--quiet", "--clear", str(scratch)], env=env, check=True)
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(scratch / "bin" / "python"), "ipykernel", "ipywidgets"],
+        env=env,
+        check=True,
+    )
+    return cache
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path, uv_cache: Path) -> Iterator[type[DaemonProcess]]:
+    """Build ``DaemonProcess`` objects (started by the test); all are stopped at the end
+    and must leave no process behind."""
+    started: list[DaemonProcess] = []
+    counter = iter(range(1000))
+
+    class Factory(DaemonProcess):
+        def __init__(self, base: Path | None = None, **kwargs: object) -> None:
+            env = dict(kwargs.pop("env", None) or {})  # type: ignore[call-overload]
+            env.setdefault("UV_CACHE_DIR", str(uv_cache))
+            base = base or tmp_path / f"d{next(counter)}"
+            base.mkdir(parents=True, exist_ok=True)
+            super().__init__(base, env=env, **kwargs)  # type: ignore[arg-type]
+            started.append(self)
+
+    yield Factory
+    leftovers = []
+    for daemon in started:
+        daemon.stop()
+        leftovers += daemon.leftover_processes()
+    for proc in leftovers:
+        proc.kill()
+    assert not leftovers, f"processes left behind: {leftovers}"

@@ -1,0 +1,194 @@
+"""Run a real ``runtimed run`` subprocess in a temp dir, and clean up after it.
+
+Every daemon a test starts gets its own cache dir, config file and socket, and the
+shared warm uv cache of the test session (so envs build offline in ~1 s). At the
+end the whole process tree is killed and checked to be gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+from runtimed.client import Client, DaemonNotRunning
+from runtimed.protocol import StatusReply
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (DaemonNotRunning, ConnectionError) as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def runtimed_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "runtimed.cli", *args]
+
+
+class DaemonProcess:
+    """A ``runtimed run`` subprocess with its own cache dir."""
+
+    def __init__(
+        self,
+        base: Path,
+        *,
+        config: str = "",
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.base = base
+        self.cache_dir = base / "cache"
+        self.config_file = base / "config.toml"
+        self.config_file.write_text(config)
+        self.env = {
+            **os.environ,
+            "RUNTIMED_CACHE_DIR": str(self.cache_dir),
+            "RUNTIMED_CONFIG": str(self.config_file),
+            **(env or {}),
+        }
+        self.env.pop("RUNTIMED_SOCKET", None)
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = base / "daemon.out"
+        self._seen_pids: set[int] = set()
+
+    @property
+    def socket(self) -> Path:
+        from runtimed.paths import Paths
+
+        return Paths.resolve(cache_dir=self.cache_dir, config_file=self.config_file).socket
+
+    def start(self, wait: bool = True) -> DaemonProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen(
+            runtimed_cmd("run", *self.args), env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.base
+        )
+        log.close()
+        if wait:
+            wait_for(self._ready, timeout=30, what="daemon to listen")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.output()}")
+        if not (self.cache_dir / "daemon.json").exists():
+            return False
+        with Client(self.socket) as c:
+            c.ping()
+        return True
+
+    def client(self) -> Client:
+        return Client(self.socket)
+
+    def status(self) -> StatusReply:
+        with self.client() as c:
+            reply = c.status()
+        self._remember_pids(reply)
+        return reply
+
+    def _remember_pids(self, reply: StatusReply) -> None:
+        for pool in reply.pools.values():
+            if pool.worker and pool.worker.pid:
+                self._seen_pids.add(pool.worker.pid)
+
+    def wait_pool(self, backend: str, available: int, timeout: float = 120.0) -> StatusReply:
+        def check() -> StatusReply | None:
+            status = self.status()
+            pool = status.pools.get(backend)
+            return status if pool and pool.available >= available else None
+
+        return wait_for(check, timeout=timeout, what=f"{backend} pool to reach {available} available")
+
+    def run_cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            runtimed_cmd(*args), env=self.env, capture_output=True, text=True, timeout=timeout, cwd=self.base
+        )
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-8000:]
+        except OSError:
+            return ""
+
+    def daemon_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.cache_dir / "daemon.json").read_text())
+        return data
+
+    def process_tree(self) -> list[psutil.Process]:
+        if self.proc is None:
+            return []
+        try:
+            root = psutil.Process(self.proc.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM and wait; SIGKILL the tree if it does not go. Returns the exit code."""
+        if self.proc is None:
+            return None
+        tree = self.process_tree()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                for p in tree:
+                    with contextlib.suppress(psutil.Error):
+                        p.kill()
+                self.proc.wait(5)
+        for p in tree:
+            with contextlib.suppress(psutil.Error):
+                p.wait(5)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor alone (its workers notice their stdin closing)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def leftover_processes(self) -> list[psutil.Process]:
+        """Processes started from this daemon's cache dir that are still alive."""
+        marker = str(self.cache_dir)
+        alive = []
+        for p in psutil.process_iter(["cmdline", "environ"]):
+            with contextlib.suppress(psutil.Error):
+                cmd = " ".join(p.info["cmdline"] or [])
+                env = p.info["environ"] or {}
+                if marker in cmd or env.get("RUNTIMED_CACHE_DIR") == marker or p.pid in self._seen_pids:
+                    if p.pid != os.getpid():
+                        alive.append(p)
+        return alive
+
+
+@contextlib.contextmanager
+def running_daemon(base: Path, **kwargs: Any) -> Iterator[DaemonProcess]:
+    daemon = DaemonProcess(base, **kwargs).start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -1,0 +1,48 @@
+"""Start a real Jupyter kernel from an env's python and run code in it (jupyter_client)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import KernelManager
+
+
+def execute_in_kernel(python: str, code: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Start ``python -m ipykernel_launcher``, execute ``code``, return the result data.
+
+    Returns ``{"result": text/plain of the last expression, "startup_s": seconds to
+    the kernel's first reply}``; the kernel is always shut down.
+    """
+    km = KernelManager()
+    km._kernel_spec = KernelSpec(  # a spec for this python only, no kernelspec dirs involved
+        argv=[python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        display_name="runtimed env",
+        language="python",
+    )
+    started = time.monotonic()
+    km.start_kernel()
+    try:
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=timeout)
+            startup = time.monotonic() - started
+            collect = _Collector()
+            reply = kc.execute_interactive(code, timeout=timeout, output_hook=collect)
+            assert reply["content"]["status"] == "ok", reply["content"]
+            return {"result": collect.result, "startup_s": startup}
+        finally:
+            kc.stop_channels()
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.result: str | None = None
+
+    def __call__(self, msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "execute_result":
+            self.result = msg["content"]["data"].get("text/plain")
