@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import time
 from typing import Any
 
 import psutil
@@ -27,15 +28,22 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=main)
 
 
+def _gone(proc: psutil.Process) -> bool:
+    try:
+        # A zombie has exited; only its parent (not us) can reap it.
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def _wait_gone(proc: psutil.Process | None, timeout: float) -> bool:
     if proc is None:
         return True
-    try:
-        proc.wait(timeout)
-    except psutil.TimeoutExpired:
-        return False
-    except psutil.NoSuchProcess:
-        pass
+    deadline = time.monotonic() + timeout
+    while not _gone(proc):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
     return True
 
 

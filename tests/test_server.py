@@ -1,0 +1,84 @@
+"""The socket server against real clients: bad input never hurts other clients."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+from pathlib import Path
+
+from runtimed.protocol import MAX_LINE_BYTES
+from tests.support.daemon import DaemonProcess
+
+NO_POOLS = "[backends.uv]\npool_size = 0\n"
+
+
+def _connect(path: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(str(path))
+    return s
+
+
+def _reply(s: socket.socket, buffer: bytearray) -> dict:  # type: ignore[type-arg]
+    while b"\n" not in buffer:
+        chunk = s.recv(65536)
+        assert chunk, "daemon closed the connection"
+        buffer += chunk
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+def test_malformed_lines_get_errors_and_others_are_served(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=NO_POOLS).start()
+    bad = _connect(daemon.socket)
+    good = _connect(daemon.socket)
+    bad_buf, good_buf = bytearray(), bytearray()
+    cases = [
+        (b"this is not json\n", "invalid_json"),
+        (b"\xff\xfe\xfd\n", "invalid_utf8"),
+        (b'{"type": "nope"}\n', "unknown_type"),
+        (b'{"type": "take", "env_type": 3}\n', "invalid_message"),
+        (b"x" * (MAX_LINE_BYTES + 10) + b"\n", "line_too_long"),
+    ]
+    for payload, code in cases:
+        bad.sendall(payload)
+        reply = _reply(bad, bad_buf)
+        assert reply["type"] == "error" and reply["code"] == code, reply
+        # The other client is served in between, and so is the bad one afterwards.
+        good.sendall(b'{"type":"ping"}\n')
+        assert _reply(good, good_buf)["type"] == "pong"
+    bad.sendall(b'{"type":"ping"}\n{"type":"status"}\n')
+    assert _reply(bad, bad_buf)["type"] == "pong"
+    assert _reply(bad, bad_buf)["type"] == "status"
+    # Half a line, then a disconnect: nothing breaks.
+    bad.sendall(b'{"type":"pi')
+    bad.close()
+    good.sendall(b'{"type":"ping"}\n')
+    assert _reply(good, good_buf)["type"] == "pong"
+    good.close()
+
+
+def test_many_requests_on_one_connection(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=NO_POOLS).start()
+    s = _connect(daemon.socket)
+    s.sendall(b'{"type":"ping"}\n' * 200)
+    buf = bytearray()
+    assert all(_reply(s, buf)["type"] == "pong" for _ in range(200))
+    s.close()
+
+
+def test_unknown_env_type_is_an_error(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=NO_POOLS).start()
+    s = _connect(daemon.socket)
+    s.sendall(b'{"type":"take","env_type":"../../etc"}\n')
+    reply = _reply(s, bytearray())
+    assert reply["type"] == "error" and reply["code"] == "unknown_env_type"
+    s.close()
+
+
+def test_socket_is_private(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=NO_POOLS).start()
+    assert stat.S_IMODE(daemon.socket.stat().st_mode) == 0o600
+    assert stat.S_IMODE(daemon.socket.parent.stat().st_mode) == 0o700
