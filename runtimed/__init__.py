@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from runtimed.client import Client, DaemonNotRunning, take_env, try_get_pooled_env  # noqa: E402
-from runtimed.protocol import PooledEnv  # noqa: E402
+from runtimed.client import Client, DaemonNotRunning, take_env, try_get_pooled_env
+from runtimed.protocol import PooledEnv
 
-__all__ = ["__version__", "Client", "DaemonNotRunning", "PooledEnv", "take_env", "try_get_pooled_env"]
+__all__ = ["Client", "DaemonNotRunning", "PooledEnv", "__version__", "take_env", "try_get_pooled_env"]

@@ -13,7 +13,7 @@ import cattrs
 from cattrs.errors import ClassValidationError
 from cattrs.v import format_exception
 
-__all__ = ["make_converter", "describe_error"]
+__all__ = ["describe_error", "make_converter"]
 
 
 def _strict(kind: type, *, exclude: tuple[type, ...] = ()) -> Any:

@@ -22,16 +22,16 @@ from attrs import define, field
 from runtimed.config import BackendConfig
 
 __all__ = [
+    "Availability",
     "Backend",
     "BackendError",
-    "Availability",
     "BuildRequest",
     "ErrorKind",
-    "run_command",
     "clean_env",
     "compile_bytecode",
-    "warmup_import",
     "list_distributions",
+    "run_command",
+    "warmup_import",
 ]
 
 

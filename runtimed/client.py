@@ -34,7 +34,7 @@ from runtimed.protocol import (
     encode,
 )
 
-__all__ = ["Client", "DaemonNotRunning", "DaemonError", "try_get_pooled_env", "take_env"]
+__all__ = ["Client", "DaemonError", "DaemonNotRunning", "take_env", "try_get_pooled_env"]
 
 CONNECT_TIMEOUT_S = 2.0
 
@@ -81,7 +81,7 @@ class Client:
         sock.settimeout(self.timeout)
         try:
             sock.connect(os.fspath(self.socket_path))
-        except (FileNotFoundError, ConnectionRefusedError, socket.timeout, OSError) as exc:
+        except (TimeoutError, FileNotFoundError, ConnectionRefusedError, OSError) as exc:
             sock.close()
             raise DaemonNotRunning(f"no runtimed daemon at {self.socket_path} ({exc})") from exc
         self._sock = sock

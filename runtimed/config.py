@@ -21,16 +21,16 @@ from runtimed.pool import MAX_POOL_SIZE
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
     "BackendConfig",
-    "SupervisionConfig",
     "Config",
     "ConfigError",
-    "parse_duration",
+    "SupervisionConfig",
     "load_config",
     "parse_config",
+    "parse_duration",
 ]
 
 DEFAULT_POOL_SIZE = 2

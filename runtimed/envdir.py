@@ -7,6 +7,7 @@ handed out: a leased env is never pooled again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -22,21 +23,21 @@ from runtimed.paths import ENV_DIR_PREFIX
 from runtimed.protocol import PooledEnv, structure, unstructure
 
 __all__ = [
-    "Manifest",
-    "Lease",
-    "EnvDir",
     "MANIFEST_FORMAT",
+    "EnvDir",
+    "Lease",
+    "Manifest",
+    "dir_size",
+    "empty_trash",
+    "move_to_trash",
     "new_env_id",
     "now_iso",
-    "write_json_atomic",
-    "write_manifest",
-    "read_manifest",
-    "write_lease",
     "read_lease",
+    "read_manifest",
     "scan_envs",
-    "move_to_trash",
-    "empty_trash",
-    "dir_size",
+    "write_json_atomic",
+    "write_lease",
+    "write_manifest",
 ]
 
 MANIFEST_FORMAT = 1
@@ -186,10 +187,8 @@ def empty_trash(trash_dir: Path) -> None:
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
         else:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
-            except FileNotFoundError:
-                pass
 
 
 def dir_size(path: Path) -> int:

@@ -11,17 +11,17 @@ from typing import Any, ClassVar
 from attrs import define, field
 
 __all__ = [
-    "PIPE_MAX_LINE",
-    "Job",
-    "Ready",
-    "Progress",
-    "Done",
-    "Failed",
     "JOB_TYPES",
-    "WORKER_TYPES",
     "OP_CREATE",
     "OP_SPEC_HASH",
     "OP_VALIDATE",
+    "PIPE_MAX_LINE",
+    "WORKER_TYPES",
+    "Done",
+    "Failed",
+    "Job",
+    "Progress",
+    "Ready",
 ]
 
 PIPE_MAX_LINE = 16 * 1024 * 1024

@@ -10,7 +10,7 @@ from pathlib import Path
 import platformdirs
 from attrs import define
 
-__all__ = ["Paths", "ENV_DIR_PREFIX", "SUN_PATH_MAX", "ensure_private_dir"]
+__all__ = ["ENV_DIR_PREFIX", "SUN_PATH_MAX", "Paths", "ensure_private_dir"]
 
 ENV_DIR_PREFIX = "runtimed-"
 # sun_path is 108 bytes on Linux (104 on macOS) including the terminating NUL.

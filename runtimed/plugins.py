@@ -16,12 +16,12 @@ from runtimed.backend import Backend
 
 __all__ = [
     "PROJECT",
-    "hookimpl",
-    "hookspec",
     "BackendSpec",
     "PluginInfo",
     "PluginLoadError",
     "discover_plugins",
+    "hookimpl",
+    "hookspec",
     "load_backend",
 ]
 

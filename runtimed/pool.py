@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from attrs import define, field
 
-from runtimed.protocol import PoolError, PooledEnv
+from runtimed.protocol import PooledEnv, PoolError
 
-__all__ = ["Backoff", "BuildFailure", "Pool", "MAX_POOL_SIZE"]
+__all__ = ["MAX_POOL_SIZE", "Backoff", "BuildFailure", "Pool"]
 
 MAX_POOL_SIZE = 20
 
@@ -85,8 +85,7 @@ class Pool:
         """A hint for a client that got ``empty``."""
         if self.target == 0:
             return None
-        if self.backing_off(now):
-            assert self.retry_at is not None
+        if self.retry_at is not None and now < self.retry_at:
             return round(self.retry_at - now, 3)
         return 1.0 if self.warming else None
 
@@ -98,7 +97,7 @@ class Pool:
             message=self.last_error.message,
             package=self.last_error.package,
             failures=self.failures,
-            retry_in_s=round(self.retry_at - now, 3) if self.backing_off(now) else None,
+            retry_in_s=round(self.retry_at - now, 3) if self.retry_at is not None and now < self.retry_at else None,
         )
 
     # ------------------------------------------------------------ events

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import attrs
 from attrs import define, field
@@ -18,36 +18,36 @@ from attrs import define, field
 from runtimed._convert import describe_error, make_converter
 
 __all__ = [
-    "PROTOCOL_VERSION",
     "MAX_LINE_BYTES",
-    "PooledEnv",
-    "Ping",
-    "Take",
-    "Release",
-    "Status",
-    "Flush",
-    "Shutdown",
-    "Pong",
-    "EnvReply",
-    "Empty",
-    "Released",
-    "StatusReply",
-    "DaemonInfo",
-    "PoolStatus",
-    "PoolError",
-    "WorkerStatus",
-    "Flushed",
-    "ShuttingDown",
-    "Error",
-    "Request",
-    "Reply",
-    "Message",
-    "ProtocolError",
-    "LineDecoder",
-    "encode",
-    "decode_line",
-    "REQUEST_TYPES",
+    "PROTOCOL_VERSION",
     "REPLY_TYPES",
+    "REQUEST_TYPES",
+    "DaemonInfo",
+    "Empty",
+    "EnvReply",
+    "Error",
+    "Flush",
+    "Flushed",
+    "LineDecoder",
+    "Message",
+    "Ping",
+    "Pong",
+    "PoolError",
+    "PoolStatus",
+    "PooledEnv",
+    "ProtocolError",
+    "Release",
+    "Released",
+    "Reply",
+    "Request",
+    "Shutdown",
+    "ShuttingDown",
+    "Status",
+    "StatusReply",
+    "Take",
+    "WorkerStatus",
+    "decode_line",
+    "encode",
     "structure",
     "unstructure",
 ]
@@ -208,9 +208,9 @@ class Error:
     message: str
 
 
-Request = Union[Ping, Take, Release, Status, Flush, Shutdown]
-Reply = Union[Pong, EnvReply, Empty, Released, StatusReply, Flushed, ShuttingDown, Error]
-Message = Union[Request, Reply]
+Request = Ping | Take | Release | Status | Flush | Shutdown
+Reply = Pong | EnvReply | Empty | Released | StatusReply | Flushed | ShuttingDown | Error
+Message = Request | Reply
 
 REQUEST_TYPES: dict[str, type] = {c.TYPE: c for c in (Ping, Take, Release, Status, Flush, Shutdown)}
 # "status" names both a request and its reply; the direction decides which.
@@ -245,9 +245,7 @@ def encode(message: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
-def decode_line(
-    line: bytes, types: Mapping[str, type] = REQUEST_TYPES, max_line: int = MAX_LINE_BYTES
-) -> Any:
+def decode_line(line: bytes, types: Mapping[str, type] = REQUEST_TYPES, max_line: int = MAX_LINE_BYTES) -> Any:
     """Decode one line (without its newline) into one of ``types``, or a :class:`ProtocolError`."""
     if len(line) > max_line:
         return ProtocolError("line_too_long", f"line exceeds {max_line} bytes")

@@ -18,7 +18,7 @@ import filelock
 from runtimed.envdir import write_json_atomic
 from runtimed.paths import Paths, ensure_private_dir
 
-__all__ = ["DaemonLock", "AlreadyRunning", "read_daemon_state", "prepare_socket_path", "SocketPathError"]
+__all__ = ["AlreadyRunning", "DaemonLock", "SocketPathError", "prepare_socket_path", "read_daemon_state"]
 
 
 class AlreadyRunning(Exception):

@@ -14,8 +14,9 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -57,7 +58,7 @@ from runtimed.protocol import (
 )
 from runtimed.workerproc import WorkerHandle
 
-__all__ = ["Supervisor", "BackendRuntime"]
+__all__ = ["BackendRuntime", "Supervisor"]
 
 log = logging.getLogger("runtimed.supervisor")
 
@@ -151,8 +152,8 @@ class Supervisor:
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
         self.stopped.set()
 
-    def _spawn(self, coro: object) -> asyncio.Task[object]:
-        task: asyncio.Task[object] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -167,9 +168,7 @@ class Supervisor:
     async def _worker_ready(self, runtime: BackendRuntime, ready: Ready) -> None:
         """A (re)started worker: learn the spec hash, adopt envs from disk once, fill."""
         try:
-            result = await runtime.worker.submit(
-                OP_SPEC_HASH, {"config": unstructure(runtime.config)}, timeout=60
-            )
+            result = await runtime.worker.submit(OP_SPEC_HASH, {"config": unstructure(runtime.config)}, timeout=60)
         except BackendError as exc:
             runtime.setup_error = PoolError(kind=exc.kind, message=exc.message)
             log.error("backend %s cannot compute its spec hash: %s", runtime.name, exc.message)

@@ -35,7 +35,7 @@ from runtimed.jobs import (
 from runtimed.plugins import PluginLoadError, load_backend
 from runtimed.protocol import LineDecoder, ProtocolError, encode, structure, unstructure
 
-__all__ = ["main", "WorkerLoop"]
+__all__ = ["WorkerLoop", "main"]
 
 log = logging.getLogger("runtimed.worker")
 
@@ -114,13 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("backend", help="backend (entry-point) name")
     parser.add_argument("--cache-dir", type=Path, help="the backend's cache directory (required to run jobs)")
     parser.add_argument("--concurrency", type=int, default=1, help="jobs run at once")
-    parser.add_argument(
-        "--describe", action="store_true", help="print the backend's 'ready' line (or fail) and exit"
-    )
+    parser.add_argument("--describe", action="store_true", help="print the backend's 'ready' line (or fail) and exit")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s"
-    )
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
     stdout = sys.stdout.buffer
     # Keep stray prints (from plugins or libraries) off the protocol pipe.
     sys.stdout = sys.stderr

@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from runtimed.jobs import PIPE_MAX_LINE, WORKER_TYPES, Done, Failed, Job, Progre
 from runtimed.pool import Backoff
 from runtimed.protocol import LineDecoder, ProtocolError, WorkerStatus, encode
 
-__all__ = ["WorkerHandle", "kill_process_tree", "describe_exit"]
+__all__ = ["WorkerHandle", "describe_exit", "kill_process_tree"]
 
 log = logging.getLogger("runtimed.workers")
 
@@ -73,7 +73,7 @@ class WorkerHandle:
         cache_dir: Path,
         concurrency: int,
         supervision: SupervisionConfig,
-        on_ready: Callable[[Ready], Awaitable[None]],
+        on_ready: Callable[[Ready], Coroutine[Any, Any, None]],
         env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
@@ -285,7 +285,9 @@ class WorkerHandle:
             if not future.done():
                 stderr = " | ".join(list(self._stderr)[-3:])
                 future.set_exception(
-                    BackendError(ErrorKind.CRASHED, f"worker {self.name} died ({reason})" + (f": {stderr}" if stderr else ""))
+                    BackendError(
+                        ErrorKind.CRASHED, f"worker {self.name} died ({reason})" + (f": {stderr}" if stderr else "")
+                    )
                 )
 
     # ------------------------------------------------------------ jobs
@@ -322,7 +324,9 @@ class WorkerHandle:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
             self._jobs.pop(job.id, None)
-            log.error("job %s (%s) timed out after %.0fs; killing worker %s's process tree", job.id, op, timeout, self.name)
+            log.error(
+                "job %s (%s) timed out after %.0fs; killing worker %s's process tree", job.id, op, timeout, self.name
+            )
             self._stderr.append(f"job {op} timed out after {timeout:.0f}s")
             self.kill()
             raise BackendError(ErrorKind.TIMEOUT, f"{op} timed out after {timeout:.0f}s") from None
@@ -354,6 +358,7 @@ class WorkerHandle:
 
 def _children(pid: int) -> list[psutil.Process]:
     try:
-        return psutil.Process(pid).children(recursive=False)
+        children: list[psutil.Process] = psutil.Process(pid).children(recursive=False)
+        return children
     except psutil.Error:
         return []

@@ -25,7 +25,9 @@ def test_client_raises_daemon_not_running(tmp_path: Path) -> None:
         take_env("uv", fallback=False, socket_path=tmp_path / "nothing.sock")
 
 
-def test_take_env_builds_in_process_without_daemon(tmp_path: Path, uv_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_take_env_builds_in_process_without_daemon(
+    tmp_path: Path, uv_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("UV_CACHE_DIR", str(uv_cache))
     env = take_env("uv", cache_dir=tmp_path / "cache", socket_path=tmp_path / "nothing.sock")
     path = Path(env.venv_path)

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from runtimed import __version__
-from runtimed.cli import plugins, ping, run, status, stop, take
+from runtimed.cli import ping, plugins, run, status, stop, take
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 COMMANDS = (run, status, stop, ping, take, plugins)
 

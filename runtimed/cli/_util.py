@@ -10,7 +10,7 @@ from typing import Any
 from runtimed.client import Client
 from runtimed.paths import Paths
 
-__all__ = ["paths_from", "client_from", "print_json", "not_running", "human_bytes"]
+__all__ = ["client_from", "human_bytes", "not_running", "paths_from", "print_json"]
 
 
 def paths_from(args: argparse.Namespace) -> Paths:
@@ -50,4 +50,4 @@ def human_bytes(n: int | None) -> str:
 def table(rows: list[list[str]]) -> str:
     """Left-aligned columns, two spaces apart."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)

@@ -12,7 +12,10 @@ from ._util import client_from, not_running
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
-        "ping", parents=[common], help="check that the daemon answers", description="Ping the daemon; exit 1 if none runs."
+        "ping",
+        parents=[common],
+        help="check that the daemon answers",
+        description="Ping the daemon; exit 1 if none runs.",
     )
     p.set_defaults(func=main)
 

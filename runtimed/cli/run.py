@@ -20,7 +20,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description="Run the runtimed daemon in the foreground until SIGTERM/SIGINT or `runtimed stop`. "
         "If a daemon already runs for this cache dir, say so and exit 0.",
     )
-    p.add_argument("--config", metavar="FILE", help="config file (default: $RUNTIMED_CONFIG or the platform config dir)")
+    p.add_argument(
+        "--config", metavar="FILE", help="config file (default: $RUNTIMED_CONFIG or the platform config dir)"
+    )
     p.add_argument("--uv-pool-size", type=int, metavar="N", help="target size of the uv pool (0 disables)")
     p.add_argument(
         "--pool-size",

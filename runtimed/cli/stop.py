@@ -76,4 +76,3 @@ def main(args: argparse.Namespace) -> int:
             return 0
     print(f"runtimed (pid {pid}) is still running")
     return 1
-

@@ -33,7 +33,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         with client_from(args) as client:
-            env = client.take(args.backend, wait_s=args.wait or None, lease_pid=args.pid or os.getppid(), keep=args.keep)
+            env = client.take(
+                args.backend, wait_s=args.wait or None, lease_pid=args.pid or os.getppid(), keep=args.keep
+            )
     except DaemonNotRunning:
         return not_running(args)
     except DaemonError as exc:

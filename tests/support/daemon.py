@@ -179,9 +179,9 @@ class DaemonProcess:
             with contextlib.suppress(psutil.Error):
                 cmd = " ".join(p.info["cmdline"] or [])
                 env = p.info["environ"] or {}
-                if marker in cmd or env.get("RUNTIMED_CACHE_DIR") == marker or p.pid in self._seen_pids:
-                    if p.pid != os.getpid():
-                        alive.append(p)
+                ours = marker in cmd or env.get("RUNTIMED_CACHE_DIR") == marker or p.pid in self._seen_pids
+                if ours and p.pid != os.getpid():
+                    alive.append(p)
         return alive
 
 

@@ -8,8 +8,10 @@ from runtimed.backend import BackendError, ErrorKind
 
 __all__ = ["classify_uv_error"]
 
-_NOT_FOUND = re.compile(r"Because (?:there is no version of )?([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\S*"
-                        r" (?:was not found in the package registry|and you require)")
+_NOT_FOUND = re.compile(
+    r"Because (?:there is no version of )?([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\S*"
+    r" (?:was not found in the package registry|and you require)"
+)
 _PARSE = re.compile(r"Failed to parse: `([^`]*)`")
 _NETWORK = (
     "Failed to fetch",
