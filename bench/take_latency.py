@@ -1,0 +1,95 @@
+"""Benchmark: how fast runtimed hands out a ready env, and what that saves a kernel.
+
+Run from the repository root:  python bench/take_latency.py [--pool-size 3]
+
+It starts a real daemon in a temp dir (uv backend; uv's cache is whatever
+UV_CACHE_DIR says, default the user's), waits for the pool to fill, then measures:
+  * ping round trip over the socket (NDJSON, one connection, many requests)
+  * take from a full pool (new connection each time, like a notebook would)
+  * building one env in-process (what a take saves)
+  * starting a real Jupyter kernel from a pooled env and running 1+1
+Nothing is asserted; numbers are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runtimed.client import Client  # noqa: E402
+from tests.support.daemon import DaemonProcess  # noqa: E402
+from tests.support.kernel import execute_in_kernel  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool-size", type=int, default=3)
+    parser.add_argument("--pings", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="runtimed-bench-") as tmp:
+        daemon = DaemonProcess(Path(tmp), config=f"[backends.uv]\npool_size = {args.pool_size}\n")
+        t0 = time.monotonic()
+        daemon.start()
+        print(f"daemon up (socket listening): {time.monotonic() - t0:.3f} s")
+        try:
+            daemon.wait_pool("uv", args.pool_size, timeout=600)
+            fill = time.monotonic() - t0
+            print(
+                f"uv pool of {args.pool_size} filled from empty: {fill:.2f} s ({fill / args.pool_size:.2f} s/env, 1 at a time)"
+            )
+
+            with daemon.client() as c:
+                times = []
+                for _ in range(args.pings):
+                    t = time.perf_counter()
+                    c.ping()
+                    times.append(time.perf_counter() - t)
+            print(
+                f"ping round trip: p50 {pct(times, 0.5) * 1e3:.3f} ms, p99 {pct(times, 0.99) * 1e3:.3f} ms (n={args.pings})"
+            )
+
+            takes, envs = [], []
+            for _ in range(args.pool_size):
+                t = time.perf_counter()
+                with Client(daemon.socket) as c:
+                    env = c.take("uv")
+                takes.append(time.perf_counter() - t)
+                assert env is not None
+                envs.append(env)
+            print(
+                f"take from a full pool (connect + take + lease): median {statistics.median(takes) * 1e3:.2f} ms, "
+                f"max {max(takes) * 1e3:.2f} ms"
+            )
+
+            starts = [execute_in_kernel(e.python_path, "1+1")["startup_s"] for e in envs]
+            print(f"kernel start from a pooled env (to first reply): median {statistics.median(starts):.3f} s")
+        finally:
+            daemon.stop()
+
+        from runtimed.backend import BuildRequest
+        from runtimed.build import build_env
+        from runtimed.config import BackendConfig
+        from runtimed.plugins import load_backend
+
+        backend = load_backend("uv")
+        t = time.monotonic()
+        build_env(
+            backend,
+            BuildRequest(env_id="bench", path=Path(tmp) / "fresh", config=BackendConfig(), cache_dir=Path(tmp) / "bc"),
+        )
+        print(f"building one uv env instead (warm uv cache, incl. bytecode + warm-up): {time.monotonic() - t:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Solving specs against conda channels with rattler, offline first.
+
+Repodata is cached by rattler's :class:`~rattler.Gateway` under the backend's cache
+(``<cache>/repodata``). A solve goes:
+
+1. **Local channels only** (directories, ``file://``): one solve; nothing to cache.
+2. **Offline**, when these channels were fetched online less than ``ttl_s`` ago:
+   ``cache_action="force-cache-only"`` (no request is made at all, whatever the
+   HTTP cache headers say). Any failure - a cache miss for a subdir or a package
+   shard, or an answer the cached repodata cannot give - falls through to 3.
+3. **Online**: ``cache_action="cache-or-fetch"``; success stamps the channels as
+   fetched. If the network is down and 2 was not tried (the cache is older than
+   ``ttl_s``), the stale cache is tried before giving up: an offline machine
+   still builds whatever its cache can satisfy.
+
+So a solve that cached repodata can satisfy never needs the network, and repodata
+is refreshed at most every ``ttl_s`` (new package versions then show up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from attrs import define
+
+from runtimed.backend import ErrorKind
+from runtimed_conda.errors import classify_error
+from runtimed_conda.specs import channel_source, is_local_channel
+
+if TYPE_CHECKING:
+    from rattler import Gateway, RepoDataRecord
+
+__all__ = ["DEFAULT_REPODATA_TTL_S", "RepodataCache", "SolveResult", "solve_specs", "run_sync"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: How long repodata fetched online is used without asking the channel again.
+DEFAULT_REPODATA_TTL_S = 24 * 3600.0
+
+SolveMode = Literal["local", "offline", "online", "stale-cache"]
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also from a thread that already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+class RepodataCache:
+    """rattler's repodata cache directory plus a "last fetched online" stamp per channel set."""
+
+    def __init__(self, path: Path, ttl_s: float = DEFAULT_REPODATA_TTL_S) -> None:
+        self.path = path
+        self.ttl_s = ttl_s
+
+    def gateway(self, cache_action: Literal["cache-or-fetch", "force-cache-only"]) -> Gateway:
+        """A gateway on this cache (one per solve: gateways are cheap, the disk cache is shared)."""
+        from rattler import Gateway, SourceConfig
+
+        return Gateway(cache_dir=self.path, default_config=SourceConfig(cache_action=cache_action))
+
+    def _stamp(self, channels: Sequence[str]) -> Path:
+        key = hashlib.sha256("\0".join(sorted(channels)).encode()).hexdigest()[:16]
+        return self.path / "runtimed-fetched" / key
+
+    def fetched_at(self, channels: Sequence[str]) -> float | None:
+        """When these channels were last fetched online (epoch seconds), if ever."""
+        try:
+            return self._stamp(channels).stat().st_mtime
+        except OSError:
+            return None
+
+    def is_fresh(self, channels: Sequence[str]) -> bool:
+        fetched = self.fetched_at(channels)
+        return fetched is not None and time.time() - fetched < self.ttl_s
+
+    def mark_fetched(self, channels: Sequence[str]) -> None:
+        stamp = self._stamp(channels)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(" ".join(sorted(channels)) + "\n", encoding="utf-8")
+
+
+@define(frozen=True)
+class SolveResult:
+    """The records to install and how the repodata was obtained."""
+
+    records: list[RepoDataRecord]
+    mode: SolveMode
+
+
+async def _solve(channels: Sequence[str], specs: Sequence[str], gateway: Gateway) -> list[RepoDataRecord]:
+    import rattler
+    from rattler import Channel, Subdir, VirtualPackage
+
+    return await rattler.solve(
+        sources=[Channel(c) for c in channels],
+        specs=list(specs),
+        gateway=gateway,
+        platforms=[Subdir.current(), Subdir("noarch")],
+        virtual_packages=VirtualPackage.detect(),
+    )
+
+
+def solve_specs(
+    channels: Sequence[str],
+    specs: Sequence[str],
+    cache: RepodataCache,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> SolveResult:
+    """Solve ``specs`` for this platform and ``noarch``; raise a classified BackendError."""
+    sources = [channel_source(c) for c in channels]
+    remote = [c for c in sources if not is_local_channel(c)]
+
+    def attempt(action: Literal["cache-or-fetch", "force-cache-only"]) -> list[RepoDataRecord]:
+        return run_sync(_solve(sources, specs, cache.gateway(action)))
+
+    if not remote:
+        progress("solving (local channels)")
+        try:
+            return SolveResult(attempt("cache-or-fetch"), "local")
+        except Exception as exc:
+            raise classify_error(exc) from exc
+
+    tried_offline = cache.is_fresh(remote)
+    if tried_offline:
+        progress("solving offline (cached repodata)")
+        try:
+            return SolveResult(attempt("force-cache-only"), "offline")
+        except Exception as exc:  # a cache miss or stale repodata: ask the channels
+            log.info("offline solve failed, going online: %s", str(exc).splitlines()[0])
+
+    progress("solving online")
+    try:
+        records = attempt("cache-or-fetch")
+    except Exception as exc:
+        error = classify_error(exc)
+        if error.kind == ErrorKind.NETWORK and not tried_offline and cache.fetched_at(remote) is not None:
+            progress("channels unreachable: solving from stale cached repodata")
+            try:
+                return SolveResult(attempt("force-cache-only"), "stale-cache")
+            except Exception as stale_exc:
+                log.info("stale-cache solve failed too: %s", str(stale_exc).splitlines()[0])
+        raise error from exc
+    cache.mark_fetched(remote)
+    return SolveResult(records, "online")
+
