@@ -56,7 +56,7 @@ from runtimed.protocol import (
     structure,
     unstructure,
 )
-from runtimed.workerproc import WorkerHandle
+from runtimed.workerproc import WorkerHandle, kill_stale_workers
 
 __all__ = ["BackendRuntime", "Supervisor"]
 
@@ -113,6 +113,7 @@ class Supervisor:
     async def start(self) -> None:
         """Recover state from disk, then start one worker per backend."""
         self.paths.envs.mkdir(parents=True, exist_ok=True)
+        kill_stale_workers(self.paths.cache_dir / "backends")
         self._spawn(asyncio.to_thread(empty_trash, self.paths.trash))
         found = self._scan_disk()
         for name in sorted(self.plugins):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,8 @@ class WorkerLoop:
         self.stdin = stdin
         self.stdout = stdout
         self._write_lock = threading.Lock()
+        self._active_lock = threading.Lock()
+        self._active = 0
         self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="job")
 
     def send(self, message: Any) -> None:
@@ -70,10 +73,26 @@ class WorkerLoop:
                     log.error("bad line from supervisor: %s", event.message)
                     continue
                 self._pool.submit(self._run_job, event)
-        # stdin closed: the supervisor is stopping us. Let running jobs finish quickly.
+        # stdin closed: the supervisor stopped us or died. Jobs still running must not
+        # go on writing into env dirs the next supervisor will delete: end them, and
+        # every tool they started, now.
+        with self._active_lock:
+            busy = self._active
+        if busy and os.getpgrp() == os.getpid():
+            log.warning("supervisor went away with %d job(s) running; killing them", busy)
+            os.killpg(os.getpgrp(), signal.SIGKILL)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run_job(self, job: Job) -> None:
+        with self._active_lock:
+            self._active += 1
+        try:
+            self._reply(job)
+        finally:
+            with self._active_lock:
+                self._active -= 1
+
+    def _reply(self, job: Job) -> None:
         try:
             result = self._dispatch(job)
         except BackendError as exc:

@@ -30,7 +30,7 @@ from runtimed.jobs import PIPE_MAX_LINE, WORKER_TYPES, Done, Failed, Job, Progre
 from runtimed.pool import Backoff
 from runtimed.protocol import LineDecoder, ProtocolError, WorkerStatus, encode
 
-__all__ = ["WorkerHandle", "describe_exit", "kill_process_tree"]
+__all__ = ["WorkerHandle", "describe_exit", "kill_process_tree", "kill_stale_workers"]
 
 log = logging.getLogger("runtimed.workers")
 
@@ -51,6 +51,23 @@ def kill_process_tree(pid: int, sig: int = signal.SIGKILL) -> int:
             proc.send_signal(sig)
             count += 1
     return count
+
+
+def kill_stale_workers(backends_dir: Path) -> int:
+    """Kill workers (and their trees) left by a previous supervisor of this cache dir.
+
+    They would otherwise go on building into env dirs that startup is about to
+    delete. Returns how many were found.
+    """
+    prefix = str(backends_dir) + os.sep
+    found = 0
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if "runtimed.worker" in cmd and any(arg.startswith(prefix) for arg in cmd) and proc.pid != os.getpid():
+            log.warning("killing worker pid %d left by a previous daemon", proc.pid)
+            kill_process_tree(proc.pid)
+            found += 1
+    return found
 
 
 def describe_exit(returncode: int | None) -> str:

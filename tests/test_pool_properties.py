@@ -1,0 +1,102 @@
+"""Property-based test of the pool state machine (hypothesis): random interleavings of
+builds finishing and failing, takes, worker crashes, resizes and flushes keep the
+invariants."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from runtimed.pool import MAX_POOL_SIZE, BuildFailure, Pool
+from runtimed.protocol import PooledEnv
+
+FAIL = BuildFailure(kind="network", message="down")
+
+
+class PoolMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.ids = (f"e{i}" for i in itertools.count())
+        self.handed_out: set[str] = set()
+        self.deleted: set[str] = set()
+        self.pooled_ever: set[str] = set()
+
+    @initialize(size=st.integers(0, MAX_POOL_SIZE), concurrency=st.integers(1, 4))
+    def setup(self, size: int, concurrency: int) -> None:
+        self.pool = Pool(name="uv", target=size, concurrency=concurrency)
+
+    @rule()
+    def fill(self) -> None:
+        n = self.pool.builds_to_start(self.now)
+        for _ in range(n):
+            self.pool.build_started(next(self.ids))
+        if n:
+            # Deficit never over-builds, concurrency is respected.
+            assert len(self.pool.available) + len(self.pool.warming) <= self.pool.target
+            assert len(self.pool.warming) <= self.pool.concurrency
+
+    @precondition(lambda self: self.pool.warming)
+    @rule(data=st.data())
+    def build_done(self, data: st.DataObject) -> None:
+        env_id = data.draw(st.sampled_from(sorted(self.pool.warming)))
+        env = PooledEnv(env_type="uv", venv_path=f"/e/{env_id}", python_path="p", id=env_id)
+        if self.pool.build_succeeded(env):
+            self.pooled_ever.add(env_id)
+        else:
+            self.deleted.add(env_id)
+
+    @precondition(lambda self: self.pool.warming)
+    @rule(data=st.data())
+    def build_failed(self, data: st.DataObject) -> None:
+        env_id = data.draw(st.sampled_from(sorted(self.pool.warming)))
+        self.pool.build_failed(env_id, FAIL, self.now)
+        self.deleted.add(env_id)
+
+    @rule()
+    def worker_crash(self) -> None:
+        for env_id in sorted(self.pool.warming):
+            self.pool.build_failed(env_id, BuildFailure("crashed", "worker died"), self.now)
+            self.deleted.add(env_id)
+
+    @rule()
+    def take(self) -> None:
+        env = self.pool.take()
+        if env is not None:
+            assert env.id not in self.handed_out, "handed out twice"
+            assert env.id in self.pooled_ever and env.id not in self.deleted
+            self.handed_out.add(env.id)
+
+    @rule(size=st.integers(0, MAX_POOL_SIZE))
+    def resize(self, size: int) -> None:
+        for env in self.pool.resize(size):
+            self.deleted.add(env.id)
+
+    @rule()
+    def flush(self) -> None:
+        for env in self.pool.drain():
+            self.deleted.add(env.id)
+
+    @rule(seconds=st.floats(0, 400))
+    def time_passes(self, seconds: float) -> None:
+        self.now += seconds
+
+    @invariant()
+    def consistent(self) -> None:
+        if not hasattr(self, "pool"):
+            return
+        available = [e.id for e in self.pool.available]
+        assert len(available) == len(set(available))
+        assert not set(available) & self.pool.warming
+        assert not set(available) & self.handed_out
+        assert not set(available) & self.deleted
+        assert len(available) <= self.pool.target
+        assert self.pool.deficit() >= 0 and self.pool.failures >= 0
+        assert self.pool.builds_to_start(self.now) >= 0
+
+
+PoolMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
+TestPoolMachine = PoolMachine.TestCase
