@@ -27,6 +27,7 @@ __all__ = [
     "BackendConfig",
     "Config",
     "ConfigError",
+    "DaemonConfig",
     "SupervisionConfig",
     "load_config",
     "parse_config",
@@ -113,11 +114,23 @@ class SupervisionConfig:
 
 
 @define(frozen=True)
+class DaemonConfig:
+    """The daemon itself (``[daemon]``)."""
+
+    idle_timeout_s: float = field(default=300.0, validator=_positive)  # close silent connections
+    max_connections: int = field(default=1024, validator=_positive)
+    lease_check_s: float = field(default=10.0, validator=_positive)  # how often lease holders are checked
+    gc_interval_s: float = field(default=300.0, validator=_positive)  # how often the GC sweep runs
+    config_poll_s: float = field(default=2.0, validator=_positive)  # how often the config file is checked
+
+
+@define(frozen=True)
 class Config:
     """The whole daemon configuration."""
 
     backends: dict[str, BackendConfig] = field(factory=dict)
     supervision: SupervisionConfig = field(factory=SupervisionConfig)
+    daemon: DaemonConfig = field(factory=DaemonConfig)
 
     def backend(self, name: str) -> BackendConfig:
         """The config of backend ``name`` (defaults if the file does not mention it)."""

@@ -8,6 +8,7 @@ import logging.handlers
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 from runtimed import __version__
 from runtimed.config import Config
@@ -40,15 +41,16 @@ def setup_logging(paths: Paths, level: str = "INFO", to_stderr: bool = True) -> 
         root.addHandler(stream)
 
 
-async def _serve(paths: Paths, config: Config, lock: DaemonLock) -> None:
+async def _serve(paths: Paths, load: Callable[[], Config], lock: DaemonLock) -> None:
     plugins = discover_plugins()
     log.info("runtimed %s starting (pid %d); backends: %s", __version__, os.getpid(), ", ".join(plugins) or "none")
-    supervisor = Supervisor(paths, config, plugins)
+    supervisor = Supervisor(paths, load(), plugins, config_loader=load)
     stop = asyncio.Event()
     server = Server(supervisor, paths.socket, on_shutdown=lambda: _set(stop))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, supervisor.reload_config)
     prepare_socket_path(paths.socket)
     await supervisor.start()
     await server.start()
@@ -72,16 +74,18 @@ async def _set(event: asyncio.Event) -> None:
     event.set()
 
 
-def run_daemon(paths: Paths, config: Config) -> None:
+def run_daemon(paths: Paths, load: Callable[[], Config]) -> None:
     """Run in the foreground until SIGTERM/SIGINT or a ``shutdown`` request.
 
-    The caller has acquired ``DaemonLock`` semantics through :class:`DaemonLock`;
-    this releases it (removing daemon.json and the socket) on the way out.
+    ``load`` reads the configuration (file plus command-line overrides); it is
+    called again on SIGHUP and when the file changes. Takes the singleton lock
+    (raising :class:`~runtimed.singleton.AlreadyRunning`) and releases it, with
+    daemon.json and the socket, on the way out.
     """
     lock = DaemonLock(paths)
     lock.acquire()
     try:
-        asyncio.run(_serve(paths, config, lock))
+        asyncio.run(_serve(paths, load, lock))
     finally:
         lock.release()
         log.info("stopped")

@@ -44,9 +44,14 @@ class BuildFailure:
 class Pool:
     """The state of one backend's pool of prewarmed environments.
 
-    Invariants: an env id is in at most one of ``available`` / ``warming``; an env
-    leaves ``available`` only through :meth:`take`, :meth:`drain` or :meth:`resize`,
-    each of which hands it to exactly one caller.
+    Invariants: an env id is in at most one of ``available`` / ``outdated`` /
+    ``warming``; an env leaves them only through :meth:`take`, :meth:`drain`,
+    :meth:`resize`, :meth:`retire` or :meth:`build_succeeded` (which hands back an
+    outdated env it replaces), each of which hands it to exactly one caller.
+
+    ``outdated`` envs were built for an older config: they still serve takes as a
+    fallback, but do not count toward the target and are retired one by one as
+    their replacements become ready.
     """
 
     name: str
@@ -54,6 +59,7 @@ class Pool:
     concurrency: int = 2
     backoff: Backoff = field(factory=Backoff)
     available: list[PooledEnv] = field(factory=list)
+    outdated: list[PooledEnv] = field(factory=list)
     warming: set[str] = field(factory=set)
     failures: int = 0
     last_error: BuildFailure | None = None
@@ -103,20 +109,21 @@ class Pool:
     # ------------------------------------------------------------ events
 
     def build_started(self, env_id: str) -> None:
-        if env_id in self.warming or any(e.id == env_id for e in self.available):
+        if env_id in self.warming or any(e.id == env_id for e in (*self.available, *self.outdated)):
             raise ValueError(f"env {env_id} is already in pool {self.name}")
         self.warming.add(env_id)
 
-    def build_succeeded(self, env: PooledEnv) -> bool:
-        """A build finished. Returns False if the env is surplus (caller deletes it)."""
+    def build_succeeded(self, env: PooledEnv) -> list[PooledEnv]:
+        """A build finished and is pooled, unless surplus. Returns the envs the caller
+        must delete: the new env itself if surplus, else an outdated env it replaces."""
         self.warming.discard(env.id)
         self.failures = 0
         self.last_error = None
         self.retry_at = None
         if len(self.available) >= self.target:
-            return False
+            return [env]
         self.available.append(env)
-        return True
+        return [self.outdated.pop(0)] if self.outdated else []
 
     def build_failed(self, env_id: str, failure: BuildFailure, now: float) -> None:
         self.warming.discard(env_id)
@@ -124,29 +131,56 @@ class Pool:
         self.last_error = failure
         self.retry_at = now + self.backoff.delay(self.failures)
 
-    def adopt(self, env: PooledEnv) -> bool:
-        """Pool an env found complete on disk at startup. False if the pool is full."""
-        if len(self.available) + len(self.warming) >= self.target:
-            return False
-        self.available.append(env)
+    def adopt(self, env: PooledEnv, *, current: bool = True) -> bool:
+        """Pool an env found complete on disk at startup (``current=False``: built for
+        an older config, kept as a fallback). False if there is no room for it."""
+        if current:
+            if len(self.available) + len(self.warming) >= self.target:
+                return False
+            self.available.append(env)
+        else:
+            if len(self.outdated) >= self.target:
+                return False
+            self.outdated.append(env)
         return True
 
     def take(self) -> PooledEnv | None:
-        """Hand out the oldest available env, exactly once."""
-        return self.available.pop(0) if self.available else None
+        """Hand out the oldest current env (else an outdated one), exactly once."""
+        if self.available:
+            return self.available.pop(0)
+        return self.outdated.pop(0) if self.outdated else None
 
     def drain(self) -> list[PooledEnv]:
-        """Remove every available env (flush); the caller deletes them."""
-        drained, self.available = self.available, []
+        """Remove every pooled env (flush); the caller deletes them."""
+        drained, self.available, self.outdated = [*self.available, *self.outdated], [], []
         return drained
+
+    def retire(self, env_ids: set[str]) -> list[PooledEnv]:
+        """Remove the given pooled envs (e.g. too old); the caller deletes them."""
+        gone = [e for e in (*self.available, *self.outdated) if e.id in env_ids]
+        self.available = [e for e in self.available if e.id not in env_ids]
+        self.outdated = [e for e in self.outdated if e.id not in env_ids]
+        return gone
+
+    def mark_outdated(self) -> None:
+        """The config changed: current envs become fallbacks until replaced."""
+        self.outdated.extend(self.available)
+        self.available = []
+        self.reset_backoff()
+
+    @property
+    def pooled(self) -> list[PooledEnv]:
+        """Every env that a take could hand out."""
+        return [*self.available, *self.outdated]
 
     def resize(self, target: int) -> list[PooledEnv]:
         """Change the target; returns the available envs now surplus (caller deletes them)."""
         if not 0 <= target <= MAX_POOL_SIZE:
             raise ValueError(f"pool size must be between 0 and {MAX_POOL_SIZE}, got {target}")
         self.target = target
-        keep = max(0, target)
-        surplus, self.available = self.available[keep:], self.available[:keep]
+        surplus, self.available = self.available[target:], self.available[:target]
+        if target == 0:  # disabled: no fallbacks either
+            surplus, self.outdated = surplus + self.outdated, []
         return surplus
 
     def reset_backoff(self) -> None:

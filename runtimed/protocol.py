@@ -24,10 +24,16 @@ __all__ = [
     "REQUEST_TYPES",
     "DaemonInfo",
     "Empty",
+    "EnvEntry",
+    "EnvList",
     "EnvReply",
+    "Envs",
     "Error",
     "Flush",
     "Flushed",
+    "Gc",
+    "GcItem",
+    "GcReport",
     "LineDecoder",
     "Message",
     "Ping",
@@ -79,6 +85,8 @@ class DaemonInfo:
     started_at: str
     socket: str
     cache_dir: str
+    config_file: str = ""
+    config_error: str | None = None  # the last edit was rejected; the previous config is in force
 
 
 @define(frozen=True)
@@ -110,8 +118,31 @@ class PoolStatus:
     warming: int
     target: int
     leased: int = 0
+    outdated: int = 0  # built for an older config; served only as a fallback
+    disk_bytes: int | None = None  # pooled + leased envs of this backend
     error: PoolError | None = None
     worker: WorkerStatus | None = None
+
+
+@define(frozen=True)
+class EnvEntry:
+    """One env on disk, as ``runtimed envs`` shows it."""
+
+    path: str
+    backend: str
+    id: str
+    state: str  # pooled | outdated | warming | leased | kept | orphan | unknown_backend
+    size_bytes: int
+    age_s: float
+    holder_pid: int | None = None
+
+
+@define(frozen=True)
+class GcItem:
+    path: str
+    backend: str
+    reason: str  # expired | partial | untracked | holder_gone
+    size_bytes: int
 
 
 # ---------------------------------------------------------------- requests
@@ -151,6 +182,21 @@ class Flush:
 @define(frozen=True)
 class Shutdown:
     TYPE: ClassVar[str] = "shutdown"
+
+
+@define(frozen=True)
+class Gc:
+    """Run a garbage-collection sweep now (``dry_run``: only report)."""
+
+    TYPE: ClassVar[str] = "gc"
+    dry_run: bool = False
+
+
+@define(frozen=True)
+class Envs:
+    """List every env on disk with its state."""
+
+    TYPE: ClassVar[str] = "envs"
 
 
 # ---------------------------------------------------------------- replies
@@ -200,6 +246,20 @@ class ShuttingDown:
 
 
 @define(frozen=True)
+class GcReport:
+    TYPE: ClassVar[str] = "gc_report"
+    removed: list[GcItem] = field(factory=list)
+    freed_bytes: int = 0
+    dry_run: bool = False
+
+
+@define(frozen=True)
+class EnvList:
+    TYPE: ClassVar[str] = "envs"
+    envs: list[EnvEntry] = field(factory=list)
+
+
+@define(frozen=True)
 class Error:
     """A reply that says the request failed; ``code`` is machine-readable."""
 
@@ -208,14 +268,14 @@ class Error:
     message: str
 
 
-Request = Ping | Take | Release | Status | Flush | Shutdown
-Reply = Pong | EnvReply | Empty | Released | StatusReply | Flushed | ShuttingDown | Error
+Request = Ping | Take | Release | Status | Flush | Shutdown | Gc | Envs
+Reply = Pong | EnvReply | Empty | Released | StatusReply | Flushed | ShuttingDown | GcReport | EnvList | Error
 Message = Request | Reply
 
-REQUEST_TYPES: dict[str, type] = {c.TYPE: c for c in (Ping, Take, Release, Status, Flush, Shutdown)}
+REQUEST_TYPES: dict[str, type] = {c.TYPE: c for c in (Ping, Take, Release, Status, Flush, Shutdown, Gc, Envs)}
 # "status" names both a request and its reply; the direction decides which.
 REPLY_TYPES: dict[str, type] = {
-    c.TYPE: c for c in (Pong, EnvReply, Empty, Released, StatusReply, Flushed, ShuttingDown, Error)
+    c.TYPE: c for c in (Pong, EnvReply, Empty, Released, StatusReply, Flushed, ShuttingDown, GcReport, EnvList, Error)
 }
 
 # Unknown keys are tolerated so a newer peer can add optional fields.

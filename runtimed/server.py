@@ -20,8 +20,10 @@ from pathlib import Path
 from runtimed import __version__
 from runtimed.protocol import (
     PROTOCOL_VERSION,
+    Envs,
     Error,
     Flush,
+    Gc,
     LineDecoder,
     Ping,
     Pong,
@@ -63,15 +65,10 @@ class Server:
         supervisor: Supervisor,
         socket_path: Path,
         on_shutdown: Callable[[], Awaitable[None]],
-        *,
-        idle_timeout: float = 300.0,
-        max_connections: int = 1024,
     ) -> None:
         self.supervisor = supervisor
         self.socket_path = socket_path
         self.on_shutdown = on_shutdown
-        self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -96,7 +93,7 @@ class Server:
         assert task is not None
         self._connections.add(task)
         try:
-            if len(self._connections) > self.max_connections:
+            if len(self._connections) > self.supervisor.config.daemon.max_connections:
                 writer.write(encode(Error(code="busy", message="too many connections")))
                 return
             await self._converse(reader, writer)
@@ -113,10 +110,11 @@ class Server:
         pid = peer_pid(writer.get_extra_info("socket"))
         decoder = LineDecoder()
         while True:
+            idle = self.supervisor.config.daemon.idle_timeout_s
             try:
-                data = await asyncio.wait_for(reader.read(READ_CHUNK), self.idle_timeout)
+                data = await asyncio.wait_for(reader.read(READ_CHUNK), idle)
             except asyncio.TimeoutError:
-                writer.write(encode(Error(code="idle_timeout", message=f"no request for {self.idle_timeout:.0f}s")))
+                writer.write(encode(Error(code="idle_timeout", message=f"no request for {idle:.0f}s")))
                 return
             if not data:
                 return
@@ -141,6 +139,10 @@ class Server:
                 return self.supervisor.status()
             if isinstance(event, Flush):
                 return await self.supervisor.flush(event.env_type)
+            if isinstance(event, Gc):
+                return await self.supervisor.gc(dry_run=event.dry_run)
+            if isinstance(event, Envs):
+                return await self.supervisor.envs()
             if isinstance(event, Shutdown):
                 return ShuttingDown()
         except Exception as exc:

@@ -3,7 +3,9 @@
 It never imports backend code. Each backend gets a :class:`BackendRuntime`: its
 pure :class:`~runtimed.pool.Pool`, its :class:`~runtimed.workerproc.WorkerHandle`
 and the build tasks in flight. Requests arrive from ``runtimed.server`` as
-protocol records and leave as protocol records.
+protocol records and leave as protocol records. Housekeeping runs alongside:
+lease holders are checked, a GC sweep deletes what nobody needs, and the config
+file is reloaded when it changes.
 """
 
 from __future__ import annotations
@@ -14,29 +16,31 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
-import psutil
+import attrs
 
 from runtimed import __version__
 from runtimed.backend import BackendError, ErrorKind
-from runtimed.config import Config
+from runtimed.config import BackendConfig, Config, ConfigError
+from runtimed.configwatch import ConfigWatcher
 from runtimed.envdir import (
-    EnvDir,
     Lease,
     Manifest,
+    dir_size,
     empty_trash,
     move_to_trash,
     new_env_id,
     now_iso,
     read_lease,
     read_manifest,
-    scan_envs,
     write_lease,
 )
+from runtimed.gc import DiskEnv, Tracked, env_state, plan_gc, scan_disk
 from runtimed.jobs import OP_CREATE, OP_SPEC_HASH, Ready
+from runtimed.leases import holder_alive, make_lease
 from runtimed.paths import Paths
 from runtimed.plugins import PluginInfo
 from runtimed.pool import BuildFailure, Pool
@@ -44,10 +48,13 @@ from runtimed.protocol import (
     PROTOCOL_VERSION,
     DaemonInfo,
     Empty,
+    EnvEntry,
+    EnvList,
     EnvReply,
     Error,
     Flushed,
-    PooledEnv,
+    GcItem,
+    GcReport,
     PoolError,
     PoolStatus,
     Released,
@@ -62,6 +69,8 @@ __all__ = ["BackendRuntime", "Supervisor"]
 
 log = logging.getLogger("runtimed.supervisor")
 
+WORKER_THREADS = 32  # jobs a worker may run at once; the pool's concurrency is the real limit
+
 
 class BackendRuntime:
     """Everything the supervisor keeps for one backend."""
@@ -74,13 +83,13 @@ class BackendRuntime:
         self.spec_hash: str | None = None
         self.builds: dict[str, asyncio.Task[None]] = {}
         self.changed = asyncio.Condition()
-        self.startup_envs: list[EnvDir] | None = []  # found on disk, adopted once the spec hash is known
+        self.startup_envs: list[DiskEnv] | None = []  # found on disk, adopted once the spec hash is known
         self.wakeup: asyncio.TimerHandle | None = None
         self.setup_error: PoolError | None = None  # the worker could not tell its spec hash
         self.worker = WorkerHandle(
             name,
             supervisor.paths.backend_cache(name),
-            config.concurrency,
+            WORKER_THREADS,
             supervisor.config.supervision,
             on_ready=lambda ready: supervisor._worker_ready(self, ready),
         )
@@ -97,13 +106,22 @@ class BackendRuntime:
 class Supervisor:
     """Owns the pools. All methods run on the event loop."""
 
-    def __init__(self, paths: Paths, config: Config, plugins: dict[str, PluginInfo]) -> None:
+    def __init__(
+        self,
+        paths: Paths,
+        config: Config,
+        plugins: dict[str, PluginInfo],
+        config_loader: Callable[[], Config] | None = None,
+    ) -> None:
         self.paths = paths
         self.config = config
         self.plugins = plugins
+        self.config_loader = config_loader
+        self.config_error: str | None = None
         self.started_at = now_iso()
         self.runtimes: dict[str, BackendRuntime] = {}
         self.leases: dict[Path, tuple[str, Lease]] = {}  # handed-out envs by path
+        self.sizes: dict[Path, int] = {}  # bytes per pooled/leased env, measured in the background
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = False
         self.stopped = asyncio.Event()
@@ -111,11 +129,11 @@ class Supervisor:
     # ------------------------------------------------------------ startup / shutdown
 
     async def start(self) -> None:
-        """Recover state from disk, then start one worker per backend."""
+        """Recover state from disk, start one worker per backend, start housekeeping."""
         self.paths.envs.mkdir(parents=True, exist_ok=True)
         kill_stale_workers(self.paths.cache_dir / "backends")
         self._spawn(asyncio.to_thread(empty_trash, self.paths.trash))
-        found = self._scan_disk()
+        found = self._recover(await asyncio.to_thread(scan_disk, self.paths.envs))
         for name in sorted(self.plugins):
             runtime = BackendRuntime(name, self)
             runtime.startup_envs = found.pop(name, [])
@@ -123,15 +141,23 @@ class Supervisor:
             self._spawn(runtime.worker.run())
         for backend, envs in found.items():
             log.warning("%d env(s) of backend %r left alone: no such plugin installed", len(envs), backend)
+        daemon = self.config.daemon
+        self._spawn(self._every(lambda: daemon.lease_check_s, self.check_leases))
+        self._spawn(self._every(lambda: self.config.daemon.gc_interval_s, self._gc_sweep))
+        if self.config_loader is not None:
+            watcher = ConfigWatcher(self.paths.config_file, self.reload_config, daemon.config_poll_s)
+            self._spawn(watcher.run())
 
-    def _scan_disk(self) -> dict[str, list[EnvDir]]:
-        """Leased envs are remembered, partial ones deleted; complete ones await adoption."""
-        complete: dict[str, list[EnvDir]] = {}
-        for env in scan_envs(self.paths.envs):
-            lease = read_lease(env.path)
-            if lease is not None:
-                self.leases[env.path] = (env.backend, lease)
-            elif read_manifest(env.path) is None:
+    def _recover(self, envs: list[DiskEnv]) -> dict[str, list[DiskEnv]]:
+        """Leased envs are remembered, kept ones forgotten, partial ones deleted;
+        complete ones await adoption by their backend."""
+        complete: dict[str, list[DiskEnv]] = {}
+        for env in envs:
+            if env.lease is not None:
+                if not env.lease.keep:
+                    self.leases[env.path] = (env.backend, env.lease)
+                    self._measure(env.path)
+            elif env.manifest is None:
                 log.info("deleting partial env %s", env.path.name)
                 self._discard(env.path)
             else:
@@ -150,11 +176,16 @@ class Supervisor:
         await asyncio.gather(*(r.worker.stop() for r in self.runtimes.values()), return_exceptions=True)
         builds = [t for r in self.runtimes.values() for t in r.builds.values()]
         await asyncio.gather(*builds, return_exceptions=True)
+        for task in list(self._tasks):
+            if not task.get_name().startswith("discard:"):
+                task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
         self.stopped.set()
 
-    def _spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+    def _spawn(self, coro: Coroutine[Any, Any, object], name: str | None = None) -> asyncio.Task[object]:
         task: asyncio.Task[object] = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -164,38 +195,60 @@ class Supervisor:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
+    async def _every(self, interval: Callable[[], float], action: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(interval())
+            try:
+                result = action()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("periodic %s failed", getattr(action, "__name__", action))
+
     # ------------------------------------------------------------ workers and builds
 
     async def _worker_ready(self, runtime: BackendRuntime, ready: Ready) -> None:
         """A (re)started worker: learn the spec hash, adopt envs from disk once, fill."""
-        try:
-            result = await runtime.worker.submit(OP_SPEC_HASH, {"config": unstructure(runtime.config)}, timeout=60)
-        except BackendError as exc:
-            runtime.setup_error = PoolError(kind=exc.kind, message=exc.message)
-            log.error("backend %s cannot compute its spec hash: %s", runtime.name, exc.message)
-            return
-        runtime.setup_error = None
-        runtime.spec_hash = str(result["spec_hash"])
         if not ready.available:
             log.warning("backend %s is not available: %s", runtime.name, ready.reason)
+        if not await self._update_spec_hash(runtime):
+            return
         if runtime.startup_envs is not None:
             self._adopt(runtime, runtime.startup_envs)
             runtime.startup_envs = None
         self.fill(runtime)
         await runtime.notify()
 
-    def _adopt(self, runtime: BackendRuntime, envs: Iterable[EnvDir]) -> None:
+    async def _update_spec_hash(self, runtime: BackendRuntime) -> bool:
+        config = runtime.config
+        try:
+            result = await runtime.worker.submit(OP_SPEC_HASH, {"config": unstructure(config)}, timeout=60)
+        except BackendError as exc:
+            runtime.setup_error = PoolError(kind=exc.kind, message=exc.message)
+            log.error("backend %s cannot compute its spec hash: %s", runtime.name, exc.message)
+            return False
+        if runtime.config is not config:
+            return False  # reconfigured meanwhile; that change computes its own hash
+        runtime.setup_error = None
+        new_hash = str(result["spec_hash"])
+        if runtime.spec_hash not in (None, new_hash):
+            log.info("backend %s: spec changed; current envs become fallbacks until replaced", runtime.name)
+            runtime.pool.mark_outdated()
+        runtime.spec_hash = new_hash
+        return True
+
+    def _adopt(self, runtime: BackendRuntime, envs: Iterable[DiskEnv]) -> None:
         for env in envs:
-            manifest = read_manifest(env.path)
-            if manifest is None or env.path in self.leases:
+            manifest = read_manifest(env.path)  # re-read: the worker took a while to start
+            if manifest is None or read_lease(env.path) is not None:
                 continue
-            if manifest.spec_hash != runtime.spec_hash:
-                log.info("deleting stale env %s (spec changed)", env.path.name)
-                self._discard(env.path)
-            elif runtime.pool.adopt(manifest.pooled_env(env.path)):
-                log.info("reusing env %s", env.path.name)
+            current = manifest.spec_hash == runtime.spec_hash
+            expired = env.age_s > runtime.config.max_age_s
+            if not expired and runtime.pool.adopt(manifest.pooled_env(env.path), current=current):
+                log.info("reusing env %s%s", env.path.name, "" if current else " (outdated: a fallback)")
+                self._measure(env.path)
             else:
-                log.info("deleting surplus env %s", env.path.name)
+                log.info("deleting %s env %s", "expired" if expired else "surplus", env.path.name)
                 self._discard(env.path)
 
     def fill(self, runtime: BackendRuntime) -> None:
@@ -209,14 +262,12 @@ class Supervisor:
             runtime.builds[env_id] = asyncio.create_task(self._build(runtime, env_id))
         wake_at = runtime.pool.next_wakeup(now)
         if wake_at is not None and runtime.wakeup is None:
-            loop = asyncio.get_running_loop()
-            delay = max(0.0, wake_at - now)
 
             def wake() -> None:
                 runtime.wakeup = None
                 self.fill(runtime)
 
-            runtime.wakeup = loop.call_later(delay, wake)
+            runtime.wakeup = asyncio.get_running_loop().call_later(max(0.0, wake_at - now), wake)
 
     async def _build(self, runtime: BackendRuntime, env_id: str) -> None:
         path = self.paths.env_path(runtime.name, env_id)
@@ -229,8 +280,6 @@ class Supervisor:
                 progress=lambda message: log.debug("build %s: %s", path.name, message),
             )
             manifest: Manifest = structure(result["manifest"], Manifest)
-            if manifest.spec_hash != runtime.spec_hash:
-                raise BackendError(ErrorKind.SETUP_FAILED, "built env has an outdated spec hash")
         except BackendError as exc:
             self._discard(path)
             if self._stopping:
@@ -247,10 +296,19 @@ class Supervisor:
             self._discard(path)
             runtime.pool.build_failed(env_id, BuildFailure(ErrorKind.SETUP_FAILED, "internal error"), time.monotonic())
         else:
-            pooled = runtime.pool.build_succeeded(manifest.pooled_env(path))
-            log.info("built %s in %.2fs%s", path.name, time.monotonic() - started, "" if pooled else " (surplus)")
-            if not pooled:
+            if manifest.spec_hash != runtime.spec_hash:
+                # The config changed while it was building: not a failure, just not wanted.
+                runtime.pool.warming.discard(env_id)
+                log.info("discarding %s: built for a previous config", path.name)
                 self._discard(path)
+            else:
+                for gone in runtime.pool.build_succeeded(manifest.pooled_env(path)):
+                    log.info(
+                        "deleting %s (%s)", Path(gone.venv_path).name, "surplus" if gone.id == env_id else "replaced"
+                    )
+                    self._discard(Path(gone.venv_path))
+                log.info("built %s in %.2fs", path.name, time.monotonic() - started)
+                self._measure(path)
         finally:
             runtime.builds.pop(env_id, None)
         self.fill(runtime)
@@ -258,9 +316,18 @@ class Supervisor:
 
     def _discard(self, path: Path) -> None:
         """Delete an env: an atomic rename into the trash now, the removal in a thread."""
+        self.sizes.pop(path, None)
         trashed = move_to_trash(path, self.paths.trash)
         if trashed is not None:
-            self._spawn(asyncio.to_thread(shutil.rmtree, trashed, True))
+            self._spawn(asyncio.to_thread(shutil.rmtree, trashed, True), name=f"discard:{path.name}")
+
+    def _measure(self, path: Path) -> None:
+        async def measure() -> None:
+            size = await asyncio.to_thread(dir_size, path)
+            if path.exists():
+                self.sizes[path] = size
+
+        self._spawn(measure())
 
     # ------------------------------------------------------------ requests
 
@@ -269,16 +336,22 @@ class Supervisor:
         if runtime is None:
             known = ", ".join(sorted(self.runtimes)) or "none"
             return Error(code="unknown_env_type", message=f"no backend {request.env_type!r} (known: {known})")
-        wait_s = max(0.0, request.wait_s or 0.0)
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() + max(0.0, request.wait_s or 0.0)
         async with runtime.changed:
             while True:
                 env = runtime.pool.take()
                 if env is not None:
-                    if read_manifest(Path(env.venv_path)) is None:
+                    path = Path(env.venv_path)
+                    if read_manifest(path) is None:
                         log.warning("pooled env %s vanished from disk; skipping it", env.venv_path)
                         continue
-                    self._lease(runtime, env, request, peer_pid)
+                    lease = make_lease(request.lease_pid or peer_pid, keep=request.keep)
+                    write_lease(path, lease)  # durable before the reply: never pooled again
+                    if request.keep:
+                        self.sizes.pop(path, None)  # the client owns it now; runtimed forgets it
+                    else:
+                        self.leases[path] = (runtime.name, lease)
+                    log.info("handed out %s to pid %s%s", path.name, lease.pid, " (kept)" if request.keep else "")
                     self.fill(runtime)
                     return EnvReply(env=env)
                 self.fill(runtime)
@@ -288,18 +361,6 @@ class Supervisor:
                     return Empty(retry_in_s=runtime.pool.retry_in(time.monotonic()))
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(runtime.changed.wait(), remaining)
-
-    def _lease(self, runtime: BackendRuntime, env: PooledEnv, request: Take, peer_pid: int | None) -> None:
-        pid = request.lease_pid or peer_pid
-        create_time = None
-        if pid:
-            with contextlib.suppress(psutil.Error):
-                create_time = psutil.Process(pid).create_time()
-        lease = Lease(pid=pid, create_time=create_time, taken_at=now_iso(), keep=request.keep)
-        path = Path(env.venv_path)
-        write_lease(path, lease)
-        self.leases[path] = (runtime.name, lease)
-        log.info("handed out %s to pid %s", path.name, pid)
 
     async def release(self, path_text: str) -> Released | Error:
         path = Path(os.path.abspath(path_text))
@@ -328,11 +389,15 @@ class Supervisor:
         pools = {}
         for name, runtime in self.runtimes.items():
             pool = runtime.pool
+            leased = [p for p, (backend, _) in self.leases.items() if backend == name]
+            paths = [Path(e.venv_path) for e in pool.pooled] + leased
             pools[name] = PoolStatus(
                 available=len(pool.available),
                 warming=len(pool.warming),
                 target=pool.target,
-                leased=sum(1 for backend, _ in self.leases.values() if backend == name),
+                leased=len(leased),
+                outdated=len(pool.outdated),
+                disk_bytes=sum(self.sizes.get(p, 0) for p in paths),
                 error=pool.error_status(now) or runtime.setup_error or _worker_error(runtime),
                 worker=runtime.worker.status(),
             )
@@ -343,8 +408,143 @@ class Supervisor:
             started_at=self.started_at,
             socket=str(self.paths.socket),
             cache_dir=str(self.paths.cache_dir),
+            config_file=str(self.paths.config_file),
+            config_error=self.config_error,
         )
         return StatusReply(daemon=daemon, pools=pools)
+
+    # ------------------------------------------------------------ leases and GC
+
+    def check_leases(self) -> int:
+        """Delete envs whose holder has exited. Returns how many."""
+        gone = [(path, backend) for path, (backend, lease) in self.leases.items() if not holder_alive(lease)]
+        for path, _backend in gone:
+            del self.leases[path]
+            log.info("holder of %s is gone; deleting it", path.name)
+            self._discard(path)
+        return len(gone)
+
+    def _tracked(self) -> Tracked:
+        pools = [r.pool for r in self.runtimes.values()]
+        return Tracked(
+            backends=frozenset(self.runtimes),
+            pooled=frozenset(e.id for p in pools for e in p.available),
+            outdated=frozenset(e.id for p in pools for e in p.outdated),
+            warming=frozenset(i for p in pools for i in p.warming),
+            leased=frozenset(self.leases),
+            max_age_s={name: r.config.max_age_s for name, r in self.runtimes.items()},
+        )
+
+    async def gc(self, dry_run: bool = False) -> GcReport:
+        """One sweep: expired, partial, untracked and abandoned envs go (see ``runtimed.gc``)."""
+        disk = await asyncio.to_thread(scan_disk, self.paths.envs)
+        # From here to the deletions nothing awaits: no take or build can interleave.
+        plan = plan_gc(disk, self._tracked(), holder_alive)
+        if dry_run:
+            sizes = await asyncio.to_thread(lambda: [dir_size(item.env.path) for item in plan])
+            items = [_gc_item(item.env, item.reason, size) for item, size in zip(plan, sizes, strict=True)]
+            return GcReport(removed=items, freed_bytes=sum(sizes), dry_run=True)
+        trashed = []
+        for item in plan:
+            env = item.env
+            runtime = self.runtimes.get(env.backend)
+            if runtime is not None:
+                runtime.pool.retire({env.id})
+            self.leases.pop(env.path, None)
+            self.sizes.pop(env.path, None)
+            target = move_to_trash(env.path, self.paths.trash)
+            if target is not None:
+                log.info("gc: deleting %s (%s)", env.path.name, item.reason)
+                trashed.append((item, target))
+        for runtime in self.runtimes.values():
+            self.fill(runtime)
+
+        def remove() -> list[int]:
+            sizes = []
+            for _item, target in trashed:
+                sizes.append(dir_size(target))
+                shutil.rmtree(target, ignore_errors=True)
+            return sizes
+
+        sizes = await asyncio.to_thread(remove)
+        items = [_gc_item(item.env, item.reason, size) for (item, _), size in zip(trashed, sizes, strict=True)]
+        return GcReport(removed=items, freed_bytes=sum(sizes), dry_run=False)
+
+    async def _gc_sweep(self) -> None:
+        report = await self.gc()
+        if report.removed:
+            log.info("gc: freed %d bytes in %d env(s)", report.freed_bytes, len(report.removed))
+
+    async def envs(self) -> EnvList:
+        disk = await asyncio.to_thread(scan_disk, self.paths.envs)
+        sizes = await asyncio.to_thread(lambda: [dir_size(e.path) for e in disk])
+        tracked = self._tracked()
+        entries = [
+            EnvEntry(
+                path=str(env.path),
+                backend=env.backend,
+                id=env.id,
+                state=env_state(env, tracked),
+                size_bytes=size,
+                age_s=round(env.age_s, 1),
+                holder_pid=env.lease.pid if env.lease else None,
+            )
+            for env, size in zip(disk, sizes, strict=True)
+        ]
+        return EnvList(envs=entries)
+
+    # ------------------------------------------------------------ configuration
+
+    def reload_config(self) -> None:
+        """Load the config file again; a broken edit is logged and shown in status,
+        and the previous config stays in force."""
+        if self.config_loader is None:
+            return
+        try:
+            config = self.config_loader()
+        except ConfigError as exc:
+            self.config_error = str(exc)
+            log.error("config not applied, keeping the previous one: %s", exc)
+            return
+        self.config_error = None
+        self.apply_config(config)
+
+    def apply_config(self, config: Config) -> None:
+        """Switch to ``config`` live: resize pools, retire envs of a changed spec."""
+        old, self.config = self.config, config
+        for name, runtime in self.runtimes.items():
+            new = config.backend(name)
+            if new == runtime.config:
+                continue
+            log.info("backend %s reconfigured: %s", name, _diff(runtime.config, new))
+            spec_changed = new.spec_fields() != runtime.config.spec_fields()
+            runtime.config = new
+            runtime.pool.concurrency = new.concurrency
+            for env in runtime.pool.resize(new.pool_size):
+                log.info("deleting %s (pool shrank)", Path(env.venv_path).name)
+                self._discard(Path(env.venv_path))
+            runtime.pool.reset_backoff()
+            if spec_changed and runtime.worker.ready is not None:
+                self._spawn(self._respec(runtime))
+            else:
+                self.fill(runtime)
+        if config.supervision != old.supervision:
+            for runtime in self.runtimes.values():
+                runtime.worker.supervision = config.supervision
+
+    async def _respec(self, runtime: BackendRuntime) -> None:
+        if await self._update_spec_hash(runtime):
+            self.fill(runtime)
+            await runtime.notify()
+
+
+def _gc_item(env: DiskEnv, reason: str, size: int) -> GcItem:
+    return GcItem(path=str(env.path), backend=env.backend, reason=reason, size_bytes=size)
+
+
+def _diff(old: BackendConfig, new: BackendConfig) -> str:
+    a, b = attrs.asdict(old), attrs.asdict(new)
+    return ", ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k])
 
 
 def _worker_error(runtime: BackendRuntime) -> PoolError | None:

@@ -55,9 +55,34 @@ def test_surplus_build_is_rejected() -> None:
     pool = Pool(name="uv", target=1, concurrency=2)
     pool.build_started("a")
     pool.build_started("b")
-    assert pool.build_succeeded(env("a")) is True
-    assert pool.build_succeeded(env("b")) is False
+    assert pool.build_succeeded(env("a")) == []
+    assert pool.build_succeeded(env("b")) == [env("b")]  # surplus: the caller deletes it
     assert pool.available == [env("a")]
+
+
+def test_outdated_envs_serve_as_fallbacks_until_replaced() -> None:
+    pool = Pool(name="uv", target=2, concurrency=2)
+    pool.adopt(env("a"))
+    pool.adopt(env("b"))
+    pool.mark_outdated()  # the config changed
+    assert pool.deficit() == 2 and pool.builds_to_start(0) == 2
+    assert pool.take() == env("a")  # a fallback is better than nothing
+    pool.build_started("c")
+    pool.build_started("d")
+    assert pool.build_succeeded(env("c")) == [env("b")]  # replaced: delete the old one
+    assert pool.take() == env("c")
+    assert pool.build_succeeded(env("d")) == []
+    assert pool.outdated == [] and pool.available == [env("d")]
+
+
+def test_adopt_outdated_and_retire() -> None:
+    pool = Pool(name="uv", target=1)
+    assert pool.adopt(env("a"), current=False) is True
+    assert pool.adopt(env("b"), current=False) is False
+    assert pool.adopt(env("c")) is True
+    assert pool.pooled == [env("c"), env("a")]
+    assert pool.retire({"a", "zzz"}) == [env("a")]
+    assert pool.pooled == [env("c")]
 
 
 def test_failures_back_off_exponentially_and_probe_one_at_a_time() -> None:

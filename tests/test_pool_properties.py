@@ -44,10 +44,9 @@ class PoolMachine(RuleBasedStateMachine):
     def build_done(self, data: st.DataObject) -> None:
         env_id = data.draw(st.sampled_from(sorted(self.pool.warming)))
         env = PooledEnv(env_type="uv", venv_path=f"/e/{env_id}", python_path="p", id=env_id)
-        if self.pool.build_succeeded(env):
-            self.pooled_ever.add(env_id)
-        else:
-            self.deleted.add(env_id)
+        self.pooled_ever.add(env_id)
+        for gone in self.pool.build_succeeded(env):
+            self.deleted.add(gone.id)
 
     @precondition(lambda self: self.pool.warming)
     @rule(data=st.data())
@@ -76,6 +75,17 @@ class PoolMachine(RuleBasedStateMachine):
             self.deleted.add(env.id)
 
     @rule()
+    def config_changed(self) -> None:
+        self.pool.mark_outdated()
+
+    @rule(data=st.data())
+    def too_old(self, data: st.DataObject) -> None:
+        ids = {e.id for e in self.pool.pooled}
+        chosen = data.draw(st.sets(st.sampled_from(sorted(ids)))) if ids else set()
+        for env in self.pool.retire(chosen):
+            self.deleted.add(env.id)
+
+    @rule()
     def flush(self) -> None:
         for env in self.pool.drain():
             self.deleted.add(env.id)
@@ -88,12 +98,13 @@ class PoolMachine(RuleBasedStateMachine):
     def consistent(self) -> None:
         if not hasattr(self, "pool"):
             return
-        available = [e.id for e in self.pool.available]
+        available = [e.id for e in self.pool.pooled]
         assert len(available) == len(set(available))
         assert not set(available) & self.pool.warming
         assert not set(available) & self.handed_out
         assert not set(available) & self.deleted
-        assert len(available) <= self.pool.target
+        assert len(self.pool.available) <= self.pool.target
+        assert set(available) <= self.pooled_ever
         assert self.pool.deficit() >= 0 and self.pool.failures >= 0
         assert self.pool.builds_to_start(self.now) >= 0
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from runtimed.config import ConfigError, load_config
+from runtimed.config import Config, ConfigError, load_config
 from runtimed.singleton import AlreadyRunning, SocketPathError
 
 from ._util import paths_from
@@ -40,18 +40,24 @@ def main(args: argparse.Namespace) -> int:
 
     paths = paths_from(args)
     try:
-        config = load_config(paths.config_file)
         sizes = dict(_parse_size(item) for item in args.pool_size)
         if args.uv_pool_size is not None:
             sizes["uv"] = args.uv_pool_size
-        for backend, size in sizes.items():
-            config = config.with_backend(backend, pool_size=size)
+
+        def load() -> Config:
+            """The file, then the command-line overrides (which survive reloads)."""
+            config = load_config(paths.config_file)
+            for backend, size in sizes.items():
+                config = config.with_backend(backend, pool_size=size)
+            return config
+
+        load()  # fail now, with a clear message, not in the daemon
     except (ConfigError, ValueError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 2
     setup_logging(paths, args.log_level)
     try:
-        run_daemon(paths, config)
+        run_daemon(paths, load)
     except AlreadyRunning as exc:
         state = exc.state or {}
         pid = state.get("pid", "?")

@@ -1,0 +1,143 @@
+"""Garbage collection, planned purely: which envs on disk go, and why.
+
+The supervisor scans the env directory (in a thread), snapshots what it tracks and
+calls :func:`plan_gc` on the event loop, then executes the plan in the same tick,
+so nothing can be taken or finish building between plan and deletion.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+
+from attrs import define, field
+
+from runtimed.envdir import Lease, Manifest, read_lease, read_manifest, scan_envs
+
+__all__ = [
+    "DiskEnv",
+    "GcPlanItem",
+    "Reason",
+    "State",
+    "Tracked",
+    "env_state",
+    "plan_gc",
+    "scan_disk",
+]
+
+
+class Reason:
+    EXPIRED = "expired"  # pooled longer than max_age
+    PARTIAL = "partial"  # no manifest and no build running
+    UNTRACKED = "untracked"  # complete, but neither pooled, leased nor kept (e.g. surplus)
+    HOLDER_GONE = "holder_gone"  # leased to a process that has exited
+
+
+class State:
+    POOLED = "pooled"
+    OUTDATED = "outdated"
+    WARMING = "warming"
+    LEASED = "leased"
+    KEPT = "kept"
+    ORPHAN = "orphan"
+    UNKNOWN_BACKEND = "unknown_backend"
+
+
+@define(frozen=True)
+class DiskEnv:
+    """An env directory as found on disk."""
+
+    backend: str
+    id: str
+    path: Path
+    manifest: Manifest | None
+    lease: Lease | None
+    age_s: float
+
+
+@define(frozen=True)
+class Tracked:
+    """A snapshot of what the supervisor tracks."""
+
+    backends: frozenset[str]
+    pooled: frozenset[str] = frozenset()  # env ids, current
+    outdated: frozenset[str] = frozenset()
+    warming: frozenset[str] = frozenset()
+    leased: frozenset[Path] = frozenset()
+    max_age_s: Mapping[str, float] = field(factory=dict)
+
+
+@define(frozen=True)
+class GcPlanItem:
+    env: DiskEnv
+    reason: str
+
+
+def _age_s(path: Path, manifest: Manifest | None, now: float) -> float:
+    if manifest is not None and manifest.created_at:
+        try:
+            return max(0.0, now - datetime.fromisoformat(manifest.created_at).timestamp())
+        except ValueError:
+            pass
+    try:
+        return max(0.0, now - os.stat(path).st_mtime)
+    except OSError:
+        return 0.0
+
+
+def scan_disk(envs_dir: Path, now: float | None = None) -> list[DiskEnv]:
+    """Every env dir with its manifest, lease and age (blocking I/O: run in a thread)."""
+    now = time.time() if now is None else now
+    found = []
+    for env in scan_envs(envs_dir):
+        manifest = read_manifest(env.path)
+        found.append(
+            DiskEnv(
+                backend=env.backend,
+                id=env.id,
+                path=env.path,
+                manifest=manifest,
+                lease=read_lease(env.path),
+                age_s=_age_s(env.path, manifest, now),
+            )
+        )
+    return found
+
+
+def env_state(env: DiskEnv, tracked: Tracked) -> str:
+    """What an env on disk is, from the supervisor's point of view."""
+    if env.backend not in tracked.backends:
+        return State.UNKNOWN_BACKEND
+    if env.lease is not None:
+        return State.KEPT if env.lease.keep else State.LEASED
+    if env.id in tracked.warming:
+        return State.WARMING
+    if env.id in tracked.pooled:
+        return State.POOLED
+    if env.id in tracked.outdated:
+        return State.OUTDATED
+    return State.ORPHAN
+
+
+def plan_gc(envs: list[DiskEnv], tracked: Tracked, holder_alive: Callable[[Lease], bool]) -> list[GcPlanItem]:
+    """The envs to delete. Never a warming, kept or live-leased env, nor one of a
+    backend that is not loaded (its plugin may just be broken today)."""
+    plan = []
+    for env in envs:
+        state = env_state(env, tracked)
+        reason = None
+        if state == State.LEASED:
+            assert env.lease is not None
+            if not holder_alive(env.lease):
+                reason = Reason.HOLDER_GONE
+        elif state in (State.POOLED, State.OUTDATED):
+            if env.age_s > tracked.max_age_s.get(env.backend, float("inf")):
+                reason = Reason.EXPIRED
+        elif state == State.ORPHAN:
+            reason = Reason.PARTIAL if env.manifest is None else Reason.UNTRACKED
+        if reason is not None:
+            plan.append(GcPlanItem(env=env, reason=reason))
+    return plan
