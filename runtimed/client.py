@@ -17,10 +17,15 @@ from typing import Any
 from runtimed.protocol import (
     REPLY_TYPES,
     Empty,
+    EnvEntry,
+    EnvList,
     EnvReply,
+    Envs,
     Error,
     Flush,
     Flushed,
+    Gc,
+    GcReport,
     LineDecoder,
     Ping,
     Pong,
@@ -159,6 +164,16 @@ class Client:
 
     def shutdown(self) -> None:
         self.request(Shutdown())
+
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        """Run a garbage-collection sweep now (or only report what it would delete)."""
+        reply: GcReport = self.request(Gc(dry_run=dry_run), timeout=600)
+        return reply
+
+    def envs(self) -> list[EnvEntry]:
+        """Every env on disk with its state, size and age."""
+        reply: EnvList = self.request(Envs(), timeout=600)
+        return reply.envs
 
 
 def try_get_pooled_env(

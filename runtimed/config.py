@@ -32,6 +32,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "tomllib",
 ]
 
 DEFAULT_POOL_SIZE = 2

@@ -111,6 +111,8 @@ def env_state(env: DiskEnv, tracked: Tracked) -> str:
     """What an env on disk is, from the supervisor's point of view."""
     if env.backend not in tracked.backends:
         return State.UNKNOWN_BACKEND
+    if env.path in tracked.leased:  # taken after the disk scan: the scan saw no lease yet
+        return State.LEASED
     if env.lease is not None:
         return State.KEPT if env.lease.keep else State.LEASED
     if env.id in tracked.warming:
@@ -130,8 +132,7 @@ def plan_gc(envs: list[DiskEnv], tracked: Tracked, holder_alive: Callable[[Lease
         state = env_state(env, tracked)
         reason = None
         if state == State.LEASED:
-            assert env.lease is not None
-            if not holder_alive(env.lease):
+            if env.lease is not None and not holder_alive(env.lease):
                 reason = Reason.HOLDER_GONE
         elif state in (State.POOLED, State.OUTDATED):
             if env.age_s > tracked.max_age_s.get(env.backend, float("inf")):

@@ -38,7 +38,7 @@ from runtimed.envdir import (
     read_manifest,
     write_lease,
 )
-from runtimed.gc import DiskEnv, Tracked, env_state, plan_gc, scan_disk
+from runtimed.gc import DiskEnv, Reason, Tracked, env_state, plan_gc, scan_disk
 from runtimed.jobs import OP_CREATE, OP_SPEC_HASH, Ready
 from runtimed.leases import holder_alive, make_lease
 from runtimed.paths import Paths
@@ -448,8 +448,11 @@ class Supervisor:
         for item in plan:
             env = item.env
             runtime = self.runtimes.get(env.backend)
-            if runtime is not None:
-                runtime.pool.retire({env.id})
+            if item.reason == Reason.EXPIRED:
+                if runtime is None or not runtime.pool.retire({env.id}):
+                    continue  # taken since the scan
+            elif item.reason != Reason.HOLDER_GONE and read_lease(env.path) is not None:
+                continue  # handed out (perhaps kept) since the scan
             self.leases.pop(env.path, None)
             self.sizes.pop(env.path, None)
             target = move_to_trash(env.path, self.paths.trash)

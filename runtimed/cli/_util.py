@@ -10,7 +10,7 @@ from typing import Any
 from runtimed.client import Client
 from runtimed.paths import Paths
 
-__all__ = ["client_from", "human_bytes", "not_running", "paths_from", "print_json"]
+__all__ = ["client_from", "human_age", "human_bytes", "not_running", "paths_from", "print_json", "table"]
 
 
 def paths_from(args: argparse.Namespace) -> Paths:
@@ -51,3 +51,10 @@ def table(rows: list[list[str]]) -> str:
     """Left-aligned columns, two spaces apart."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def human_age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
