@@ -17,7 +17,7 @@ import re
 
 from runtimed.backend import BackendError, ErrorKind
 
-__all__ = ["classify_error", "classify_text", "missing_package", "failing_url"]
+__all__ = ["classify_error", "classify_text", "failing_url", "is_not_modified", "missing_package"]
 
 _NETWORK_MARKERS = (
     "error sending request",
@@ -55,6 +55,15 @@ def missing_package(text: str) -> str | None:
     return None
 
 
+def is_not_modified(text: str) -> bool:
+    """Whether rattler failed on a ``304 Not Modified`` (its cached copy is current).
+
+    rattler 0.28 treats a 304 without ``ETag``/``Last-Modified`` headers as an error
+    (conda/rattler#2719); static servers such as ``python -m http.server`` send those.
+    """
+    return "unexpected status code (304 Not Modified)" in text
+
+
 def failing_url(text: str) -> str | None:
     """The URL (or channel) an error message says could not be fetched."""
     match = _URL.search(text) or _CHANNEL.search(text)
@@ -80,7 +89,8 @@ def classify_text(error_type: str, text: str) -> BackendError:
         where = f"cannot reach {url}" if url else "network error"
         return BackendError(ErrorKind.NETWORK, f"{where}: {_root_cause(text)}\n{text}")
     if "could not find subdir" in lowered:
-        channel = failing_url(text) or "channel"
+        match = _CHANNEL.search(text)
+        channel = match.group(1) if match else "the channel"
         return BackendError(ErrorKind.SETUP_FAILED, f"{channel} is not a conda channel: {_root_cause(text)}\n{text}")
     return BackendError(ErrorKind.SETUP_FAILED, f"{error_type}: {text}")
 

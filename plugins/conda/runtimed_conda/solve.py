@@ -8,10 +8,14 @@ Repodata is cached by rattler's :class:`~rattler.Gateway` under the backend's ca
    ``cache_action="force-cache-only"`` (no request is made at all, whatever the
    HTTP cache headers say). Any failure - a cache miss for a subdir or a package
    shard, or an answer the cached repodata cannot give - falls through to 3.
-3. **Online**: ``cache_action="cache-or-fetch"``; success stamps the channels as
-   fetched. If the network is down and 2 was not tried (the cache is older than
-   ``ttl_s``), the stale cache is tried before giving up: an offline machine
-   still builds whatever its cache can satisfy.
+3. **Online**: ``cache_action="cache-or-fetch"`` (rattler revalidates what its
+   HTTP cache headers say is stale); success stamps the channels as fetched. A
+   ``304 Not Modified`` that rattler rejects (see
+   :func:`runtimed_conda.errors.is_not_modified`) leads to one unconditional
+   re-fetch (``refetched``). If the network is down
+   and 2 was not tried (the cache is older than ``ttl_s``), the stale cache is
+   tried before giving up: an offline machine still builds whatever its cache
+   can satisfy.
 
 So a solve that cached repodata can satisfy never needs the network, and repodata
 is refreshed at most every ``ttl_s`` (new package versions then show up).
@@ -31,13 +35,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from attrs import define
 
 from runtimed.backend import ErrorKind
-from runtimed_conda.errors import classify_error
+from runtimed_conda.errors import classify_error, is_not_modified
 from runtimed_conda.specs import channel_source, is_local_channel
 
 if TYPE_CHECKING:
     from rattler import Gateway, RepoDataRecord
 
-__all__ = ["DEFAULT_REPODATA_TTL_S", "RepodataCache", "SolveResult", "solve_specs", "run_sync"]
+__all__ = ["DEFAULT_REPODATA_TTL_S", "RepodataCache", "SolveResult", "run_sync", "solve_specs"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,8 @@ T = TypeVar("T")
 #: How long repodata fetched online is used without asking the channel again.
 DEFAULT_REPODATA_TTL_S = 24 * 3600.0
 
-SolveMode = Literal["local", "offline", "online", "stale-cache"]
+CacheAction = Literal["cache-or-fetch", "force-cache-only", "no-cache"]
+SolveMode = Literal["local", "offline", "online", "refetched", "stale-cache"]
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -54,6 +59,10 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        in_loop = False
+    else:
+        in_loop = True
+    if not in_loop:
         return asyncio.run(coro)
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
@@ -66,7 +75,7 @@ class RepodataCache:
         self.path = path
         self.ttl_s = ttl_s
 
-    def gateway(self, cache_action: Literal["cache-or-fetch", "force-cache-only"]) -> Gateway:
+    def gateway(self, cache_action: CacheAction) -> Gateway:
         """A gateway on this cache (one per solve: gateways are cheap, the disk cache is shared)."""
         from rattler import Gateway, SourceConfig
 
@@ -124,7 +133,7 @@ def solve_specs(
     sources = [channel_source(c) for c in channels]
     remote = [c for c in sources if not is_local_channel(c)]
 
-    def attempt(action: Literal["cache-or-fetch", "force-cache-only"]) -> list[RepoDataRecord]:
+    def attempt(action: CacheAction) -> list[RepoDataRecord]:
         return run_sync(_solve(sources, specs, cache.gateway(action)))
 
     if not remote:
@@ -140,20 +149,33 @@ def solve_specs(
         try:
             return SolveResult(attempt("force-cache-only"), "offline")
         except Exception as exc:  # a cache miss or stale repodata: ask the channels
-            log.info("offline solve failed, going online: %s", str(exc).splitlines()[0])
+            log.info("offline solve failed, going online: %s", _first_line(exc))
 
     progress("solving online")
     try:
         records = attempt("cache-or-fetch")
     except Exception as exc:
+        if is_not_modified(str(exc)):
+            # rattler 0.28 rejects a 304 that carries no ETag/Last-Modified (as
+            # `python -m http.server` sends): fetch again without a conditional request.
+            progress("solving online (re-fetching repodata)")
+            try:
+                records = attempt("no-cache")
+            except Exception as refetch_exc:
+                raise classify_error(refetch_exc) from refetch_exc
+            cache.mark_fetched(remote)
+            return SolveResult(records, "refetched")
         error = classify_error(exc)
         if error.kind == ErrorKind.NETWORK and not tried_offline and cache.fetched_at(remote) is not None:
             progress("channels unreachable: solving from stale cached repodata")
             try:
                 return SolveResult(attempt("force-cache-only"), "stale-cache")
             except Exception as stale_exc:
-                log.info("stale-cache solve failed too: %s", str(stale_exc).splitlines()[0])
+                log.info("stale-cache solve failed too: %s", _first_line(stale_exc))
         raise error from exc
     cache.mark_fetched(remote)
     return SolveResult(records, "online")
 
+
+def _first_line(exc: BaseException) -> str:
+    return next(iter(str(exc).splitlines()), type(exc).__name__)

@@ -15,11 +15,11 @@ from collections.abc import Iterable, Sequence
 
 __all__ = [
     "BASE_PACKAGES",
-    "spec_name",
-    "python_spec",
-    "merge_specs",
     "channel_source",
     "is_local_channel",
+    "merge_specs",
+    "python_spec",
+    "spec_name",
 ]
 
 #: What every conda env gets (the configured specs may constrain or replace them).

@@ -1,0 +1,170 @@
+"""Building conda prefixes at their final path with py-rattler: solve, install, warm.
+
+The backend's cache directory (``<cache>/backends/conda``) holds
+
+* ``repodata/``: rattler's repodata cache, used offline first (:mod:`runtimed_conda.solve`);
+* ``pkgs/``: the extracted package cache. Envs hardlink their files from it (the
+  envs live on the same file system), so each further env costs little more than
+  its bytecode and the files rattler rewrote for its prefix.
+
+rattler writes no ``.pyc`` files, so :meth:`CondaBackend.warm` compiles the
+stdlib and site-packages inside the prefix explicitly (:mod:`runtimed_conda.bytecode`),
+then imports ipykernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from runtimed.backend import (
+    Availability,
+    Backend,
+    BackendError,
+    BuildRequest,
+    ErrorKind,
+    warmup_import,
+)
+from runtimed.config import BackendConfig
+from runtimed.envdir import META_DIR, write_json_atomic
+from runtimed_conda.bytecode import compile_prefix
+from runtimed_conda.errors import classify_error
+from runtimed_conda.records import installed_records, package_list
+from runtimed_conda.solve import DEFAULT_REPODATA_TTL_S, RepodataCache, run_sync, solve_specs
+from runtimed_conda.specs import BASE_PACKAGES, channel_source, merge_specs, python_spec
+
+__all__ = ["BUILD_INFO", "CondaBackend"]
+
+#: Per-env build facts (channels, specs, repodata mode, timings), under ``.runtimed/``.
+BUILD_INFO = "conda-build.json"
+
+
+class CondaBackend(Backend):
+    """conda envs from ``channels`` with py-rattler alone (no conda/mamba binary).
+
+    ``repodata_ttl_s``: how long repodata fetched online is used offline before the
+    channels are asked again (see :mod:`runtimed_conda.solve`).
+    """
+
+    name: ClassVar[str] = "conda"
+    recipe_version: ClassVar[str] = "1"
+    base_packages: ClassVar[tuple[str, ...]] = BASE_PACKAGES
+
+    def __init__(self, repodata_ttl_s: float = DEFAULT_REPODATA_TTL_S) -> None:
+        self.repodata_ttl_s = repodata_ttl_s
+
+    def availability(self) -> Availability:
+        try:
+            import rattler  # noqa: F401
+        except ImportError as exc:
+            return Availability(ok=False, reason=f"py-rattler cannot be imported: {exc}")
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            detail = f"py-rattler {version('py-rattler')}"
+        except PackageNotFoundError:
+            detail = "py-rattler"
+        return Availability(ok=True, detail=detail)
+
+    def packages(self, config: BackendConfig) -> list[str]:
+        """Match specs: ``python ipykernel ipywidgets``, then ``python=<python>`` and ``packages``.
+
+        A configured spec naming a base package replaces it. With the channels and
+        python (config fields) these make the spec hash.
+        """
+        configured = [python_spec(config.python)] if config.python else []
+        return merge_specs(self.base_packages, [*configured, *config.packages])
+
+    def create(self, request: BuildRequest) -> None:
+        """Solve (offline first) and install into ``request.path``, hardlinking from the package cache."""
+        import rattler
+
+        if not request.config.channels:
+            raise BackendError(ErrorKind.SETUP_FAILED, "no conda channels configured (set channels = [...])")
+        specs = self.packages(request.config)
+        _check_specs(specs)
+        cache = RepodataCache(request.cache_dir / "repodata", self.repodata_ttl_s)
+        started = time.monotonic()
+        solved = solve_specs(request.config.channels, specs, cache, request.progress)
+        solved_at = time.monotonic()
+        request.progress(f"installing {len(solved.records)} packages")
+        try:
+            run_sync(
+                rattler.install(
+                    solved.records,
+                    target_prefix=request.path,
+                    cache_dir=request.cache_dir / "pkgs",
+                    show_progress=False,
+                )
+            )
+        except Exception as exc:
+            raise classify_error(exc) from exc
+        info = {
+            "channels": [channel_source(c) for c in request.config.channels],
+            "specs": specs,
+            "repodata": solved.mode,
+            "timings_s": {
+                "solve": round(solved_at - started, 3),
+                "install": round(time.monotonic() - solved_at, 3),
+            },
+        }
+        write_json_atomic(request.path / META_DIR / BUILD_INFO, info)
+
+    def warm(self, request: BuildRequest) -> None:
+        """Compile all bytecode in the prefix (rattler writes none), then import ipykernel.
+
+        Files that are not valid Python 3 are skipped (and listed in the build info),
+        as conda and pip do; the warm-up import is what must succeed.
+        """
+        python = self.python_path(request.path)
+        if not python.exists():
+            raise BackendError(ErrorKind.SETUP_FAILED, f"the solved environment has no python at {python}")
+        started = time.monotonic()
+        request.progress("compiling bytecode")
+        not_compiled = compile_prefix(python, request.path)
+        compiled = time.monotonic()
+        request.progress("warm-up import")
+        warmup_import(python, self.warmup_modules)
+        info = _read_build_info(request.path)
+        timings = info.setdefault("timings_s", {})
+        timings["compile"] = round(compiled - started, 3)
+        timings["warmup"] = round(time.monotonic() - compiled, 3)
+        if not_compiled:
+            root = str(request.path) + os.sep
+            info["not_compiled"] = [f.removeprefix(root) for f in not_compiled]
+        write_json_atomic(request.path / META_DIR / BUILD_INFO, info)
+
+    def python_path(self, path: Path) -> Path:
+        return path / "python.exe" if os.name == "nt" else path / "bin" / "python"
+
+    def installed_packages(self, path: Path) -> list[str]:
+        """``name==version`` of every conda package in the prefix (not just Python distributions)."""
+        return package_list(installed_records(path))
+
+    def manifest_details(self, request: BuildRequest) -> dict[str, object]:
+        """Channels, specs, how repodata was obtained, phase timings and the exact records."""
+        return {**_read_build_info(request.path), "records": installed_records(request.path)}
+
+
+def _check_specs(specs: list[str]) -> None:
+    """Raise ``invalid_package`` naming the first spec rattler cannot parse."""
+    from rattler import MatchSpec
+
+    for spec in specs:
+        try:
+            MatchSpec(spec)
+        except Exception as exc:
+            raise BackendError(
+                ErrorKind.INVALID_PACKAGE, f"invalid package spec {spec!r}: {exc}", package=spec
+            ) from exc
+
+
+def _read_build_info(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((path / META_DIR / BUILD_INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
