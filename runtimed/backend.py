@@ -28,7 +28,6 @@ __all__ = [
     "BuildRequest",
     "ErrorKind",
     "clean_env",
-    "compile_bytecode",
     "list_distributions",
     "run_command",
     "warmup_import",
@@ -124,9 +123,11 @@ class Backend:
 
     def warm(self, request: BuildRequest) -> None:
         """Make the env ready for a kernel: compile bytecode, then a warm-up import."""
+        from runtimed.bytecode import compile_prefix  # it uses this module's helpers
+
         python = self.python_path(request.path)
         request.progress("compiling bytecode")
-        compile_bytecode(python, request.path)
+        compile_prefix(python, request.path)
         request.progress("warm-up import")
         warmup_import(python, self.warmup_modules)
 
@@ -199,28 +200,6 @@ def run_command(
         label = what or os.path.basename(args[0])
         raise BackendError(kind, f"{label} failed (exit {proc.returncode}): {tail}")
     return proc
-
-
-def compile_bytecode(python: Path, prefix: Path) -> None:
-    """Compile every ``.py`` under the env's own library dirs to ``.pyc``.
-
-    Explicit, because kernels must not pay for compilation at start and
-    PYTHONDONTWRITEBYTECODE may be set. Library dirs outside the prefix (a venv's
-    base interpreter) are left alone.
-    """
-    script = (
-        "import sysconfig, json; p = sysconfig.get_paths();"
-        "print(json.dumps(sorted({p[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')})))"
-    )
-    out = run_command([python, "-c", script], what="python (sysconfig)").stdout
-    root = os.path.realpath(prefix)
-    dirs = [d for d in json.loads(out) if os.path.realpath(d).startswith(root + os.sep) and os.path.isdir(d)]
-    if dirs:
-        run_command(
-            [python, "-m", "compileall", "-q", "-j", "0", *dirs],
-            env=clean_env(write_bytecode=True),
-            what="compileall",
-        )
 
 
 def warmup_import(python: Path, modules: Sequence[str]) -> None:

@@ -35,6 +35,7 @@ __all__ = ["WorkerHandle", "describe_exit", "kill_process_tree", "kill_stale_wor
 log = logging.getLogger("runtimed.workers")
 
 READY_TIMEOUT_S = 60.0
+WATCH_INTERVAL_S = 1.0
 STDERR_LINES_KEPT = 20
 
 
@@ -113,6 +114,7 @@ class WorkerHandle:
         self._stopping = False
         self._restart_times: collections.deque[float] = collections.deque()
         self._ready_task: asyncio.Task[None] | None = None
+        self._descendants: dict[int, float] = {}  # pid -> create time, seen under the worker
 
     # ------------------------------------------------------------ lifecycle
 
@@ -147,8 +149,8 @@ class WorkerHandle:
                 self.state = "restarting"
                 delay = backoff.delay(max(1, quick_deaths))
                 log.warning("worker %s died (%s); restarting in %.1fs", self.name, self.last_exit, delay)
-            await self._sleep_unless_stopping(delay)
             self.restarts += 1
+            await self._sleep_unless_stopping(delay)
         self.state = "stopped"
 
     async def _sleep_unless_stopping(self, delay: float) -> None:
@@ -177,14 +179,14 @@ class WorkerHandle:
         readers = [
             asyncio.create_task(self._read_stdout(proc)),
             asyncio.create_task(self._read_stderr(proc)),
-            asyncio.create_task(self._watch_memory(proc)),
+            asyncio.create_task(self._watch(proc)),
             asyncio.create_task(self._ready_deadline(proc)),
         ]
         try:
-            returncode = await proc.wait()
+            returncode = await _exited(proc)
         finally:
-            # Whatever it left behind (uv, solvers) goes with it.
-            kill_process_tree(proc.pid)
+            # Whatever it left behind (uv, solvers) goes with it, even if reparented.
+            self._kill_leftovers(proc.pid)
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
@@ -201,31 +203,47 @@ class WorkerHandle:
             log.error("worker %s did not become ready in %.0fs; killing it", self.name, READY_TIMEOUT_S)
             kill_process_tree(proc.pid)
 
-    async def _watch_memory(self, proc: asyncio.subprocess.Process) -> None:
-        limit_mb = self.supervision.memory_limit_mb
-        if not limit_mb:
-            return
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        """Every second: remember the worker's descendants (to kill them even if they
+        get reparented when it dies) and enforce the memory limit on the whole tree."""
         while True:
-            await asyncio.sleep(1.0)
-            rss = self._tree_rss()
-            if rss is not None and rss > limit_mb * 1024 * 1024:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            procs = self._tree()
+            for p in procs[1:]:
+                with contextlib.suppress(psutil.Error):
+                    self._descendants[p.pid] = p.create_time()
+            limit_mb = self.supervision.memory_limit_mb
+            if not limit_mb:
+                continue
+            rss = 0
+            for p in procs:
+                with contextlib.suppress(psutil.Error):
+                    rss += p.memory_info().rss
+            if rss > limit_mb * 1024 * 1024:
                 log.error("worker %s uses %d MiB > limit %d MiB; killing it", self.name, rss >> 20, limit_mb)
                 self._stderr.append(f"memory limit exceeded ({rss >> 20} MiB > {limit_mb} MiB)")
-                kill_process_tree(proc.pid)
+                self.kill()
                 return
 
-    def _tree_rss(self) -> int | None:
+    def _tree(self) -> list[psutil.Process]:
         if self._psutil is None:
-            return None
+            return []
         try:
-            procs = [self._psutil, *self._psutil.children(recursive=True)]
+            return [self._psutil, *self._psutil.children(recursive=True)]
         except psutil.Error:
-            return None
-        total = 0
-        for p in procs:
+            return []
+
+    def _kill_leftovers(self, pid: int) -> None:
+        """Kill the worker's process group and every descendant seen alive."""
+        kill_process_tree(pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # the worker leads its own group (start_new_session)
+        for child_pid, create_time in self._descendants.items():
             with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
+                child = psutil.Process(child_pid)
+                if child.create_time() == create_time:
+                    child.kill()
+        self._descendants.clear()
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop for good: close stdin (the worker exits), then kill the tree if it lingers."""
@@ -241,15 +259,17 @@ class WorkerHandle:
         for child in _children(proc.pid):
             kill_process_tree(child.pid)
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
+            await asyncio.wait_for(_exited(proc), timeout)
         except asyncio.TimeoutError:
-            kill_process_tree(proc.pid)
-            await proc.wait()
+            self.kill()
+            await _exited(proc)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Kill the worker's whole process tree (it is then restarted by :meth:`run`)."""
         if self._proc is not None and self._proc.returncode is None:
             kill_process_tree(self._proc.pid, sig)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, sig)
 
     @property
     def pid(self) -> int | None:
@@ -371,6 +391,22 @@ class WorkerHandle:
             uptime_s=round(time.monotonic() - self._started_at, 1) if self._started_at else None,
             last_exit=self.last_exit,
         )
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> int:
+    """The exit code, as soon as the process exits.
+
+    ``proc.wait()`` alone is not enough: before Python 3.12 it also waits for the
+    pipes to close, which a grandchild holding them can delay forever.
+    """
+    waiter = asyncio.ensure_future(proc.wait())
+    try:
+        while proc.returncode is None and not waiter.done():
+            await asyncio.wait({waiter}, timeout=0.1)
+    finally:
+        waiter.cancel()
+    assert proc.returncode is not None
+    return proc.returncode
 
 
 def _children(pid: int) -> list[psutil.Process]:

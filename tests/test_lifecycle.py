@@ -86,7 +86,7 @@ def test_gc_removes_aged_partial_and_untracked_never_leased(daemon_factory: type
 
     # Age: make pooled envs expire (live config edit), they are deleted and rebuilt.
     pooled_before = {p for p, e in _envs(daemon).items() if e["state"] == "pooled"}
-    daemon.config_file.write_text('[backends.uv]\npool_size = 2\nmax_age = "1s"\n[daemon]\ngc_interval_s = 3600\n')
+    daemon.write_config('[backends.uv]\npool_size = 2\nmax_age = "1s"\n[daemon]\ngc_interval_s = 3600\n')
     daemon.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
     wait_for(lambda: all(not Path(p).exists() for p in pooled_before) if daemon.run_cli("gc").returncode == 0
              else False, timeout=30, what="aged envs to be collected")  # fmt: skip
@@ -130,16 +130,16 @@ def test_take_never_races_the_sweep(daemon_factory: type[DaemonProcess], tmp_pat
 def test_live_config_resizes_and_bad_edit_keeps_previous(daemon_factory: type[DaemonProcess]) -> None:
     daemon = daemon_factory(config="[backends.uv]\npool_size = 1\n" + FAST_HOUSEKEEPING).start()
     daemon.wait_pool("uv", 1)
-    daemon.config_file.write_text("[backends.uv]\npool_size = 2\n" + FAST_HOUSEKEEPING)
+    daemon.write_config("[backends.uv]\npool_size = 2\n" + FAST_HOUSEKEEPING)
     status = daemon.wait_pool("uv", 2)  # picked up from the file, no signal
     assert status.pools["uv"].target == 2
 
-    daemon.config_file.write_text("[backends.uv]\npool_size = 'many'\n" + FAST_HOUSEKEEPING)
+    daemon.write_config("[backends.uv]\npool_size = 'many'\n" + FAST_HOUSEKEEPING)
     error = wait_for(lambda: daemon.status().daemon.config_error, timeout=10, what="config error in status")
     assert "pool_size" in error and str(daemon.config_file) in error
     assert daemon.status().pools["uv"].target == 2  # the previous config stays in force
 
-    daemon.config_file.write_text("[backends.uv]\npool_size = 0\n" + FAST_HOUSEKEEPING)
+    daemon.write_config("[backends.uv]\npool_size = 0\n" + FAST_HOUSEKEEPING)
     status = wait_for(lambda: (s := daemon.status()).pools["uv"].target == 0 and s, timeout=10, what="shrink")
     assert status.daemon.config_error is None
     wait_for(lambda: daemon.status().pools["uv"].available == 0, timeout=10, what="surplus deleted")
@@ -150,7 +150,7 @@ def test_changed_packages_retire_old_envs_gracefully(daemon_factory: type[Daemon
     daemon = daemon_factory(config="[backends.uv]\npool_size = 1\n").start()
     daemon.wait_pool("uv", 1)
     old = next(iter(_envs(daemon)))
-    daemon.config_file.write_text('[backends.uv]\npool_size = 1\npackages = ["six"]\n')
+    daemon.write_config('[backends.uv]\npool_size = 1\npackages = ["six"]\n')
     os.kill(daemon.proc.pid, signal.SIGHUP)  # type: ignore[union-attr]
     # Until the replacement is ready the old env still serves as a fallback...
     wait_for(lambda: daemon.status().pools["uv"].outdated == 1, timeout=10, what="old env marked outdated")

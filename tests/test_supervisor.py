@@ -75,7 +75,7 @@ def test_stale_envs_are_deleted_when_the_spec_changes(daemon_factory: type[Daemo
     daemon.wait_pool("uv", 1)
     old = {e.id for e in _pooled(daemon)}
     daemon.stop()
-    daemon.config_file.write_text('[backends.uv]\npool_size = 1\npackages = ["six"]\n')
+    daemon.write_config('[backends.uv]\npool_size = 1\npackages = ["six"]\n')
     daemon.start()
     daemon.wait_pool("uv", 1)
     new = _pooled(daemon)

@@ -21,7 +21,10 @@ from typing import Any, TypeVar
 import psutil
 
 from runtimed.client import Client, DaemonNotRunning
+from runtimed.config import tomllib
+from runtimed.plugins import discover_plugins
 from runtimed.protocol import StatusReply
+from runtimed.tomlwrite import dumps
 
 T = TypeVar("T")
 
@@ -61,7 +64,7 @@ class DaemonProcess:
         self.base = base
         self.cache_dir = base / "cache"
         self.config_file = base / "config.toml"
-        self.config_file.write_text(config)
+        self.write_config(config)
         self.env = {
             **os.environ,
             "RUNTIMED_CACHE_DIR": str(self.cache_dir),
@@ -73,6 +76,16 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = base / "daemon.out"
         self._seen_pids: set[int] = set()
+
+    def write_config(self, text: str) -> None:
+        """Write the config file; installed backends it does not mention get
+        ``pool_size = 0`` so a test only builds what it asks for (and conda never
+        reaches for conda-forge)."""
+        data = tomllib.loads(text)
+        backends = data.setdefault("backends", {})
+        for name in discover_plugins():
+            backends.setdefault(name, {"pool_size": 0})
+        self.config_file.write_text(dumps(data))
 
     @property
     def socket(self) -> Path:

@@ -27,14 +27,22 @@ BROKEN_IMPORT = """
 raise ImportError("this plugin is broken on purpose (missing dependency 'frobnicate')")
 """
 
-# A backend that works without any tool: copies nothing, just makes a venv-like dir
-# whose python is a symlink to the test interpreter. Parametrised by env vars so the
-# fault-injection tests can make it misbehave.
+# A backend that needs no tool: its env is a dir whose python is a symlink to the test
+# interpreter, built in milliseconds. MODE makes it misbehave for fault injection.
 TOY_BACKEND = """
-import os, sys, time
+import ctypes, os, subprocess, sys, time
 from pathlib import Path
 from runtimed.backend import Backend, BackendError
 from runtimed.plugins import hookimpl
+
+MODE = "{mode}"
+if MODE == "import_crash":
+    os._exit(7)
+
+
+def _child(request):
+    # A grandchild that would outlive a careless supervisor; its command line names the env.
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)", "toy-child", str(request.path)])
 
 
 class ToyBackend(Backend):
@@ -44,11 +52,26 @@ class ToyBackend(Backend):
     def create(self, request):
         (request.path / "bin").mkdir(parents=True)
         os.symlink(sys.executable, request.path / "bin" / "python")
-        mode = os.environ.get("TOY_MODE", "")
-        if mode == "fail":
+        if MODE == "fail":
             raise BackendError("invalid_package", "no such package: toy-missing", package="toy-missing")
-        if mode == "hang":
+        if MODE == "hang":
+            _child(request)
             time.sleep(3600)
+        if MODE == "crash":
+            os._exit(1)
+        if MODE == "segv":
+            ctypes.string_at(0)
+        if MODE == "orphan":
+            _child(request)
+            time.sleep(0.3)
+            os._exit(1)
+        if MODE == "hog":
+            hog = bytearray(400 * 1024 * 1024)
+            for i in range(0, len(hog), 4096):
+                hog[i] = 1
+            time.sleep(3600)
+        if MODE == "slow":
+            time.sleep(0.5)
 
     def warm(self, request):
         pass
@@ -63,5 +86,13 @@ def runtimed_backend():
 """
 
 
-def toy_backend(name: str) -> str:
-    return TOY_BACKEND.replace("{name}", name)
+def toy_backend(name: str, mode: str = "") -> str:
+    """Source of a toy backend plugin named ``name`` that behaves as ``mode`` says."""
+    return TOY_BACKEND.replace("{name}", name).replace("{mode}", mode)
+
+
+def install_toys(site: Path, **modes: str) -> Path:
+    """Install one toy plugin per ``name=mode`` (name dashes given as underscores)."""
+    for name, mode in modes.items():
+        install_plugin(site, name.replace("_", "-"), toy_backend(name.replace("_", "-"), mode))
+    return site

@@ -8,7 +8,7 @@ The backend's cache directory (``<cache>/backends/conda``) holds
   its bytecode and the files rattler rewrote for its prefix.
 
 rattler writes no ``.pyc`` files, so :meth:`CondaBackend.warm` compiles the
-stdlib and site-packages inside the prefix explicitly (:mod:`runtimed_conda.bytecode`),
+stdlib and site-packages inside the prefix explicitly (:mod:`runtimed.bytecode`),
 then imports ipykernel.
 """
 
@@ -28,9 +28,9 @@ from runtimed.backend import (
     ErrorKind,
     warmup_import,
 )
+from runtimed.bytecode import compile_prefix
 from runtimed.config import BackendConfig
 from runtimed.envdir import META_DIR, write_json_atomic
-from runtimed_conda.bytecode import compile_prefix
 from runtimed_conda.errors import classify_error
 from runtimed_conda.records import installed_records, package_list
 from runtimed_conda.solve import DEFAULT_REPODATA_TTL_S, RepodataCache, run_sync, solve_specs

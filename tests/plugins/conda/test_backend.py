@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pytest
 from attrs import define
-from runtimed_conda import CondaBackend
-from runtimed_conda.solve import RepodataCache, solve_specs
 
 from runtimed.backend import BackendError, BuildRequest, ErrorKind
 from runtimed.build import build_env
 from runtimed.config import BackendConfig
 from runtimed.envdir import Manifest
+from runtimed_conda import CondaBackend
+from runtimed_conda.solve import RepodataCache, solve_specs
 from tests.support import conda_channel
 from tests.support.conda_channel import ChannelServer, build_channel
 

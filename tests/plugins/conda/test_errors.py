@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from rattler.exceptions import GatewayError, InstallerError, InvalidMatchSpecError, SolverError
-from runtimed_conda.errors import classify_error, classify_text, failing_url, is_not_modified, missing_package
 
 from runtimed.backend import BackendError, ErrorKind
+from runtimed_conda.errors import classify_error, classify_text, failing_url, is_not_modified, missing_package
 
 NEEDS_MISSING = (
     "Cannot solve the request because of: rt-needs-missing * cannot be installed because there are no viable "

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from rattler import MatchSpec
-from runtimed_conda import CondaBackend
-from runtimed_conda.specs import channel_source, is_local_channel, merge_specs, python_spec, spec_name
 
 from runtimed.config import BackendConfig
+from runtimed_conda import CondaBackend
+from runtimed_conda.specs import channel_source, is_local_channel, merge_specs, python_spec, spec_name
 
 
 @pytest.mark.parametrize(

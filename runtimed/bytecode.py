@@ -1,9 +1,12 @@
-"""Compiling a conda prefix's bytecode, tolerating files that are not valid Python 3.
+"""Compiling an env's bytecode explicitly, tolerating files that are not valid Python 3.
 
-rattler (unlike conda) writes no ``.pyc`` files, so everything under the prefix's
-stdlib and site-packages is compiled explicitly with the env's own python. Like
-conda and pip, a file that does not compile (Python 2 test data, templates shipped
-as ``.py``) is reported, not fatal; any other compileall failure is.
+Kernels must not pay for compilation at start, and nothing else does it for us:
+rattler writes no ``.pyc`` at all, and PYTHONDONTWRITEBYTECODE may be set. Every
+``.py`` under the env's own stdlib and site-packages is compiled with the env's
+python (library dirs outside the prefix, such as a venv's base interpreter, are
+left alone). Like conda and pip, a file that does not compile (Python 2 test
+data, templates shipped as ``.py``) is reported, not fatal; any other compileall
+failure is.
 """
 
 from __future__ import annotations

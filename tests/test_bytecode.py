@@ -8,9 +8,9 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from runtimed_conda.bytecode import compile_prefix, library_dirs
 
 from runtimed.backend import BackendError
+from runtimed.bytecode import compile_prefix, library_dirs
 
 
 @pytest.fixture
