@@ -125,11 +125,13 @@ class Pool:
         self.available.append(env)
         return [self.outdated.pop(0)] if self.outdated else []
 
-    def build_failed(self, env_id: str, failure: BuildFailure, now: float) -> None:
+    def build_failed(self, env_id: str, failure: BuildFailure, now: float, *, back_off: bool = True) -> None:
+        """A build failed. ``back_off=False`` when something else already throttles
+        retries (a crashed worker is restarted with its own backoff)."""
         self.warming.discard(env_id)
         self.failures += 1
         self.last_error = failure
-        self.retry_at = now + self.backoff.delay(self.failures)
+        self.retry_at = now + self.backoff.delay(self.failures) if back_off else None
 
     def adopt(self, env: PooledEnv, *, current: bool = True) -> bool:
         """Pool an env found complete on disk at startup (``current=False``: built for

@@ -286,7 +286,9 @@ class Supervisor:
                 runtime.pool.warming.discard(env_id)
             else:
                 failure = BuildFailure(kind=exc.kind, message=exc.message, package=exc.package)
-                runtime.pool.build_failed(env_id, failure, time.monotonic())
+                # A dead worker is restarted with its own backoff (and marked failed if it
+                # keeps dying); builds resume as soon as it is back.
+                runtime.pool.build_failed(env_id, failure, time.monotonic(), back_off=exc.kind != ErrorKind.CRASHED)
                 log.error(
                     "build of %s failed [%s]%s: %s", path.name, exc.kind,
                     f" (package {exc.package})" if exc.package else "", exc.message,

@@ -143,3 +143,10 @@ def test_drain_empties_available() -> None:
     pool = Pool(name="uv", target=2)
     pool.adopt(env("a"))
     assert pool.drain() == [env("a")] and pool.available == []
+
+
+def test_failure_without_backoff_keeps_the_error_but_retries_at_once() -> None:
+    pool = Pool(name="uv", target=2, concurrency=2)
+    pool.build_started("a")
+    pool.build_failed("a", BuildFailure("crashed", "worker died"), now=0, back_off=False)
+    assert pool.builds_to_start(0) == 1 and pool.error_status(0).kind == "crashed"  # type: ignore[union-attr]
