@@ -6,6 +6,7 @@ import asyncio
 import logging
 import logging.handlers
 import os
+import resource
 import signal
 import sys
 from collections.abc import Callable
@@ -74,6 +75,17 @@ async def _set(event: asyncio.Event) -> None:
     event.set()
 
 
+def _raise_file_limit() -> None:
+    """Lift the soft open-files limit toward the hard one: every client is a descriptor."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("cannot raise the open-files limit: %s", exc)
+
+
 def run_daemon(paths: Paths, load: Callable[[], Config]) -> None:
     """Run in the foreground until SIGTERM/SIGINT or a ``shutdown`` request.
 
@@ -84,6 +96,7 @@ def run_daemon(paths: Paths, load: Callable[[], Config]) -> None:
     """
     lock = DaemonLock(paths)
     lock.acquire()
+    _raise_file_limit()
     try:
         asyncio.run(_serve(paths, load, lock))
     finally:

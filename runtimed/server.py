@@ -75,7 +75,9 @@ class Server:
     async def start(self) -> None:
         old_umask = os.umask(0o177)  # the socket is created 0600
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.socket_path))
+            # A deep backlog: a burst of clients connecting at once must not get EAGAIN.
+            backlog = self.supervisor.config.daemon.max_connections
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.socket_path), backlog=backlog)
         finally:
             os.umask(old_umask)
         os.chmod(self.socket_path, 0o600)
