@@ -31,12 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtimed_conda import CondaBackend
-
 from runtimed.backend import BuildRequest
 from runtimed.build import build_env
 from runtimed.config import BackendConfig
 from runtimed.envdir import dir_size
+from runtimed_conda import CondaBackend
 from tests.support.conda_channel import build_channel
 from tests.support.kernel import execute_in_kernel
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtimed.client import Client  # noqa: E402
-from tests.support.daemon import DaemonProcess  # noqa: E402
-from tests.support.kernel import execute_in_kernel  # noqa: E402
+from runtimed.client import Client
+from tests.support.daemon import DaemonProcess
+from tests.support.kernel import execute_in_kernel
 
 
 def pct(values: list[float], q: float) -> float:
@@ -46,7 +46,8 @@ def main() -> None:
             daemon.wait_pool("uv", args.pool_size, timeout=600)
             fill = time.monotonic() - t0
             print(
-                f"uv pool of {args.pool_size} filled from empty: {fill:.2f} s ({fill / args.pool_size:.2f} s/env, 1 at a time)"
+                f"uv pool of {args.pool_size} filled from empty: {fill:.2f} s "
+                f"({fill / args.pool_size:.2f} s/env, 1 at a time)"
             )
 
             with daemon.client() as c:
@@ -56,7 +57,8 @@ def main() -> None:
                     c.ping()
                     times.append(time.perf_counter() - t)
             print(
-                f"ping round trip: p50 {pct(times, 0.5) * 1e3:.3f} ms, p99 {pct(times, 0.99) * 1e3:.3f} ms (n={args.pings})"
+                f"ping round trip: p50 {pct(times, 0.5) * 1e3:.3f} ms, "
+                f"p99 {pct(times, 0.99) * 1e3:.3f} ms (n={args.pings})"
             )
 
             takes, envs = [], []
