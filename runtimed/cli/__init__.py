@@ -7,11 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from runtimed import __version__
-from runtimed.cli import config, envs, flush, gc, ping, plugins, run, status, stop, take
+from runtimed.cli import config, envs, flush, gc, kernel, ping, plugins, run, status, stop, take
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (run, status, stop, ping, take, flush, envs, gc, config, plugins)
+COMMANDS = (run, status, stop, ping, take, flush, envs, gc, config, kernel, plugins)
 
 
 def _common() -> argparse.ArgumentParser:
