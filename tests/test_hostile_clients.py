@@ -16,17 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support.daemon import DaemonProcess, runtimed_cmd, wait_for
+from tests.support.daemon import DaemonProcess, raw_connect, runtimed_cmd, wait_for
 from tests.support.plugins import install_toys
 
 QUIET = "[backends.uv]\npool_size = 0\n[daemon]\nidle_timeout_s = 1\n"
-
-
-def _connect(path: Path) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(20)
-    s.connect(str(path))
-    return s
 
 
 def _lines(s: socket.socket, n: int) -> list[dict]:  # type: ignore[type-arg]
@@ -46,7 +39,7 @@ def _rss(daemon: DaemonProcess) -> int:
 def test_ten_megabyte_line_garbage_and_silence(daemon_factory: type[DaemonProcess]) -> None:
     daemon = daemon_factory(config=QUIET).start()
     before = _rss(daemon)
-    s = _connect(daemon.socket)
+    s = raw_connect(daemon.socket)
     chunk = b"A" * (1024 * 1024)
     for _ in range(10):  # 10 MB without a newline
         s.sendall(chunk)
@@ -60,7 +53,7 @@ def test_ten_megabyte_line_garbage_and_silence(daemon_factory: type[DaemonProces
     assert _rss(daemon) - before < 20 * 1024 * 1024  # the monster line was never buffered
 
     # A client that connects and never speaks gets a timed close.
-    silent = _connect(daemon.socket)
+    silent = raw_connect(daemon.socket)
     started = time.monotonic()
     reply = _lines(silent, 1)
     assert reply[0]["code"] == "idle_timeout" and time.monotonic() - started < 10
@@ -71,7 +64,7 @@ def test_ten_megabyte_line_garbage_and_silence(daemon_factory: type[DaemonProces
 def test_five_hundred_connections_at_once(daemon_factory: type[DaemonProcess]) -> None:
     daemon = daemon_factory(config="[backends.uv]\npool_size = 0\n").start()
     before = _rss(daemon)
-    sockets = [_connect(daemon.socket) for _ in range(500)]
+    sockets = [raw_connect(daemon.socket) for _ in range(500)]
     for s in sockets:
         s.sendall(b'{"type":"ping"}\n')
     assert all(_lines(s, 1)[0]["type"] == "pong" for s in sockets)
@@ -82,7 +75,7 @@ def test_five_hundred_connections_at_once(daemon_factory: type[DaemonProcess]) -
     assert _rss(daemon) - before < 50 * 1024 * 1024
 
 
-def test_other_users_cannot_connect(daemon_factory: type[DaemonProcess]) -> None:
+def test_other_users_cannotraw_connect(daemon_factory: type[DaemonProcess]) -> None:
     if os.getuid() != 0:
         pytest.skip("needs root to switch to another user for real")
     daemon = daemon_factory(config="[backends.uv]\npool_size = 0\n").start()

@@ -5,19 +5,11 @@ from __future__ import annotations
 import json
 import socket
 import stat
-from pathlib import Path
 
 from runtimed.protocol import MAX_LINE_BYTES
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, raw_connect
 
 NO_POOLS = "[backends.uv]\npool_size = 0\n"
-
-
-def _connect(path: Path) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(str(path))
-    return s
 
 
 def _reply(s: socket.socket, buffer: bytearray) -> dict:  # type: ignore[type-arg]
@@ -32,8 +24,8 @@ def _reply(s: socket.socket, buffer: bytearray) -> dict:  # type: ignore[type-ar
 
 def test_malformed_lines_get_errors_and_others_are_served(daemon_factory: type[DaemonProcess]) -> None:
     daemon = daemon_factory(config=NO_POOLS).start()
-    bad = _connect(daemon.socket)
-    good = _connect(daemon.socket)
+    bad = raw_connect(daemon.socket)
+    good = raw_connect(daemon.socket)
     bad_buf, good_buf = bytearray(), bytearray()
     cases = [
         (b"this is not json\n", "invalid_json"),
@@ -62,7 +54,7 @@ def test_malformed_lines_get_errors_and_others_are_served(daemon_factory: type[D
 
 def test_many_requests_on_one_connection(daemon_factory: type[DaemonProcess]) -> None:
     daemon = daemon_factory(config=NO_POOLS).start()
-    s = _connect(daemon.socket)
+    s = raw_connect(daemon.socket)
     s.sendall(b'{"type":"ping"}\n' * 200)
     buf = bytearray()
     assert all(_reply(s, buf)["type"] == "pong" for _ in range(200))
@@ -71,7 +63,7 @@ def test_many_requests_on_one_connection(daemon_factory: type[DaemonProcess]) ->
 
 def test_unknown_env_type_is_an_error(daemon_factory: type[DaemonProcess]) -> None:
     daemon = daemon_factory(config=NO_POOLS).start()
-    s = _connect(daemon.socket)
+    s = raw_connect(daemon.socket)
     s.sendall(b'{"type":"take","env_type":"../../etc"}\n')
     reply = _reply(s, bytearray())
     assert reply["type"] == "error" and reply["code"] == "unknown_env_type"

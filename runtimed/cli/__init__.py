@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from runtimed import __version__
 from runtimed.cli import config, envs, flush, gc, kernel, ping, plugins, run, status, stop, take
+from runtimed.cli._util import not_running
+from runtimed.client import DaemonError, DaemonNotRunning
 
 __all__ = ["build_parser", "main"]
 
@@ -47,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
+    except DaemonNotRunning:
+        return not_running(args)
+    except DaemonError as exc:
+        print(f"runtimed: {exc.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

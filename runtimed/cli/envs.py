@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from runtimed.client import DaemonNotRunning
 from runtimed.protocol import unstructure
 
-from ._util import client_from, human_age, human_bytes, not_running, print_json, table
+from ._util import client_from, human_age, human_bytes, print_json, table
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -24,11 +23,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        with client_from(args) as client:
-            envs = client.envs()
-    except DaemonNotRunning:
-        return not_running(args)
+    with client_from(args) as client:
+        envs = client.envs()
     if args.json:
         print_json([unstructure(e) for e in envs])
         return 0

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from runtimed.client import DaemonError, DaemonNotRunning
-
-from ._util import client_from, not_running
+from ._util import client_from
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -24,13 +21,7 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        with client_from(args) as client:
-            removed = client.flush(args.backend)
-    except DaemonNotRunning:
-        return not_running(args)
-    except DaemonError as exc:
-        print(f"runtimed: {exc.message}", file=sys.stderr)
-        return 1
+    with client_from(args) as client:
+        removed = client.flush(args.backend)
     print(f"flushed {removed} env(s); rebuilding")
     return 0

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from runtimed.client import DaemonNotRunning
 from runtimed.protocol import unstructure
 
-from ._util import client_from, human_bytes, not_running, print_json, table
+from ._util import client_from, human_bytes, print_json, table
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -26,11 +25,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        with client_from(args) as client:
-            report = client.gc(dry_run=args.dry_run)
-    except DaemonNotRunning:
-        return not_running(args)
+    with client_from(args) as client:
+        report = client.gc(dry_run=args.dry_run)
     if args.json:
         print_json(unstructure(report))
         return 0

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from runtimed.client import DaemonNotRunning
-
-from ._util import client_from, not_running
+from ._util import client_from
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -21,10 +19,7 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        with client_from(args) as client:
-            pong = client.ping()
-    except DaemonNotRunning:
-        return not_running(args)
+    with client_from(args) as client:
+        pong = client.ping()
     print(f"pong: runtimed {pong.daemon_version}, protocol {pong.protocol_version}")
     return 0

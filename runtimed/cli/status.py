@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from runtimed.client import DaemonNotRunning
 from runtimed.protocol import PoolStatus, StatusReply, unstructure
 
-from ._util import client_from, human_bytes, not_running, print_json, table
+from ._util import client_from, human_bytes, print_json, table
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -24,11 +23,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        with client_from(args) as client:
-            reply = client.status()
-    except DaemonNotRunning:
-        return not_running(args)
+    with client_from(args) as client:
+        reply = client.status()
     if args.json:
         print_json(unstructure(reply))
     else:

@@ -7,10 +7,9 @@ import os
 import sys
 from typing import Any
 
-from runtimed.client import DaemonError, DaemonNotRunning
 from runtimed.protocol import unstructure
 
-from ._util import client_from, not_running, print_json
+from ._util import client_from, print_json
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -31,16 +30,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        with client_from(args) as client:
-            env = client.take(
-                args.backend, wait_s=args.wait or None, lease_pid=args.pid or os.getppid(), keep=args.keep
-            )
-    except DaemonNotRunning:
-        return not_running(args)
-    except DaemonError as exc:
-        print(f"runtimed: {exc.message}", file=sys.stderr)
-        return 1
+    with client_from(args) as client:
+        env = client.take(args.backend, wait_s=args.wait or None, lease_pid=args.pid or os.getppid(), keep=args.keep)
     if env is None:
         print(f"pool empty: no {args.backend} env is ready", file=sys.stderr)
         return 1

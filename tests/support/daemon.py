@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -44,6 +45,14 @@ def wait_for(predicate: Callable[[], T], timeout: float = 60.0, interval: float 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def raw_connect(path: Path, timeout: float = 20.0) -> socket.socket:
+    """A bare Unix-socket connection, for tests that speak bytes, not the client."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(str(path))
+    return s
 
 
 def runtimed_cmd(*args: str) -> list[str]:
