@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="jobs run at once")
     parser.add_argument("--describe", action="store_true", help="print the backend's 'ready' line (or fail) and exit")
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     stdout = sys.stdout.buffer
     # Keep stray prints (from plugins or libraries) off the protocol pipe.
     sys.stdout = sys.stderr

@@ -36,12 +36,15 @@ def _error_text(pool: PoolStatus) -> str:
     if pool.error is None:
         return "-"
     err = pool.error
-    text = f"{err.kind}: {err.message.splitlines()[0] if err.message else ''}"
+    first_line = err.message.splitlines()[0] if err.message else ""
+    if len(first_line) > 110:
+        first_line = first_line[:107] + "..."
+    text = f"{err.kind}: {first_line}"
     if err.package:
         text += f" [package {err.package}]"
     if err.retry_in_s is not None:
         text += f" (retry in {err.retry_in_s:.0f}s)"
-    return text[:160]
+    return text
 
 
 def render(reply: StatusReply) -> str:
