@@ -124,7 +124,6 @@ class Supervisor:
         self.sizes: dict[Path, int] = {}  # bytes per pooled/leased env, measured in the background
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = False
-        self.stopped = asyncio.Event()
 
     # ------------------------------------------------------------ startup / shutdown
 
@@ -180,7 +179,6 @@ class Supervisor:
             if not task.get_name().startswith("discard:"):
                 task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        self.stopped.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, object], name: str | None = None) -> asyncio.Task[object]:
         task: asyncio.Task[object] = asyncio.ensure_future(coro)

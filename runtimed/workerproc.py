@@ -113,7 +113,7 @@ class WorkerHandle:
         self._up = asyncio.Event()
         self._stopping = False
         self._restart_times: collections.deque[float] = collections.deque()
-        self._ready_task: asyncio.Task[None] | None = None
+        self._ready_task: asyncio.Task[None] | None = None  # keeps the on_ready task referenced
         self._descendants: dict[int, float] = {}  # pid -> create time, seen under the worker
 
     # ------------------------------------------------------------ lifecycle
