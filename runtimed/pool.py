@@ -133,6 +133,11 @@ class Pool:
         self.last_error = failure
         self.retry_at = now + self.backoff.delay(self.failures) if back_off else None
 
+    def build_abandoned(self, env_id: str) -> None:
+        """A build (or a validation holding a warming slot) ended without an env and
+        without it being the backend's fault (shutdown, config changed)."""
+        self.warming.discard(env_id)
+
     def adopt(self, env: PooledEnv, *, current: bool = True) -> bool:
         """Pool an env found complete on disk at startup (``current=False``: built for
         an older config, kept as a fallback). False if there is no room for it."""

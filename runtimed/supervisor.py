@@ -39,7 +39,7 @@ from runtimed.envdir import (
     write_lease,
 )
 from runtimed.gc import DiskEnv, Reason, Tracked, env_state, plan_gc, scan_disk
-from runtimed.jobs import OP_CREATE, OP_SPEC_HASH, Ready
+from runtimed.jobs import OP_CREATE, OP_SPEC_HASH, OP_VALIDATE, Ready
 from runtimed.leases import holder_alive, make_lease
 from runtimed.paths import Paths
 from runtimed.plugins import PluginInfo
@@ -55,6 +55,7 @@ from runtimed.protocol import (
     Flushed,
     GcItem,
     GcReport,
+    PooledEnv,
     PoolError,
     PoolStatus,
     Released,
@@ -242,12 +243,38 @@ class Supervisor:
                 continue
             current = manifest.spec_hash == runtime.spec_hash
             expired = env.age_s > runtime.config.max_age_s
-            if not expired and runtime.pool.adopt(manifest.pooled_env(env.path), current=current):
-                log.info("reusing env %s%s", env.path.name, "" if current else " (outdated: a fallback)")
-                self._measure(env.path)
-            else:
+            pool = runtime.pool
+            room = len(pool.available) + len(pool.warming) < pool.target if current else pool.target > 0
+            if not os.path.exists(manifest.python_path):  # e.g. a venv's base interpreter was removed
+                log.warning("deleting broken env %s: %s is gone", env.path.name, manifest.python_path)
+                self._discard(env.path)
+            elif expired or not room:
                 log.info("deleting %s env %s", "expired" if expired else "surplus", env.path.name)
                 self._discard(env.path)
+            else:
+                if current:
+                    pool.build_started(env.id)  # holds a warming slot while validating: no over-building
+                self._spawn(self._validate_adopted(runtime, manifest.pooled_env(env.path), current))
+
+    async def _validate_adopted(self, runtime: BackendRuntime, env: PooledEnv, current: bool) -> None:
+        """Pool an env found on disk only once it has shown it can still start a kernel
+        (packages or its base interpreter may have changed since it was built)."""
+        path = Path(env.venv_path)
+        try:
+            await runtime.worker.submit(OP_VALIDATE, {"path": env.venv_path}, timeout=runtime.config.build_timeout)
+            valid = True
+        except BackendError as exc:
+            log.warning("env %s failed validation, deleting it: [%s] %s", path.name, exc.kind, exc.message)
+            valid = False
+        if current:
+            runtime.pool.build_abandoned(env.id)
+        if valid and not self._stopping and runtime.pool.adopt(env, current=current):
+            log.info("reusing env %s%s", path.name, "" if current else " (outdated: a fallback)")
+            self._measure(path)
+        else:
+            self._discard(path)
+        self.fill(runtime)
+        await runtime.notify()
 
     def fill(self, runtime: BackendRuntime) -> None:
         """Start as many builds as the pool wants now; schedule a wake-up after backoff."""
@@ -281,7 +308,7 @@ class Supervisor:
         except BackendError as exc:
             self._discard(path)
             if self._stopping:
-                runtime.pool.warming.discard(env_id)
+                runtime.pool.build_abandoned(env_id)
             else:
                 failure = BuildFailure(kind=exc.kind, message=exc.message, package=exc.package)
                 # A dead worker is restarted with its own backoff (and marked failed if it
@@ -298,7 +325,7 @@ class Supervisor:
         else:
             if manifest.spec_hash != runtime.spec_hash:
                 # The config changed while it was building: not a failure, just not wanted.
-                runtime.pool.warming.discard(env_id)
+                runtime.pool.build_abandoned(env_id)
                 log.info("discarding %s: built for a previous config", path.name)
                 self._discard(path)
             else:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 from runtimed.envdir import read_lease, read_manifest, scan_envs
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.kernel import execute_in_kernel
 
 UV2 = "[backends.uv]\npool_size = 2\n"
@@ -124,3 +125,25 @@ def _pooled(daemon: DaemonProcess) -> list:  # type: ignore[type-arg]
         if manifest is not None and read_lease(e.path) is None:
             envs.append(manifest.pooled_env(e.path))
     return envs
+
+
+def test_broken_envs_found_at_startup_are_not_handed_out(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=UV2).start()
+    daemon.wait_pool("uv", 2)
+    envs = _pooled(daemon)
+    daemon.stop()
+    # One env lost its ipykernel, the other its python (as when a base interpreter is removed).
+    no_kernel, no_python = (Path(e.venv_path) for e in envs)
+    for pkg in no_kernel.glob("lib/python*/site-packages/ipykernel"):
+        shutil.rmtree(pkg)
+    (no_python / "bin" / "python").unlink()
+    (no_python / "bin" / "python").symlink_to("/nonexistent/python3")
+
+    daemon.start()
+    wait_for(lambda: not no_kernel.exists() and not no_python.exists(), timeout=60, what="broken envs deleted")
+    daemon.wait_pool("uv", 2)
+    with daemon.client() as c:
+        for _ in range(2):
+            env = c.take("uv")
+            assert env is not None
+            subprocess.run([env.python_path, "-c", "import ipykernel"], check=True)
