@@ -130,6 +130,7 @@ class Supervisor:
 
     async def start(self) -> None:
         """Recover state from disk, start one worker per backend, start housekeeping."""
+        self._warn_unknown_backends(self.config)
         self.paths.envs.mkdir(parents=True, exist_ok=True)
         kill_stale_workers(self.paths.cache_dir / "backends")
         self._spawn(asyncio.to_thread(empty_trash, self.paths.trash))
@@ -539,8 +540,13 @@ class Supervisor:
         self.config_error = None
         self.apply_config(config)
 
+    def _warn_unknown_backends(self, config: Config) -> None:
+        for name in sorted(set(config.backends) - set(self.plugins)):
+            log.warning("config has [backends.%s] but no such backend plugin is installed", name)
+
     def apply_config(self, config: Config) -> None:
         """Switch to ``config`` live: resize pools, retire envs of a changed spec."""
+        self._warn_unknown_backends(config)
         old, self.config = self.config, config
         for name, runtime in self.runtimes.items():
             new = config.backend(name)

@@ -138,6 +138,7 @@ def test_live_config_resizes_and_bad_edit_keeps_previous(daemon_factory: type[Da
     error = wait_for(lambda: daemon.status().daemon.config_error, timeout=10, what="config error in status")
     assert "pool_size" in error and str(daemon.config_file) in error
     assert daemon.status().pools["uv"].target == 2  # the previous config stays in force
+    assert "config error" in daemon.run_cli("status").stdout
 
     daemon.write_config("[backends.uv]\npool_size = 0\n" + FAST_HOUSEKEEPING)
     status = wait_for(lambda: (s := daemon.status()).pools["uv"].target == 0 and s, timeout=10, what="shrink")

@@ -49,7 +49,10 @@ def _error_text(pool: PoolStatus) -> str:
 
 def render(reply: StatusReply) -> str:
     d = reply.daemon
-    lines = [f"runtimed {d.version} (pid {d.pid}) since {d.started_at}", f"socket {d.socket}", ""]
+    lines = [f"runtimed {d.version} (pid {d.pid}) since {d.started_at}", f"socket {d.socket}"]
+    if d.config_error:
+        lines.append(f"config error (previous config still in force): {d.config_error}")
+    lines.append("")
     rows = [["BACKEND", "AVAILABLE", "WARMING", "LEASED", "WORKER", "RSS", "LAST ERROR"]]
     for name, pool in sorted(reply.pools.items()):
         worker = pool.worker
