@@ -142,9 +142,9 @@ class Server:
             if isinstance(event, Flush):
                 return await self.supervisor.flush(event.env_type)
             if isinstance(event, Gc):
-                return await self.supervisor.gc(dry_run=event.dry_run)
+                return await self.supervisor.housekeeping.gc(dry_run=event.dry_run)
             if isinstance(event, Envs):
-                return await self.supervisor.envs()
+                return await self.supervisor.housekeeping.envs()
             if isinstance(event, Shutdown):
                 return ShuttingDown()
         except Exception as exc:

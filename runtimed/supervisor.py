@@ -38,9 +38,10 @@ from runtimed.envdir import (
     read_manifest,
     write_lease,
 )
-from runtimed.gc import DiskEnv, Reason, Tracked, env_state, plan_gc, scan_disk
+from runtimed.gc import DiskEnv, scan_disk
+from runtimed.housekeeping import Housekeeper
 from runtimed.jobs import OP_CREATE, OP_SPEC_HASH, OP_VALIDATE, Ready
-from runtimed.leases import holder_alive, make_lease
+from runtimed.leases import make_lease
 from runtimed.paths import Paths
 from runtimed.plugins import PluginInfo
 from runtimed.pool import BuildFailure, Pool
@@ -48,13 +49,9 @@ from runtimed.protocol import (
     PROTOCOL_VERSION,
     DaemonInfo,
     Empty,
-    EnvEntry,
-    EnvList,
     EnvReply,
     Error,
     Flushed,
-    GcItem,
-    GcReport,
     PooledEnv,
     PoolError,
     PoolStatus,
@@ -123,6 +120,7 @@ class Supervisor:
         self.runtimes: dict[str, BackendRuntime] = {}
         self.leases: dict[Path, tuple[str, Lease]] = {}  # handed-out envs by path
         self.sizes: dict[Path, int] = {}  # bytes per pooled/leased env, measured in the background
+        self.housekeeping = Housekeeper(self)
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = False
 
@@ -143,8 +141,8 @@ class Supervisor:
         for backend, envs in found.items():
             log.warning("%d env(s) of backend %r left alone: no such plugin installed", len(envs), backend)
         daemon = self.config.daemon
-        self._spawn(self._every(lambda: daemon.lease_check_s, self.check_leases))
-        self._spawn(self._every(lambda: self.config.daemon.gc_interval_s, self._gc_sweep))
+        self._spawn(self._every(lambda: self.config.daemon.lease_check_s, self.housekeeping.check_leases))
+        self._spawn(self._every(lambda: self.config.daemon.gc_interval_s, self.housekeeping.sweep))
         if self.config_loader is not None:
             watcher = ConfigWatcher(self.paths.config_file, self.reload_config, daemon.config_poll_s)
             self._spawn(watcher.run())
@@ -160,7 +158,7 @@ class Supervisor:
                     self._measure(env.path)
             elif env.manifest is None:
                 log.info("deleting partial env %s", env.path.name)
-                self._discard(env.path)
+                self.discard(env.path)
             else:
                 complete.setdefault(env.backend, []).append(env)
         return complete
@@ -248,10 +246,10 @@ class Supervisor:
             room = len(pool.available) + len(pool.warming) < pool.target if current else pool.target > 0
             if not os.path.exists(manifest.python_path):  # e.g. a venv's base interpreter was removed
                 log.warning("deleting broken env %s: %s is gone", env.path.name, manifest.python_path)
-                self._discard(env.path)
+                self.discard(env.path)
             elif expired or not room:
                 log.info("deleting %s env %s", "expired" if expired else "surplus", env.path.name)
-                self._discard(env.path)
+                self.discard(env.path)
             else:
                 if current:
                     pool.build_started(env.id)  # holds a warming slot while validating: no over-building
@@ -273,7 +271,7 @@ class Supervisor:
             log.info("reusing env %s%s", path.name, "" if current else " (outdated: a fallback)")
             self._measure(path)
         else:
-            self._discard(path)
+            self.discard(path)
         self.fill(runtime)
         await runtime.notify()
 
@@ -307,7 +305,7 @@ class Supervisor:
             )
             manifest: Manifest = structure(result["manifest"], Manifest)
         except BackendError as exc:
-            self._discard(path)
+            self.discard(path)
             if self._stopping:
                 runtime.pool.build_abandoned(env_id)
             else:
@@ -321,20 +319,20 @@ class Supervisor:
                 )  # fmt: skip
         except Exception:
             log.exception("build of %s failed unexpectedly", path.name)
-            self._discard(path)
+            self.discard(path)
             runtime.pool.build_failed(env_id, BuildFailure(ErrorKind.SETUP_FAILED, "internal error"), time.monotonic())
         else:
             if manifest.spec_hash != runtime.spec_hash:
                 # The config changed while it was building: not a failure, just not wanted.
                 runtime.pool.build_abandoned(env_id)
                 log.info("discarding %s: built for a previous config", path.name)
-                self._discard(path)
+                self.discard(path)
             else:
                 for gone in runtime.pool.build_succeeded(manifest.pooled_env(path)):
                     log.info(
                         "deleting %s (%s)", Path(gone.venv_path).name, "surplus" if gone.id == env_id else "replaced"
                     )
-                    self._discard(Path(gone.venv_path))
+                    self.discard(Path(gone.venv_path))
                 log.info("built %s in %.2fs", path.name, time.monotonic() - started)
                 self._measure(path)
         finally:
@@ -342,7 +340,7 @@ class Supervisor:
         self.fill(runtime)
         await runtime.notify()
 
-    def _discard(self, path: Path) -> None:
+    def discard(self, path: Path) -> None:
         """Delete an env: an atomic rename into the trash now, the removal in a thread."""
         self.sizes.pop(path, None)
         trashed = move_to_trash(path, self.paths.trash)
@@ -395,7 +393,7 @@ class Supervisor:
         if path not in self.leases:
             return Error(code="unknown_env", message=f"{path_text} is not an env handed out by this daemon")
         del self.leases[path]
-        self._discard(path)
+        self.discard(path)
         log.info("released %s", path.name)
         return Released(path=str(path))
 
@@ -406,7 +404,7 @@ class Supervisor:
         for runtime in self.runtimes.values():
             if env_type in (None, runtime.name):
                 for env in runtime.pool.drain():
-                    self._discard(Path(env.venv_path))
+                    self.discard(Path(env.venv_path))
                     removed += 1
                 runtime.pool.reset_backoff()
                 self.fill(runtime)
@@ -440,89 +438,6 @@ class Supervisor:
             config_error=self.config_error,
         )
         return StatusReply(daemon=daemon, pools=pools)
-
-    # ------------------------------------------------------------ leases and GC
-
-    def check_leases(self) -> int:
-        """Delete envs whose holder has exited. Returns how many."""
-        gone = [(path, backend) for path, (backend, lease) in self.leases.items() if not holder_alive(lease)]
-        for path, _backend in gone:
-            del self.leases[path]
-            log.info("holder of %s is gone; deleting it", path.name)
-            self._discard(path)
-        return len(gone)
-
-    def _tracked(self) -> Tracked:
-        pools = [r.pool for r in self.runtimes.values()]
-        return Tracked(
-            backends=frozenset(self.runtimes),
-            pooled=frozenset(e.id for p in pools for e in p.available),
-            outdated=frozenset(e.id for p in pools for e in p.outdated),
-            warming=frozenset(i for p in pools for i in p.warming),
-            leased=frozenset(self.leases),
-            max_age_s={name: r.config.max_age_s for name, r in self.runtimes.items()},
-        )
-
-    async def gc(self, dry_run: bool = False) -> GcReport:
-        """One sweep: expired, partial, untracked and abandoned envs go (see ``runtimed.gc``)."""
-        disk = await asyncio.to_thread(scan_disk, self.paths.envs)
-        # From here to the deletions nothing awaits: no take or build can interleave.
-        plan = plan_gc(disk, self._tracked(), holder_alive)
-        if dry_run:
-            sizes = await asyncio.to_thread(lambda: [dir_size(item.env.path) for item in plan])
-            items = [_gc_item(item.env, item.reason, size) for item, size in zip(plan, sizes, strict=True)]
-            return GcReport(removed=items, freed_bytes=sum(sizes), dry_run=True)
-        trashed = []
-        for item in plan:
-            env = item.env
-            runtime = self.runtimes.get(env.backend)
-            if item.reason == Reason.EXPIRED:
-                if runtime is None or not runtime.pool.retire({env.id}):
-                    continue  # taken since the scan
-            elif item.reason != Reason.HOLDER_GONE and read_lease(env.path) is not None:
-                continue  # handed out (perhaps kept) since the scan
-            self.leases.pop(env.path, None)
-            self.sizes.pop(env.path, None)
-            target = move_to_trash(env.path, self.paths.trash)
-            if target is not None:
-                log.info("gc: deleting %s (%s)", env.path.name, item.reason)
-                trashed.append((item, target))
-        for runtime in self.runtimes.values():
-            self.fill(runtime)
-
-        def remove() -> list[int]:
-            sizes = []
-            for _item, target in trashed:
-                sizes.append(dir_size(target))
-                shutil.rmtree(target, ignore_errors=True)
-            return sizes
-
-        sizes = await asyncio.to_thread(remove)
-        items = [_gc_item(item.env, item.reason, size) for (item, _), size in zip(trashed, sizes, strict=True)]
-        return GcReport(removed=items, freed_bytes=sum(sizes), dry_run=False)
-
-    async def _gc_sweep(self) -> None:
-        report = await self.gc()
-        if report.removed:
-            log.info("gc: freed %d bytes in %d env(s)", report.freed_bytes, len(report.removed))
-
-    async def envs(self) -> EnvList:
-        disk = await asyncio.to_thread(scan_disk, self.paths.envs)
-        sizes = await asyncio.to_thread(lambda: [dir_size(e.path) for e in disk])
-        tracked = self._tracked()
-        entries = [
-            EnvEntry(
-                path=str(env.path),
-                backend=env.backend,
-                id=env.id,
-                state=env_state(env, tracked),
-                size_bytes=size,
-                age_s=round(env.age_s, 1),
-                holder_pid=env.lease.pid if env.lease else None,
-            )
-            for env, size in zip(disk, sizes, strict=True)
-        ]
-        return EnvList(envs=entries)
 
     # ------------------------------------------------------------ configuration
 
@@ -558,7 +473,7 @@ class Supervisor:
             runtime.pool.concurrency = new.concurrency
             for env in runtime.pool.resize(new.pool_size):
                 log.info("deleting %s (pool shrank)", Path(env.venv_path).name)
-                self._discard(Path(env.venv_path))
+                self.discard(Path(env.venv_path))
             runtime.pool.reset_backoff()
             if spec_changed and runtime.worker.ready is not None:
                 self._spawn(self._respec(runtime))
@@ -572,10 +487,6 @@ class Supervisor:
         if await self._update_spec_hash(runtime):
             self.fill(runtime)
             await runtime.notify()
-
-
-def _gc_item(env: DiskEnv, reason: str, size: int) -> GcItem:
-    return GcItem(path=str(env.path), backend=env.backend, reason=reason, size_bytes=size)
 
 
 def _diff(old: BackendConfig, new: BackendConfig) -> str:
