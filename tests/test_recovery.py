@@ -26,15 +26,23 @@ max_restarts = 1000
 """
 
 
-def _building_worker(daemon: DaemonProcess) -> int:
-    """The uv worker's pid once it has a build's tool (uv or python) running under it."""
+def _building_worker(daemon: DaemonProcess, handed_out: set[str]) -> int:
+    """The uv worker's pid once it has a build's tool (uv or python) running under it.
+    A full pool builds nothing: then take an env (recorded as handed out) to make it."""
 
     def check() -> int | None:
-        worker = daemon.status().pools["uv"].worker
-        if worker is None or worker.pid is None:
+        pool = daemon.status().pools["uv"]
+        if pool.worker is None or pool.worker.pid is None:
+            return None
+        if pool.warming == 0 and pool.available >= pool.target:
+            with daemon.client() as c:
+                env = c.take("uv")
+            if env is not None:
+                assert env.venv_path not in handed_out, "handed out twice"
+                handed_out.add(env.venv_path)
             return None
         try:
-            return worker.pid if psutil.Process(worker.pid).children() else None
+            return pool.worker.pid if psutil.Process(pool.worker.pid).children() else None
         except psutil.Error:
             return None
 
@@ -66,7 +74,7 @@ def test_uv_worker_killed_mid_build_20_times(daemon_factory: type[DaemonProcess]
     handed_out: set[str] = set()
     rng = random.Random(20)
     for _ in range(20):
-        pid = _building_worker(daemon)
+        pid = _building_worker(daemon, handed_out)
         time.sleep(rng.uniform(0, 1.0))
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda p=pid: daemon.status().pools["uv"].worker.pid not in (None, p), timeout=30, what="restart")  # type: ignore[union-attr]
@@ -87,7 +95,7 @@ def test_supervisor_killed_mid_warming_5_times(daemon_factory: type[DaemonProces
                 env = c.take("uv", wait_s=120)
             assert env is not None and env.venv_path not in handed_out
             handed_out.add(env.venv_path)
-        _building_worker(daemon)
+        _building_worker(daemon, handed_out)
         time.sleep(rng.uniform(0, 2.0))  # land in different phases: venv, install, compile, warm-up
         daemon.kill()
         # Its worker and the worker's uv/python children notice and die with it.
