@@ -33,7 +33,7 @@ from runtimed.jobs import (
     Progress,
     Ready,
 )
-from runtimed.plugins import PluginLoadError, load_backend
+from runtimed.plugins import load_backend
 from runtimed.protocol import LineDecoder, ProtocolError, encode, structure, unstructure
 
 __all__ = ["WorkerLoop", "main"]
@@ -41,6 +41,7 @@ __all__ = ["WorkerLoop", "main"]
 log = logging.getLogger("runtimed.worker")
 
 EXIT_LOAD_FAILED = 3
+LOAD_FAILED = "cannot load backend "  # stderr prefix that `runtimed plugins list` reports
 
 
 class WorkerLoop:
@@ -142,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         backend = load_backend(args.backend)
         availability = backend.availability()
-    except (PluginLoadError, Exception) as exc:
-        log.error("cannot load backend %s: %s", args.backend, exc)
+    except Exception as exc:  # PluginLoadError, or the plugin raising in availability()
+        log.error("%s%s: %s", LOAD_FAILED, args.backend, exc)
         return EXIT_LOAD_FAILED
     ready = Ready(
         backend=backend.name,

@@ -18,6 +18,7 @@ from attrs import define
 from runtimed.jobs import WORKER_TYPES, Ready
 from runtimed.plugins import PluginInfo, discover_plugins
 from runtimed.protocol import decode_line, unstructure
+from runtimed.worker import LOAD_FAILED
 
 from ._util import print_json, table
 
@@ -68,9 +69,9 @@ def describe(info: PluginInfo) -> PluginReport:
     ready = decode_line(proc.stdout.strip(), WORKER_TYPES) if proc.stdout.strip() else None
     if proc.returncode != 0 or not isinstance(ready, Ready):
         lines = proc.stderr.decode(errors="replace").strip().splitlines()
-        error = next((line for line in reversed(lines) if "cannot load backend" in line), lines[-1] if lines else "")
-        error = error.split("cannot load backend", 1)[-1].lstrip() if "cannot load backend" in error else error
-        return report("broken", error or f"worker exited with {proc.returncode}")
+        reasons = [line.split(LOAD_FAILED, 1)[1] for line in lines if LOAD_FAILED in line]
+        error = reasons[-1] if reasons else (lines[-1] if lines else f"worker exited with {proc.returncode}")
+        return report("broken", error)
     if not ready.available:
         return report("unavailable", ready.reason, ready.detail)
     return report("active", None, ready.detail)
