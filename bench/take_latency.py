@@ -5,7 +5,10 @@ Run from the repository root:  python bench/take_latency.py [--pool-size 3]
 It starts a real daemon in a temp dir (uv backend; uv's cache is whatever
 UV_CACHE_DIR says, default the user's), waits for the pool to fill, then measures:
   * ping round trip over the socket (NDJSON, one connection, many requests)
-  * take from a full pool (new connection each time, like a notebook would)
+  * ping on a fresh connection (connect + ping + close), the floor for any request
+  * take from a full pool on a fresh connection (connect + take + durable lease + close),
+    like a notebook would; side by side with the fresh-connection ping, in rounds
+    (take the whole pool, let it refill, repeat) for ``--takes`` samples
   * building one env in-process (what a take saves)
   * starting a real Jupyter kernel from a pooled env and running 1+1
 Nothing is asserted; numbers are printed.
@@ -36,6 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pool-size", type=int, default=3)
     parser.add_argument("--pings", type=int, default=2000)
+    parser.add_argument("--takes", type=int, default=15, help="takes measured (in rounds of --pool-size)")
+    parser.add_argument("--take-only", action="store_true", help="skip the kernel start and in-process build")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="runtimed-bench-") as tmp:
         daemon = DaemonProcess(Path(tmp), config=f"[backends.uv]\npool_size = {args.pool_size}\n")
@@ -61,20 +66,38 @@ def main() -> None:
                 f"p99 {pct(times, 0.99) * 1e3:.3f} ms (n={args.pings})"
             )
 
-            takes, envs = [], []
-            for _ in range(args.pool_size):
+            fresh_pings = []
+            for _ in range(args.pings // 4):
                 t = time.perf_counter()
                 with Client(daemon.socket) as c:
-                    env = c.take("uv")
-                takes.append(time.perf_counter() - t)
-                assert env is not None
-                envs.append(env)
+                    c.ping()
+                fresh_pings.append(time.perf_counter() - t)
+            ping_p50 = pct(fresh_pings, 0.5)
             print(
-                f"take from a full pool (connect + take + lease): median {statistics.median(takes) * 1e3:.2f} ms, "
-                f"max {max(takes) * 1e3:.2f} ms"
+                f"ping on a fresh connection (connect + ping + close): p50 {ping_p50 * 1e3:.3f} ms, "
+                f"p99 {pct(fresh_pings, 0.99) * 1e3:.3f} ms (n={len(fresh_pings)})"
             )
 
-            starts = [execute_in_kernel(e.python_path, "1+1")["startup_s"] for e in envs]
+            takes, envs = [], []
+            while len(takes) < args.takes:
+                daemon.wait_pool("uv", args.pool_size, timeout=600)
+                for _ in range(min(args.pool_size, args.takes - len(takes))):
+                    t = time.perf_counter()
+                    with Client(daemon.socket) as c:
+                        env = c.take("uv")
+                    takes.append(time.perf_counter() - t)
+                    assert env is not None
+                    envs.append(env)
+            take_p50 = pct(takes, 0.5)
+            print(
+                f"take on a fresh connection (connect + take + fsynced lease + close): p50 {take_p50 * 1e3:.3f} ms, "
+                f"max {max(takes) * 1e3:.3f} ms (n={len(takes)})"
+            )
+            print(f"take p50 / fresh-connection ping p50: {take_p50 / ping_p50:.2f}x")
+            if args.take_only:
+                return
+
+            starts = [execute_in_kernel(e.python_path, "1+1")["startup_s"] for e in envs[:3]]
             print(f"kernel start from a pooled env (to first reply): median {statistics.median(starts):.3f} s")
         finally:
             daemon.stop()
