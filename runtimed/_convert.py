@@ -7,13 +7,24 @@ the field instead.
 
 from __future__ import annotations
 
+import enum
 from typing import Any, get_args, get_origin
 
 import cattrs
 from cattrs.errors import ClassValidationError
 from cattrs.v import format_exception
 
-__all__ = ["describe_error", "make_converter"]
+__all__ = ["StrEnum", "describe_error", "make_converter"]
+
+
+class StrEnum(str, enum.Enum):
+    """An enum whose members are their string values (``enum.StrEnum`` before 3.11)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
 
 
 def _strict(kind: type, *, exclude: tuple[type, ...] = ()) -> Any:
@@ -32,6 +43,16 @@ def _float(value: Any, _type: Any) -> float:
     return float(value)
 
 
+def _str_enum(value: Any, type_: Any) -> Any:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__} {value!r}")
+    try:
+        return type_(value)
+    except ValueError:
+        known = ", ".join(m.value for m in type_)
+        raise ValueError(f"{value!r} is not one of {known}") from None
+
+
 def make_converter(*, forbid_extra_keys: bool) -> cattrs.Converter:
     """A converter whose primitive hooks check types instead of coercing."""
     converter = cattrs.Converter(forbid_extra_keys=forbid_extra_keys)
@@ -39,6 +60,8 @@ def make_converter(*, forbid_extra_keys: bool) -> cattrs.Converter:
     converter.register_structure_hook(bool, _strict(bool))
     converter.register_structure_hook(int, _strict(int, exclude=(bool,)))
     converter.register_structure_hook(float, _float)
+    # String enums: one of the values, as the enum member (checked before the str hook).
+    converter.register_structure_hook(StrEnum, _str_enum)
     # A string is iterable: without this, "numpy" would become ["n", "u", ...].
     converter.register_structure_hook_factory(_is_list, _strict_list(converter))
     # Durations: seconds or a string such as "2d" (validated by the attrs class).

@@ -5,21 +5,26 @@ worker drives it: :meth:`Backend.create` builds the env at its final path,
 :meth:`Backend.warm` makes it ready for a kernel, :meth:`Backend.validate` checks
 it, and the worker then writes the manifest (see ``runtimed.build``). Backends
 report failures by raising :class:`BackendError` with a classified ``kind``.
+
+The failure types (``runtimed.failure``) and process helpers (``runtimed.process``)
+live apart and are re-exported here: a plugin imports everything it needs from
+this one module.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from attrs import define, field
 
+from runtimed.bytecode import compile_prefix
 from runtimed.config import BackendConfig
+from runtimed.failure import BackendError, ErrorKind, Failure
+from runtimed.process import clean_env, run_command
 
 __all__ = [
     "Availability",
@@ -27,35 +32,12 @@ __all__ = [
     "BackendError",
     "BuildRequest",
     "ErrorKind",
+    "Failure",
     "clean_env",
     "list_distributions",
     "run_command",
     "warmup_import",
 ]
-
-
-class ErrorKind:
-    """The classes of build failure shown in ``status``."""
-
-    TOOL_MISSING = "tool_missing"
-    NETWORK = "network"
-    INVALID_PACKAGE = "invalid_package"
-    TIMEOUT = "timeout"
-    SETUP_FAILED = "setup_failed"
-    CRASHED = "crashed"  # the worker died mid-job
-
-
-class BackendError(Exception):
-    """A classified build failure. ``package`` names the culprit when known."""
-
-    def __init__(self, kind: str, message: str, package: str | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.package = package
-
-    def __repr__(self) -> str:
-        return f"BackendError({self.kind!r}, {self.message!r}, package={self.package!r})"
 
 
 @define(frozen=True)
@@ -123,8 +105,6 @@ class Backend:
 
     def warm(self, request: BuildRequest) -> None:
         """Make the env ready for a kernel: compile bytecode, then a warm-up import."""
-        from runtimed.bytecode import compile_prefix  # it uses this module's helpers
-
         python = self.python_path(request.path)
         request.progress("compiling bytecode")
         compile_prefix(python, request.path)
@@ -162,44 +142,6 @@ class Backend:
 
 
 # ---------------------------------------------------------------- helpers
-
-_ENV_LEAKS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONSTARTUP")
-
-
-def clean_env(extra: Mapping[str, str] | None = None, *, write_bytecode: bool = False) -> dict[str, str]:
-    """The worker's environment without variables that would leak into an env's python."""
-    env = {k: v for k, v in os.environ.items() if k not in _ENV_LEAKS}
-    if write_bytecode:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update(extra or {})
-    return env
-
-
-def run_command(
-    cmd: Sequence[str | os.PathLike[str]],
-    *,
-    kind: str = ErrorKind.SETUP_FAILED,
-    env: Mapping[str, str] | None = None,
-    what: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd``; on failure raise :class:`BackendError` with the tail of its output."""
-    args = [os.fspath(c) for c in cmd]
-    try:
-        proc = subprocess.run(
-            args,
-            env=dict(env) if env is not None else clean_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise BackendError(ErrorKind.TOOL_MISSING, f"{args[0]} not found: {exc}") from exc
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        label = what or os.path.basename(args[0])
-        raise BackendError(kind, f"{label} failed (exit {proc.returncode}): {tail}")
-    return proc
 
 
 def warmup_import(python: Path, modules: Sequence[str]) -> None:

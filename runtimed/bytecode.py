@@ -17,7 +17,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from runtimed.backend import BackendError, ErrorKind, clean_env, run_command
+from runtimed.failure import BackendError, ErrorKind
+from runtimed.process import clean_env, run_command
 
 __all__ = ["compile_prefix", "library_dirs"]
 

@@ -221,6 +221,7 @@ def build_in_process(env_type: str, *, cache_dir: str | os.PathLike[str] | None 
     from runtimed.envdir import Lease, new_env_id, now_iso, write_lease
     from runtimed.paths import Paths
     from runtimed.plugins import load_backend
+    from runtimed.records import ReadyEnv
 
     paths = Paths.resolve(cache_dir=cache_dir)
     backend = load_backend(env_type)
@@ -238,4 +239,4 @@ def build_in_process(env_type: str, *, cache_dir: str | os.PathLike[str] | None 
         raise
     # Leased to us and kept: a daemon started later never pools or deletes it.
     write_lease(path, Lease(pid=os.getpid(), create_time=None, taken_at=now_iso(), keep=True))
-    return manifest.pooled_env(path)
+    return PooledEnv.from_ready(ReadyEnv(path=path, manifest=manifest))

@@ -16,7 +16,6 @@ import attrs
 from attrs import define, field
 
 from runtimed._convert import describe_error, make_converter
-from runtimed.pool import MAX_POOL_SIZE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,11 +23,13 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
+    "MAX_POOL_SIZE",
     "BackendConfig",
     "Config",
     "ConfigError",
     "DaemonConfig",
     "SupervisionConfig",
+    "config_diff",
     "load_config",
     "parse_config",
     "parse_duration",
@@ -45,6 +46,9 @@ class ConfigError(ValueError):
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+MAX_POOL_SIZE = 20  # envs per backend at most
 
 
 def parse_duration(value: float | int | str) -> float:
@@ -167,3 +171,9 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from exc
     return parse_config(data, str(path))
+
+
+def config_diff(old: BackendConfig, new: BackendConfig) -> str:
+    """``key: old -> new`` for each setting that differs, for the log."""
+    a, b = attrs.asdict(old), attrs.asdict(new)
+    return ", ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k])

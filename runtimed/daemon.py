@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 from runtimed import __version__
 from runtimed.config import Config
-from runtimed.envdir import now_iso
 from runtimed.paths import Paths
 from runtimed.plugins import discover_plugins
 from runtimed.protocol import PROTOCOL_VERSION
@@ -61,7 +60,7 @@ async def _serve(paths: Paths, load: Callable[[], Config], lock: DaemonLock) -> 
             "pid": os.getpid(),
             "version": __version__,
             "protocol_version": PROTOCOL_VERSION,
-            "started_at": supervisor.started_at or now_iso(),
+            "started_at": supervisor.started_at,
         }
     )
     log.info("listening on %s", paths.socket)

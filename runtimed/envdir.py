@@ -17,13 +17,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from attrs import define, field
+from attrs import define
 
+from runtimed._convert import make_converter
 from runtimed.paths import ENV_DIR_PREFIX
-from runtimed.protocol import PooledEnv, structure, unstructure
+from runtimed.records import MANIFEST_FORMAT, Lease, Manifest
 
 __all__ = [
     "MANIFEST_FORMAT",
+    "META_DIR",
     "EnvDir",
     "Lease",
     "Manifest",
@@ -41,8 +43,10 @@ __all__ = [
     "write_text_atomic",
 ]
 
-MANIFEST_FORMAT = 1
 META_DIR = ".runtimed"
+
+# Files written by older or newer runtimed may carry keys this one does not know.
+_converter = make_converter(forbid_extra_keys=False)
 
 
 def new_env_id() -> str:
@@ -52,41 +56,6 @@ def new_env_id() -> str:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-@define(frozen=True)
-class Manifest:
-    """What a complete env contains; written last by the build."""
-
-    env_type: str
-    id: str
-    spec_hash: str
-    python_path: str
-    packages: list[str] = field(factory=list)
-    created_at: str = ""
-    backend_version: str = ""
-    details: dict[str, Any] = field(factory=dict)  # backend-specific, e.g. conda records
-    format: int = MANIFEST_FORMAT
-
-    def pooled_env(self, path: Path) -> PooledEnv:
-        return PooledEnv(
-            env_type=self.env_type,
-            venv_path=str(path),
-            python_path=self.python_path,
-            id=self.id,
-            packages=list(self.packages),
-            created_at=self.created_at,
-        )
-
-
-@define(frozen=True)
-class Lease:
-    """Who holds a handed-out env. ``create_time`` tells a reused pid from the holder."""
-
-    pid: int | None
-    create_time: float | None
-    taken_at: str
-    keep: bool = False
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -114,7 +83,7 @@ def _read_json(path: Path) -> Any:
 
 
 def write_manifest(env_path: Path, manifest: Manifest) -> None:
-    write_json_atomic(env_path / META_DIR / "manifest.json", unstructure(manifest))
+    write_json_atomic(env_path / META_DIR / "manifest.json", _converter.unstructure(manifest))
 
 
 def read_manifest(env_path: Path) -> Manifest | None:
@@ -123,14 +92,14 @@ def read_manifest(env_path: Path) -> Manifest | None:
     if not isinstance(data, dict):
         return None
     try:
-        manifest: Manifest = structure(data, Manifest)
+        manifest: Manifest = _converter.structure(data, Manifest)
     except Exception:
         return None
     return manifest
 
 
 def write_lease(env_path: Path, lease: Lease) -> None:
-    write_json_atomic(env_path / META_DIR / "lease.json", unstructure(lease))
+    write_json_atomic(env_path / META_DIR / "lease.json", _converter.unstructure(lease))
 
 
 def read_lease(env_path: Path) -> Lease | None:
@@ -141,7 +110,7 @@ def read_lease(env_path: Path) -> Lease | None:
             return Lease(pid=None, create_time=None, taken_at="")
         return None
     try:
-        lease: Lease = structure(data, Lease)
+        lease: Lease = _converter.structure(data, Lease)
     except Exception:
         return Lease(pid=None, create_time=None, taken_at="")
     return lease

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from attrs import define, field
 
+from runtimed._convert import StrEnum
 from runtimed.envdir import Lease, Manifest, read_lease, read_manifest, scan_envs
 
 __all__ = [
@@ -29,14 +30,18 @@ __all__ = [
 ]
 
 
-class Reason:
+class Reason(StrEnum):
+    """Why a GC sweep deletes an env."""
+
     EXPIRED = "expired"  # pooled longer than max_age
     PARTIAL = "partial"  # no manifest and no build running
     UNTRACKED = "untracked"  # complete, but neither pooled, leased nor kept (e.g. surplus)
     HOLDER_GONE = "holder_gone"  # leased to a process that has exited
 
 
-class State:
+class State(StrEnum):
+    """What an env on disk is, from the supervisor's point of view."""
+
     POOLED = "pooled"
     OUTDATED = "outdated"
     WARMING = "warming"
@@ -73,7 +78,7 @@ class Tracked:
 @define(frozen=True)
 class GcPlanItem:
     env: DiskEnv
-    reason: str
+    reason: Reason
 
 
 def _age_s(path: Path, manifest: Manifest | None, now: float) -> float:
@@ -107,7 +112,7 @@ def scan_disk(envs_dir: Path, now: float | None = None) -> list[DiskEnv]:
     return found
 
 
-def env_state(env: DiskEnv, tracked: Tracked) -> str:
+def env_state(env: DiskEnv, tracked: Tracked) -> State:
     """What an env on disk is, from the supervisor's point of view."""
     if env.backend not in tracked.backends:
         return State.UNKNOWN_BACKEND
@@ -130,7 +135,7 @@ def plan_gc(envs: list[DiskEnv], tracked: Tracked, holder_alive: Callable[[Lease
     plan = []
     for env in envs:
         state = env_state(env, tracked)
-        reason = None
+        reason: Reason | None = None
         if state == State.LEASED:
             if env.lease is not None and not holder_alive(env.lease):
                 reason = Reason.HOLDER_GONE

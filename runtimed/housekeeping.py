@@ -2,7 +2,9 @@
 
 The planning is pure (``runtimed.gc``); this module does the I/O around it. All of
 it runs on the supervisor's event loop, and between a plan and its execution
-nothing awaits, so no take or build can interleave.
+nothing awaits, so no take or build can interleave. It is given narrow
+collaborators, never the supervisor: the pools (read, and ``retire`` for expired
+envs), the lease table, a ``discard`` callable and a ``refill`` callable.
 """
 
 from __future__ import annotations
@@ -10,15 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from runtimed.envdir import dir_size, move_to_trash, read_lease
 from runtimed.gc import DiskEnv, Reason, Tracked, env_state, plan_gc, scan_disk
 from runtimed.leases import holder_alive
+from runtimed.leasetable import LeaseTable
+from runtimed.pool import Pool
 from runtimed.protocol import EnvEntry, EnvList, GcItem, GcReport
-
-if TYPE_CHECKING:
-    from runtimed.supervisor import Supervisor
 
 __all__ = ["Housekeeper"]
 
@@ -28,32 +30,47 @@ log = logging.getLogger("runtimed.housekeeping")
 class Housekeeper:
     """Deletes what nobody needs: envs of exited holders, and what a GC sweep finds."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
-        self.sup = supervisor
+    def __init__(
+        self,
+        *,
+        envs_dir: Path,
+        trash_dir: Path,
+        pools: Mapping[str, Pool],
+        max_age_s: Callable[[str], float],
+        leases: LeaseTable,
+        discard: Callable[[Path], None],
+        refill: Callable[[], None],
+    ) -> None:
+        self.envs_dir = envs_dir
+        self.trash_dir = trash_dir
+        self.pools = pools
+        self.max_age_s = max_age_s
+        self.leases = leases
+        self.discard = discard
+        self.refill = refill
 
     def check_leases(self) -> int:
         """Delete envs whose holder has exited. Returns how many."""
-        gone = [(path, backend) for path, (backend, lease) in self.sup.leases.items() if not holder_alive(lease)]
-        for path, _backend in gone:
-            del self.sup.leases[path]
+        gone = self.leases.holder_gone(holder_alive)
+        for path in gone:
             log.info("holder of %s is gone; deleting it", path.name)
-            self.sup.discard(path)
+            self.discard(path)
         return len(gone)
 
     def _tracked(self) -> Tracked:
-        pools = [r.pool for r in self.sup.runtimes.values()]
+        pools = list(self.pools.values())
         return Tracked(
-            backends=frozenset(self.sup.runtimes),
+            backends=frozenset(self.pools),
             pooled=frozenset(e.id for p in pools for e in p.available),
             outdated=frozenset(e.id for p in pools for e in p.outdated),
             warming=frozenset(i for p in pools for i in p.warming),
-            leased=frozenset(self.sup.leases),
-            max_age_s={name: r.config.max_age_s for name, r in self.sup.runtimes.items()},
+            leased=self.leases.paths(),
+            max_age_s={name: self.max_age_s(name) for name in self.pools},
         )
 
     async def gc(self, dry_run: bool = False) -> GcReport:
         """One sweep: expired, partial, untracked and abandoned envs go (see ``runtimed.gc``)."""
-        disk = await asyncio.to_thread(scan_disk, self.sup.paths.envs)
+        disk = await asyncio.to_thread(scan_disk, self.envs_dir)
         # From here to the deletions nothing awaits: no take or build can interleave.
         plan = plan_gc(disk, self._tracked(), holder_alive)
         if dry_run:
@@ -63,20 +80,18 @@ class Housekeeper:
         trashed = []
         for item in plan:
             env = item.env
-            runtime = self.sup.runtimes.get(env.backend)
+            pool = self.pools.get(env.backend)
             if item.reason == Reason.EXPIRED:
-                if runtime is None or not runtime.pool.retire({env.id}):
+                if pool is None or not pool.retire({env.id}):
                     continue  # taken since the scan
             elif item.reason != Reason.HOLDER_GONE and read_lease(env.path) is not None:
                 continue  # handed out (perhaps kept) since the scan
-            self.sup.leases.pop(env.path, None)
-            self.sup.sizes.pop(env.path, None)
-            target = move_to_trash(env.path, self.sup.paths.trash)
+            self.leases.release(env.path)
+            target = move_to_trash(env.path, self.trash_dir)
             if target is not None:
                 log.info("gc: deleting %s (%s)", env.path.name, item.reason)
                 trashed.append((item, target))
-        for runtime in self.sup.runtimes.values():
-            self.sup.fill(runtime)
+        self.refill()
 
         def remove() -> list[int]:
             sizes = []
@@ -95,7 +110,7 @@ class Housekeeper:
             log.info("gc: freed %d bytes in %d env(s)", report.freed_bytes, len(report.removed))
 
     async def envs(self) -> EnvList:
-        disk = await asyncio.to_thread(scan_disk, self.sup.paths.envs)
+        disk = await asyncio.to_thread(scan_disk, self.envs_dir)
         sizes = await asyncio.to_thread(lambda: [dir_size(e.path) for e in disk])
         tracked = self._tracked()
         entries = [
@@ -103,7 +118,7 @@ class Housekeeper:
                 path=str(env.path),
                 backend=env.backend,
                 id=env.id,
-                state=env_state(env, tracked),
+                state=env_state(env, tracked).value,
                 size_bytes=size,
                 age_s=round(env.age_s, 1),
                 holder_pid=env.lease.pid if env.lease else None,
@@ -113,5 +128,5 @@ class Housekeeper:
         return EnvList(envs=entries)
 
 
-def _gc_item(env: DiskEnv, reason: str, size: int) -> GcItem:
-    return GcItem(path=str(env.path), backend=env.backend, reason=reason, size_bytes=size)
+def _gc_item(env: DiskEnv, reason: Reason, size: int) -> GcItem:
+    return GcItem(path=str(env.path), backend=env.backend, reason=reason.value, size_bytes=size)

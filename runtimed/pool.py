@@ -2,42 +2,45 @@
 
 The supervisor owns one :class:`Pool` per backend and feeds it events (build
 started / succeeded / failed, take, resize, drain) together with the current time;
-the pool answers what to do next (how many builds to start, which envs to delete,
-when to wake up). Keeping it pure lets the rules be tested exhaustively.
+the pool answers with decisions, h11 style: the envs the caller must delete, and
+from :meth:`Pool.fill` the builds to start and when to wake up. The supervisor
+carries them out in one place. Keeping it pure lets the rules be tested exhaustively.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from attrs import define, field
 
-from runtimed.protocol import PooledEnv, PoolError
+from runtimed.backoff import Backoff
+from runtimed.config import MAX_POOL_SIZE
+from runtimed.failure import Failure
+from runtimed.records import ReadyEnv
 
-__all__ = ["MAX_POOL_SIZE", "Backoff", "BuildFailure", "Pool"]
-
-MAX_POOL_SIZE = 20
-
-
-@define(frozen=True)
-class Backoff:
-    """Exponential backoff: ``base * factor**(n-1)`` seconds after n failures, capped."""
-
-    base: float = 2.0
-    factor: float = 2.0
-    cap: float = 300.0
-
-    def delay(self, failures: int) -> float:
-        if failures <= 0:
-            return 0.0
-        return float(min(self.cap, self.base * self.factor ** (failures - 1)))
+__all__ = ["Fill", "Pool", "PoolFailure"]
 
 
 @define(frozen=True)
-class BuildFailure:
-    """Why a build failed, classified (see ``runtimed.backend.ErrorKind``)."""
+class Fill:
+    """What the supervisor must do after :meth:`Pool.fill`: build these envs now
+    (already counted as warming) and call ``fill`` again at ``wake_at``."""
 
-    kind: str
-    message: str
-    package: str | None = None
+    build: tuple[str, ...] = ()
+    wake_at: float | None = None
+
+
+@define(frozen=True)
+class PoolFailure:
+    """The pool's last failure, how many in a row, and when builds resume."""
+
+    failure: Failure
+    failures: int
+    retry_in_s: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.failure.kind.value
 
 
 @define
@@ -58,11 +61,11 @@ class Pool:
     target: int
     concurrency: int = 2
     backoff: Backoff = field(factory=Backoff)
-    available: list[PooledEnv] = field(factory=list)
-    outdated: list[PooledEnv] = field(factory=list)
+    available: list[ReadyEnv] = field(factory=list)
+    outdated: list[ReadyEnv] = field(factory=list)
     warming: set[str] = field(factory=set)
     failures: int = 0
-    last_error: BuildFailure | None = None
+    last_error: Failure | None = None
     retry_at: float | None = None
 
     # ------------------------------------------------------------ queries
@@ -88,23 +91,25 @@ class Pool:
         return None
 
     def retry_in(self, now: float) -> float | None:
-        """A hint for a client that got ``empty``."""
-        if self.target == 0:
+        """A hint for a client that got ``empty``: when the backoff ends, if it is
+        backing off (a build in flight gives no useful estimate: wait with ``wait_s``)."""
+        if self.target == 0 or self.retry_at is None or now >= self.retry_at:
             return None
-        if self.retry_at is not None and now < self.retry_at:
-            return round(self.retry_at - now, 3)
-        return 1.0 if self.warming else None
+        return round(self.retry_at - now, 3)
 
-    def error_status(self, now: float) -> PoolError | None:
+    def error_status(self, now: float) -> PoolFailure | None:
         if self.last_error is None:
             return None
-        return PoolError(
-            kind=self.last_error.kind,
-            message=self.last_error.message,
-            package=self.last_error.package,
-            failures=self.failures,
-            retry_in_s=round(self.retry_at - now, 3) if self.retry_at is not None and now < self.retry_at else None,
-        )
+        retry_in = round(self.retry_at - now, 3) if self.retry_at is not None and now < self.retry_at else None
+        return PoolFailure(failure=self.last_error, failures=self.failures, retry_in_s=retry_in)
+
+    def fill(self, now: float, new_id: Callable[[], str]) -> Fill:
+        """Decide the builds to start now (counted as warming at once, so nothing is
+        over-built) and when to come back after a backoff."""
+        build = tuple(new_id() for _ in range(self.builds_to_start(now)))
+        for env_id in build:
+            self.build_started(env_id)
+        return Fill(build=build, wake_at=self.next_wakeup(now))
 
     # ------------------------------------------------------------ events
 
@@ -113,7 +118,7 @@ class Pool:
             raise ValueError(f"env {env_id} is already in pool {self.name}")
         self.warming.add(env_id)
 
-    def build_succeeded(self, env: PooledEnv) -> list[PooledEnv]:
+    def build_succeeded(self, env: ReadyEnv) -> list[ReadyEnv]:
         """A build finished and is pooled, unless surplus. Returns the envs the caller
         must delete: the new env itself if surplus, else an outdated env it replaces."""
         self.warming.discard(env.id)
@@ -125,7 +130,7 @@ class Pool:
         self.available.append(env)
         return [self.outdated.pop(0)] if self.outdated else []
 
-    def build_failed(self, env_id: str, failure: BuildFailure, now: float, *, back_off: bool = True) -> None:
+    def build_failed(self, env_id: str, failure: Failure, now: float, *, back_off: bool = True) -> None:
         """A build failed. ``back_off=False`` when something else already throttles
         retries (a crashed worker is restarted with its own backoff)."""
         self.warming.discard(env_id)
@@ -138,7 +143,7 @@ class Pool:
         without it being the backend's fault (shutdown, config changed)."""
         self.warming.discard(env_id)
 
-    def adopt(self, env: PooledEnv, *, current: bool = True) -> bool:
+    def adopt(self, env: ReadyEnv, *, current: bool = True) -> bool:
         """Pool an env found complete on disk at startup (``current=False``: built for
         an older config, kept as a fallback). False if there is no room for it."""
         if current:
@@ -151,18 +156,22 @@ class Pool:
             self.outdated.append(env)
         return True
 
-    def take(self) -> PooledEnv | None:
+    def take(self) -> ReadyEnv | None:
         """Hand out the oldest current env (else an outdated one), exactly once."""
         if self.available:
             return self.available.pop(0)
         return self.outdated.pop(0) if self.outdated else None
 
-    def drain(self) -> list[PooledEnv]:
+    def put_back(self, env: ReadyEnv, *, outdated: bool = False) -> None:
+        """Undo a :meth:`take` whose hand-out failed: the env is first in line again."""
+        (self.outdated if outdated else self.available).insert(0, env)
+
+    def drain(self) -> list[ReadyEnv]:
         """Remove every pooled env (flush); the caller deletes them."""
         drained, self.available, self.outdated = [*self.available, *self.outdated], [], []
         return drained
 
-    def retire(self, env_ids: set[str]) -> list[PooledEnv]:
+    def retire(self, env_ids: set[str]) -> list[ReadyEnv]:
         """Remove the given pooled envs (e.g. too old); the caller deletes them."""
         gone = [e for e in (*self.available, *self.outdated) if e.id in env_ids]
         self.available = [e for e in self.available if e.id not in env_ids]
@@ -176,11 +185,11 @@ class Pool:
         self.reset_backoff()
 
     @property
-    def pooled(self) -> list[PooledEnv]:
+    def pooled(self) -> list[ReadyEnv]:
         """Every env that a take could hand out."""
         return [*self.available, *self.outdated]
 
-    def resize(self, target: int) -> list[PooledEnv]:
+    def resize(self, target: int) -> list[ReadyEnv]:
         """Change the target; returns the available envs now surplus (caller deletes them)."""
         if not 0 <= target <= MAX_POOL_SIZE:
             raise ValueError(f"pool size must be between 0 and {MAX_POOL_SIZE}, got {target}")

@@ -16,6 +16,8 @@ import attrs
 from attrs import define, field
 
 from runtimed._convert import describe_error, make_converter
+from runtimed.pool import PoolFailure
+from runtimed.records import ReadyEnv
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -35,7 +37,6 @@ __all__ = [
     "GcItem",
     "GcReport",
     "LineDecoder",
-    "Message",
     "Ping",
     "Pong",
     "PoolError",
@@ -76,6 +77,19 @@ class PooledEnv:
     packages: list[str] = field(factory=list)
     created_at: str = ""
 
+    @classmethod
+    def from_ready(cls, env: ReadyEnv) -> PooledEnv:
+        """The wire form of a pooled env (paths as strings)."""
+        manifest = env.manifest
+        return cls(
+            env_type=manifest.env_type,
+            venv_path=str(env.path),
+            python_path=manifest.python_path,
+            id=manifest.id,
+            packages=list(manifest.packages),
+            created_at=manifest.created_at,
+        )
+
 
 @define(frozen=True)
 class DaemonInfo:
@@ -87,6 +101,7 @@ class DaemonInfo:
     cache_dir: str
     config_file: str = ""
     config_error: str | None = None  # the last edit was rejected; the previous config is in force
+    broken_plugins: dict[str, str] = field(factory=dict)  # backend name -> why it is not served
 
 
 @define(frozen=True)
@@ -98,6 +113,17 @@ class PoolError:
     package: str | None = None
     failures: int = 1
     retry_in_s: float | None = None
+
+    @classmethod
+    def from_pool(cls, state: PoolFailure) -> PoolError:
+        failure = state.failure
+        return cls(
+            kind=failure.kind.value,
+            message=failure.message,
+            package=failure.package,
+            failures=state.failures,
+            retry_in_s=state.retry_in_s,
+        )
 
 
 @define(frozen=True)
@@ -270,7 +296,6 @@ class Error:
 
 Request = Ping | Take | Release | Status | Flush | Shutdown | Gc | Envs
 Reply = Pong | EnvReply | Empty | Released | StatusReply | Flushed | ShuttingDown | GcReport | EnvList | Error
-Message = Request | Reply
 
 REQUEST_TYPES: dict[str, type] = {c.TYPE: c for c in (Ping, Take, Release, Status, Flush, Shutdown, Gc, Envs)}
 # "status" names both a request and its reply; the direction decides which.

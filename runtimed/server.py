@@ -121,30 +121,30 @@ class Server:
             if not data:
                 return
             for event in decoder.feed(data):
-                reply = await self._dispatch(event, pid)
+                reply = await self._dispatch(event, pid, lambda: writer.is_closing() or reader.at_eof())
                 writer.write(encode(reply))
                 await writer.drain()
                 if isinstance(reply, ShuttingDown):
                     asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.on_shutdown()))
 
-    async def _dispatch(self, event: object, pid: int | None) -> Reply:
+    async def _dispatch(self, event: object, pid: int | None, client_gone: Callable[[], bool]) -> Reply:
         if isinstance(event, ProtocolError):
             return event.as_reply()
         try:
             if isinstance(event, Ping):
                 return Pong(protocol_version=PROTOCOL_VERSION, daemon_version=__version__)
             if isinstance(event, Take):
-                return await self.supervisor.take(event, pid)
+                return await self.supervisor.take(event, pid, client_gone)
             if isinstance(event, Release):
-                return await self.supervisor.release(event.path)
+                return await self.supervisor.release(event.path, pid)
             if isinstance(event, Status):
                 return self.supervisor.status()
             if isinstance(event, Flush):
                 return await self.supervisor.flush(event.env_type)
             if isinstance(event, Gc):
-                return await self.supervisor.housekeeping.gc(dry_run=event.dry_run)
+                return await self.supervisor.gc(dry_run=event.dry_run)
             if isinstance(event, Envs):
-                return await self.supervisor.housekeeping.envs()
+                return await self.supervisor.envs()
             if isinstance(event, Shutdown):
                 return ShuttingDown()
         except Exception as exc:

@@ -20,21 +20,26 @@ from typing import Any, BinaryIO
 
 from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
 from runtimed.build import build_env
-from runtimed.config import BackendConfig
+from runtimed.failure import Failure
 from runtimed.jobs import (
     JOB_TYPES,
-    OP_CREATE,
-    OP_SPEC_HASH,
-    OP_VALIDATE,
     PIPE_MAX_LINE,
-    Done,
+    ComputeSpecHash,
+    CreateEnv,
+    EnvCreated,
     Failed,
     Job,
+    Operation,
     Progress,
     Ready,
+    SpecHash,
+    Validated,
+    ValidateEnv,
+    done_for,
+    operation_of,
 )
 from runtimed.plugins import load_backend
-from runtimed.protocol import LineDecoder, ProtocolError, encode, structure, unstructure
+from runtimed.protocol import LineDecoder, ProtocolError, encode
 
 __all__ = ["WorkerLoop", "main"]
 
@@ -95,35 +100,38 @@ class WorkerLoop:
 
     def _reply(self, job: Job) -> None:
         try:
-            result = self._dispatch(job)
+            operation = operation_of(job)
+        except ValueError as exc:  # an unknown op or bad args: that job fails, the worker goes on
+            log.error("job %s rejected: %s", job.id, exc)
+            self.send(Failed(id=job.id, failure=Failure(ErrorKind.SETUP_FAILED, str(exc))))
+            return
+        try:
+            result = self._dispatch(job, operation)
         except BackendError as exc:
-            self.send(Failed(id=job.id, kind=exc.kind, message=exc.message, package=exc.package))
+            self.send(Failed(id=job.id, failure=exc.failure))
         except Exception as exc:  # never let a job kill the worker silently
             log.exception("job %s (%s) raised", job.id, job.op)
-            self.send(Failed(id=job.id, kind=ErrorKind.SETUP_FAILED, message=f"{type(exc).__name__}: {exc}"))
+            self.send(Failed(id=job.id, failure=Failure(ErrorKind.SETUP_FAILED, f"{type(exc).__name__}: {exc}")))
         else:
-            self.send(Done(id=job.id, result=result))
+            self.send(done_for(job.id, result))
 
-    def _dispatch(self, job: Job) -> dict[str, Any]:
-        args = job.args
-        if job.op == OP_SPEC_HASH:
-            config = structure(args["config"], BackendConfig)
-            return {"spec_hash": self.backend.spec_hash(config)}
-        if job.op == OP_CREATE:
+    def _dispatch(self, job: Job, operation: Operation[Any]) -> object:
+        if isinstance(operation, ComputeSpecHash):
+            return SpecHash(spec_hash=self.backend.spec_hash(operation.config))
+        if isinstance(operation, CreateEnv):
             request = BuildRequest(
-                env_id=args["env_id"],
-                path=Path(args["path"]),
-                config=structure(args["config"], BackendConfig),
+                env_id=operation.env_id,
+                path=operation.path,
+                config=operation.config,
                 cache_dir=self.cache_dir,
                 progress=lambda message: self.send(Progress(id=job.id, message=message)),
             )
             log.info("creating %s", request.path)
-            manifest = build_env(self.backend, request)
-            return {"manifest": unstructure(manifest)}
-        if job.op == OP_VALIDATE:
-            self.backend.validate(Path(args["path"]))
-            return {}
-        raise BackendError(ErrorKind.SETUP_FAILED, f"unknown job op {job.op!r}")
+            return EnvCreated(manifest=build_env(self.backend, request))
+        if isinstance(operation, ValidateEnv):
+            self.backend.validate(operation.path)
+            return Validated()
+        raise BackendError(ErrorKind.SETUP_FAILED, f"no handler for job op {job.op!r}")
 
 
 def main(argv: list[str] | None = None) -> int:

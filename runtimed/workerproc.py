@@ -20,66 +20,27 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
-from runtimed.backend import BackendError, ErrorKind
+from runtimed.backoff import Backoff
 from runtimed.config import SupervisionConfig
-from runtimed.jobs import PIPE_MAX_LINE, WORKER_TYPES, Done, Failed, Job, Progress, Ready
-from runtimed.pool import Backoff
+from runtimed.failure import BackendError, ErrorKind
+from runtimed.jobs import PIPE_MAX_LINE, WORKER_TYPES, Done, Failed, Operation, Progress, Ready, job_for, result_of
+from runtimed.proctree import children, describe_exit, exited, kill_process_tree
 from runtimed.protocol import LineDecoder, ProtocolError, WorkerStatus, encode
+from runtimed.records import WorkerState
 
-__all__ = ["WorkerHandle", "describe_exit", "kill_process_tree", "kill_stale_workers"]
+__all__ = ["WorkerHandle"]
+
+R = TypeVar("R")
 
 log = logging.getLogger("runtimed.workers")
 
 READY_TIMEOUT_S = 60.0
 WATCH_INTERVAL_S = 1.0
 STDERR_LINES_KEPT = 20
-
-
-def kill_process_tree(pid: int, sig: int = signal.SIGKILL) -> int:
-    """Send ``sig`` to ``pid`` and all its descendants; returns how many got it."""
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.Error:
-        return 0
-    count = 0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(sig)
-            count += 1
-    return count
-
-
-def kill_stale_workers(backends_dir: Path) -> int:
-    """Kill workers (and their trees) left by a previous supervisor of this cache dir.
-
-    They would otherwise go on building into env dirs that startup is about to
-    delete. Returns how many were found.
-    """
-    prefix = str(backends_dir) + os.sep
-    found = 0
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = proc.info["cmdline"] or []
-        if "runtimed.worker" in cmd and any(arg.startswith(prefix) for arg in cmd) and proc.pid != os.getpid():
-            log.warning("killing worker pid %d left by a previous daemon", proc.pid)
-            kill_process_tree(proc.pid)
-            found += 1
-    return found
-
-
-def describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "still running"
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit code {returncode}"
 
 
 class WorkerHandle:
@@ -100,14 +61,14 @@ class WorkerHandle:
         self.supervision = supervision
         self.on_ready = on_ready
         self.env = env
-        self.state = "starting"
+        self.state = WorkerState.STARTING
         self.restarts = 0
         self.last_exit: str | None = None
         self.ready: Ready | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._psutil: psutil.Process | None = None
         self._started_at: float | None = None
-        self._jobs: dict[str, tuple[asyncio.Future[dict[str, Any]], Callable[[str], None] | None]] = {}
+        self._jobs: dict[str, tuple[asyncio.Future[Done], Callable[[str], None] | None]] = {}
         self._ids = itertools.count(1)
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
         self._up = asyncio.Event()
@@ -136,7 +97,7 @@ class WorkerHandle:
             stderr = " | ".join(list(self._stderr)[-5:])
             self.last_exit = describe_exit(returncode) + (f"; stderr: {stderr}" if stderr else "")
             if len(self._restart_times) > self.supervision.max_restarts:
-                self.state = "failed"
+                self.state = WorkerState.FAILED
                 log.error(
                     "worker %s failed %d times in %.0fs (%s); retrying in %.0fs",
                     self.name, len(self._restart_times), self.supervision.restart_window_s,
@@ -146,12 +107,12 @@ class WorkerHandle:
                 self._restart_times.clear()
                 quick_deaths = 0
             else:
-                self.state = "restarting"
+                self.state = WorkerState.RESTARTING
                 delay = backoff.delay(max(1, quick_deaths))
                 log.warning("worker %s died (%s); restarting in %.1fs", self.name, self.last_exit, delay)
             self.restarts += 1
             await self._sleep_unless_stopping(delay)
-        self.state = "stopped"
+        self.state = WorkerState.STOPPED
 
     async def _sleep_unless_stopping(self, delay: float) -> None:
         end = time.monotonic() + delay
@@ -159,7 +120,7 @@ class WorkerHandle:
             await asyncio.sleep(min(0.2, end - time.monotonic()))
 
     async def _run_once(self) -> int | None:
-        self.state = "starting"
+        self.state = WorkerState.STARTING
         self._stderr.clear()
         env = dict(self.env if self.env is not None else os.environ)
         env["PYTHONUNBUFFERED"] = "1"
@@ -183,7 +144,7 @@ class WorkerHandle:
             asyncio.create_task(self._ready_deadline(proc)),
         ]
         try:
-            returncode = await _exited(proc)
+            returncode = await exited(proc)
         finally:
             # Whatever it left behind (uv, solvers) goes with it, even if reparented.
             self._kill_leftovers(proc.pid)
@@ -256,13 +217,13 @@ class WorkerHandle:
                 proc.stdin.close()
         # In-flight builds would hold us up: kill their tools (uv, solvers) so the worker
         # can exit; the caller deletes the partial envs.
-        for child in _children(proc.pid):
+        for child in children(proc.pid):
             kill_process_tree(child.pid)
         try:
-            await asyncio.wait_for(_exited(proc), timeout)
+            await asyncio.wait_for(exited(proc), timeout)
         except asyncio.TimeoutError:
             self.kill()
-            await _exited(proc)
+            await exited(proc)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Kill the worker's whole process tree (it is then restarted by :meth:`run`)."""
@@ -289,7 +250,7 @@ class WorkerHandle:
             log.error("worker %s sent a bad line: %s", self.name, event.message)
         elif isinstance(event, Ready):
             self.ready = event
-            self.state = "running"
+            self.state = WorkerState.RUNNING
             self._up.set()
             log.info("worker %s ready (version %s, available=%s)", self.name, event.version, event.available)
             # A task, not an await: on_ready submits jobs whose replies this reader delivers.
@@ -303,9 +264,9 @@ class WorkerHandle:
             if entry is None or entry[0].done():
                 return
             if isinstance(event, Done):
-                entry[0].set_result(event.result)
+                entry[0].set_result(event)
             else:
-                entry[0].set_exception(BackendError(event.kind, event.message, event.package))
+                entry[0].set_exception(BackendError.from_failure(event.failure))
 
     async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None
@@ -329,27 +290,20 @@ class WorkerHandle:
 
     # ------------------------------------------------------------ jobs
 
-    async def wait_ready(self, timeout: float | None = None) -> bool:
-        try:
-            await asyncio.wait_for(self._up.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
-
     async def submit(
         self,
-        op: str,
-        args: dict[str, Any],
+        operation: Operation[R],
         *,
         timeout: float | None = None,
         progress: Callable[[str], None] | None = None,
-    ) -> dict[str, Any]:
+    ) -> R:
         """Run a job on the worker; raises :class:`BackendError` (``timeout``, ``crashed``, ...)."""
         proc = self._proc
         if proc is None or proc.returncode is not None or proc.stdin is None or not self._up.is_set():
             raise BackendError(ErrorKind.CRASHED, f"worker {self.name} is not running ({self.state})")
-        job = Job(id=f"{self.name}-{next(self._ids)}", op=op, args=args)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        job = job_for(f"{self.name}-{next(self._ids)}", operation)
+        op = job.op
+        future: asyncio.Future[Done] = asyncio.get_running_loop().create_future()
         self._jobs[job.id] = (future, progress)
         try:
             proc.stdin.write(encode(job))
@@ -358,7 +312,7 @@ class WorkerHandle:
             self._jobs.pop(job.id, None)
             raise BackendError(ErrorKind.CRASHED, f"worker {self.name} is gone: {exc}") from exc
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            done = await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
             self._jobs.pop(job.id, None)
             log.error(
@@ -367,6 +321,10 @@ class WorkerHandle:
             self._stderr.append(f"job {op} timed out after {timeout:.0f}s")
             self.kill()
             raise BackendError(ErrorKind.TIMEOUT, f"{op} timed out after {timeout:.0f}s") from None
+        try:
+            return result_of(operation, done)
+        except Exception as exc:  # a worker of another version, or a plugin writing to the pipe
+            raise BackendError(ErrorKind.SETUP_FAILED, f"bad {op!r} result from worker {self.name}: {exc}") from exc
 
     # ------------------------------------------------------------ status
 
@@ -391,27 +349,3 @@ class WorkerHandle:
             uptime_s=round(time.monotonic() - self._started_at, 1) if self._started_at else None,
             last_exit=self.last_exit,
         )
-
-
-async def _exited(proc: asyncio.subprocess.Process) -> int:
-    """The exit code, as soon as the process exits.
-
-    ``proc.wait()`` alone is not enough: before Python 3.12 it also waits for the
-    pipes to close, which a grandchild holding them can delay forever.
-    """
-    waiter = asyncio.ensure_future(proc.wait())
-    try:
-        while proc.returncode is None and not waiter.done():
-            await asyncio.wait({waiter}, timeout=0.1)
-    finally:
-        waiter.cancel()
-    assert proc.returncode is not None
-    return proc.returncode
-
-
-def _children(pid: int) -> list[psutil.Process]:
-    try:
-        children: list[psutil.Process] = psutil.Process(pid).children(recursive=False)
-        return children
-    except psutil.Error:
-        return []

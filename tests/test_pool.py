@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from runtimed.pool import Backoff, BuildFailure, Pool
-from runtimed.protocol import PooledEnv
+from pathlib import Path
+
+from runtimed.backoff import Backoff
+from runtimed.failure import ErrorKind
+from runtimed.failure import Failure as BuildFailure
+from runtimed.pool import Pool
+from runtimed.records import Manifest, ReadyEnv
 
 
-def env(i: str) -> PooledEnv:
-    return PooledEnv(env_type="uv", venv_path=f"/e/{i}", python_path=f"/e/{i}/bin/python", id=i)
+def env(i: str) -> ReadyEnv:
+    return ReadyEnv(Path(f"/e/{i}"), Manifest(env_type="uv", id=i, spec_hash="h", python_path=f"/e/{i}/bin/python"))
 
 
-FAIL = BuildFailure(kind="network", message="down")
+FAIL = BuildFailure(kind=ErrorKind.NETWORK, message="down")
 
 
 def test_deficit_counts_available_and_warming() -> None:
@@ -148,5 +153,5 @@ def test_drain_empties_available() -> None:
 def test_failure_without_backoff_keeps_the_error_but_retries_at_once() -> None:
     pool = Pool(name="uv", target=2, concurrency=2)
     pool.build_started("a")
-    pool.build_failed("a", BuildFailure("crashed", "worker died"), now=0, back_off=False)
+    pool.build_failed("a", BuildFailure(ErrorKind.CRASHED, "worker died"), now=0, back_off=False)
     assert pool.builds_to_start(0) == 1 and pool.error_status(0).kind == "crashed"  # type: ignore[union-attr]

@@ -10,10 +10,15 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from runtimed.pool import MAX_POOL_SIZE, BuildFailure, Pool
-from runtimed.protocol import PooledEnv
+from pathlib import Path
 
-FAIL = BuildFailure(kind="network", message="down")
+from runtimed.config import MAX_POOL_SIZE
+from runtimed.failure import ErrorKind
+from runtimed.failure import Failure as BuildFailure
+from runtimed.pool import Pool
+from runtimed.records import Manifest, ReadyEnv
+
+FAIL = BuildFailure(kind=ErrorKind.NETWORK, message="down")
 
 
 class PoolMachine(RuleBasedStateMachine):
@@ -43,7 +48,7 @@ class PoolMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def build_done(self, data: st.DataObject) -> None:
         env_id = data.draw(st.sampled_from(sorted(self.pool.warming)))
-        env = PooledEnv(env_type="uv", venv_path=f"/e/{env_id}", python_path="p", id=env_id)
+        env = ReadyEnv(Path(f"/e/{env_id}"), Manifest(env_type="uv", id=env_id, spec_hash="h", python_path="p"))
         self.pooled_ever.add(env_id)
         for gone in self.pool.build_succeeded(env):
             self.deleted.add(gone.id)
@@ -58,7 +63,7 @@ class PoolMachine(RuleBasedStateMachine):
     @rule()
     def worker_crash(self) -> None:
         for env_id in sorted(self.pool.warming):
-            self.pool.build_failed(env_id, BuildFailure("crashed", "worker died"), self.now)
+            self.pool.build_failed(env_id, BuildFailure(ErrorKind.CRASHED, "worker died"), self.now)
             self.deleted.add(env_id)
 
     @rule()

@@ -6,11 +6,13 @@ import argparse
 import sys
 from typing import Any
 
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+
 from runtimed.config import ConfigError, load_config, parse_config, tomllib
 from runtimed.envdir import write_text_atomic
 from runtimed.plugins import discover_plugins
 from runtimed.protocol import unstructure
-from runtimed.tomlwrite import dumps
 
 from ._util import paths_from, print_json
 
@@ -97,33 +99,52 @@ def cmd_show(args: argparse.Namespace) -> int:
 @_guarded
 def cmd_get(args: argparse.Namespace) -> int:
     value = _lookup(_effective(args), args.key)
-    print(dumps({"v": value})[4:].rstrip() if not isinstance(value, dict) else dumps(value).rstrip())
+    print(_inline(value) if not isinstance(value, dict) else dumps(value).rstrip())
     return 0
 
 
 @_guarded
 def cmd_set(args: argparse.Namespace) -> int:
+    """Change one key in place: comments, order and formatting of the file are kept (tomlkit)."""
     path = paths_from(args).config_file
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except tomllib.TOMLDecodeError as exc:
+        doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    except TOMLKitError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from exc
     try:
         value = tomllib.loads(f"v = {args.value}")["v"]
     except tomllib.TOMLDecodeError:
         value = args.value
     parts = args.key.split(".")
-    node = data
+    node: Any = doc
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if part not in node:
+            node[part] = tomlkit.table()
+        node = node[part]
         if not isinstance(node, dict):
             raise ConfigError(f"{args.key}: {part} is not a table")
     node[parts[-1]] = value
-    parse_config(data, str(path))  # refuse to write a config the daemon would reject
+    parse_config(doc.unwrap(), str(path))  # refuse to write a config the daemon would reject
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, dumps(data))
-    print(f"set {args.key} = {dumps({'v': value})[4:].rstrip()} in {path}")
+    write_text_atomic(path, tomlkit.dumps(doc))
+    print(f"set {args.key} = {_inline(value)} in {path}")
     return 0
+
+
+def _without_none(data: Any) -> Any:
+    """TOML has no null: leave unset (None) values out."""
+    if isinstance(data, dict):
+        return {k: _without_none(v) for k, v in data.items() if v is not None}
+    return data
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return tomlkit.dumps(_without_none(data))
+
+
+def _inline(value: Any) -> str:
+    text: str = tomlkit.item(value).as_string()
+    return text
 
 
 __all__ = ["add_parser"]

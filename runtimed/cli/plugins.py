@@ -16,7 +16,7 @@ from typing import Any
 from attrs import define
 
 from runtimed.jobs import WORKER_TYPES, Ready
-from runtimed.plugins import PluginInfo, discover_plugins
+from runtimed.plugins import PluginInfo, discover_all
 from runtimed.protocol import decode_line, unstructure
 from runtimed.worker import LOAD_FAILED
 
@@ -56,6 +56,8 @@ def describe(info: PluginInfo) -> PluginReport:
     def report(status: str, error: str | None = None, detail: str | None = None) -> PluginReport:
         return PluginReport(info.name, info.distribution, info.version, info.value, status, error, detail)
 
+    if info.error is not None:
+        return report("broken", info.error)
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "runtimed.worker", info.name, "--describe"],
@@ -78,9 +80,9 @@ def describe(info: PluginInfo) -> PluginReport:
 
 
 def main(args: argparse.Namespace) -> int:
-    plugins = discover_plugins()
+    plugins = discover_all()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        reports = list(pool.map(describe, plugins.values()))
+        reports = list(pool.map(describe, plugins))
     if args.json:
         print_json([unstructure(r) for r in reports])
         return 0

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
+import tomlkit
 
 from runtimed.client import Client, DaemonNotRunning
 from runtimed.config import tomllib
 from runtimed.plugins import discover_plugins
 from runtimed.protocol import StatusReply
-from runtimed.tomlwrite import dumps
 
 T = TypeVar("T")
 
@@ -94,7 +94,7 @@ class DaemonProcess:
         backends = data.setdefault("backends", {})
         for name in discover_plugins():
             backends.setdefault(name, {"pool_size": 0})
-        self.config_file.write_text(dumps(data))
+        self.config_file.write_text(tomlkit.dumps(data))
 
     @property
     def socket(self) -> Path:

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from typing import ClassVar
 
 from runtimed.backend import Availability, Backend, BackendError, BuildRequest, ErrorKind, clean_env
@@ -73,6 +72,3 @@ class UvBackend(Backend):
         # A cold cache (or a new package): go online. A bad spec fails the same way online.
         request.progress("uv pip install (online)")
         self._check(self._uv_run(install))
-
-    def python_path(self, path: Path) -> Path:
-        return path / "bin" / "python"

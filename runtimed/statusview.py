@@ -1,0 +1,49 @@
+"""What ``status`` shows for each pool: counts, disk use, the last failure, the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from runtimed.failure import ErrorKind, Failure
+from runtimed.leasetable import LeaseTable
+from runtimed.protocol import PoolError, PoolStatus
+from runtimed.records import WorkerState
+from runtimed.runtime import BackendRuntime
+
+__all__ = ["pool_statuses"]
+
+
+def pool_statuses(runtimes: Mapping[str, BackendRuntime], leases: LeaseTable, now: float) -> dict[str, PoolStatus]:
+    pools = {}
+    for name, runtime in runtimes.items():
+        pool = runtime.pool
+        leased = leases.of_backend(name)
+        paths = [e.path for e in pool.pooled] + leased
+        pool_error = pool.error_status(now)
+        other = runtime.setup_error or _worker_failure(runtime)
+        pools[name] = PoolStatus(
+            available=len(pool.available),
+            warming=len(pool.warming),
+            target=pool.target,
+            leased=len(leased),
+            outdated=len(pool.outdated),
+            disk_bytes=leases.disk_bytes(paths),
+            error=PoolError.from_pool(pool_error) if pool_error else _pool_error(other),
+            worker=runtime.worker.status(),
+        )
+    return pools
+
+
+def _pool_error(failure: Failure | None) -> PoolError | None:
+    if failure is None:
+        return None
+    return PoolError(kind=failure.kind.value, message=failure.message, package=failure.package)
+
+
+def _worker_failure(runtime: BackendRuntime) -> Failure | None:
+    worker = runtime.worker
+    if worker.state in (WorkerState.FAILED, WorkerState.RESTARTING) and worker.last_exit:
+        return Failure(ErrorKind.CRASHED, f"worker {worker.state}: {worker.last_exit}")
+    if worker.ready is not None and not worker.ready.available:
+        return Failure(ErrorKind.TOOL_MISSING, worker.ready.reason or "backend unavailable")
+    return None

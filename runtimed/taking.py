@@ -1,0 +1,75 @@
+"""Handing one pooled env out: cheap checks, then a durable lease, exactly once.
+
+Runs on the event loop inside the pool's condition, so no other take or build
+interleaves between popping an env and leasing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from runtimed.envdir import META_DIR, write_lease
+from runtimed.leases import make_lease
+from runtimed.leasetable import LeaseTable
+from runtimed.protocol import Error
+from runtimed.records import ReadyEnv
+from runtimed.runtime import BackendRuntime
+
+__all__ = ["hand_out", "looks_whole"]
+
+log = logging.getLogger("runtimed.supervisor")
+
+
+def looks_whole(env: ReadyEnv) -> str | None:
+    """Why a pooled env cannot be handed out (None if it can), from two ``stat`` calls:
+    its manifest and its python must still exist (cache cleaners delete files)."""
+    if not os.path.exists(env.path / META_DIR / "manifest.json"):
+        return "its manifest is gone"
+    if not os.path.exists(env.python_path):
+        return f"{env.python_path} is gone"
+    return None
+
+
+def hand_out(
+    runtime: BackendRuntime,
+    leases: LeaseTable,
+    holder: int | None,
+    keep: bool,
+    discard: Callable[[Path], None],
+) -> ReadyEnv | Error | None:
+    """Take the next good env from the pool and lease it to ``holder``.
+
+    Broken envs met on the way are discarded and skipped. If the lease cannot be
+    written, the env goes back to the pool (nothing is lost) and an error is returned.
+
+    Durability: the lease is written with fsync and an atomic rename *before* the
+    reply (about 0.5 ms on a local disk, most of a take's time). Without it, a
+    crash or power loss right after the reply could leave the env unleased on
+    disk; the next daemon would pool it and hand it out a second time while the
+    first client uses it. A lease lost that way is the one failure that breaks
+    "each env is handed out exactly once", so take pays for it.
+    """
+    pool = runtime.pool
+    while True:
+        outdated = not pool.available
+        env = pool.take()
+        if env is None:
+            return None
+        broken = looks_whole(env)
+        if broken is not None:
+            log.warning("pooled env %s is broken (%s); deleting it", env.path.name, broken)
+            discard(env.path)
+            continue
+        try:
+            lease = make_lease(holder, keep=keep)
+            write_lease(env.path, lease)
+        except (OSError, ValueError) as exc:
+            pool.put_back(env, outdated=outdated)
+            log.error("cannot lease %s: %s", env.path.name, exc)
+            return Error(code="lease_failed", message=f"cannot write the lease of {env.path.name}: {exc}")
+        leases.add(env.path, runtime.name, lease)
+        log.info("handed out %s to pid %s%s", env.path.name, lease.pid, " (kept)" if keep else "")
+        return env
