@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from runtimed.backoff import Backoff
 from runtimed.failure import ErrorKind

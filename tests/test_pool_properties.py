@@ -5,12 +5,11 @@ invariants."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-
-from pathlib import Path
 
 from runtimed.config import MAX_POOL_SIZE
 from runtimed.failure import ErrorKind
