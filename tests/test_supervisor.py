@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 
 from runtimed.envdir import read_lease, read_manifest, scan_envs
+from runtimed.protocol import PooledEnv
+from runtimed.records import ReadyEnv
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.kernel import execute_in_kernel
 
@@ -123,7 +125,7 @@ def _pooled(daemon: DaemonProcess) -> list:  # type: ignore[type-arg]
     for e in scan_envs(daemon.cache_dir / "envs"):
         manifest = read_manifest(e.path)
         if manifest is not None and read_lease(e.path) is None:
-            envs.append(manifest.pooled_env(e.path))
+            envs.append(PooledEnv.from_ready(ReadyEnv(e.path, manifest)))
     return envs
 
 
