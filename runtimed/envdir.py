@@ -62,11 +62,24 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file + fsync + rename: readers see the
     old or the new content, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+    _write_durably(path, text.encode("utf-8"))
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Temp file in the same dir, fsync, atomic rename: the lean path a take pays for."""
+    tmp = f"{path.parent}{os.sep}.{path.name}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
     os.replace(tmp, path)
 
 
@@ -99,7 +112,9 @@ def read_manifest(env_path: Path) -> Manifest | None:
 
 
 def write_lease(env_path: Path, lease: Lease) -> None:
-    write_json_atomic(env_path / META_DIR / "lease.json", _converter.unstructure(lease))
+    """Durably mark the env as handed out (fsync before returning): it is never pooled again."""
+    data = json.dumps(_converter.unstructure(lease), separators=(",", ":")).encode() + b"\n"
+    _write_durably(env_path / META_DIR / "lease.json", data)
 
 
 def read_lease(env_path: Path) -> Lease | None:
