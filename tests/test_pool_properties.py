@@ -1,6 +1,8 @@
 """Property-based test of the pool state machine (hypothesis): random interleavings of
 builds finishing and failing, takes, worker crashes, resizes and flushes keep the
-invariants."""
+invariants. The machine keeps its own model of failures and backoff and checks the
+pool against it; a worker crash is fed exactly as the supervisor feeds it
+(``back_off=False``: the worker's restart backoff throttles instead)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ class PoolMachine(RuleBasedStateMachine):
         self.handed_out: set[str] = set()
         self.deleted: set[str] = set()
         self.pooled_ever: set[str] = set()
+        self.failures = 0  # the model: failures in a row, and when builds may resume
+        self.retry_at: float | None = None
 
     @initialize(size=st.integers(0, MAX_POOL_SIZE), concurrency=st.integers(1, 4))
     def setup(self, size: int, concurrency: int) -> None:
@@ -51,6 +55,7 @@ class PoolMachine(RuleBasedStateMachine):
         self.pooled_ever.add(env_id)
         for gone in self.pool.build_succeeded(env):
             self.deleted.add(gone.id)
+        self.failures, self.retry_at = 0, None
 
     @precondition(lambda self: self.pool.warming)
     @rule(data=st.data())
@@ -58,12 +63,16 @@ class PoolMachine(RuleBasedStateMachine):
         env_id = data.draw(st.sampled_from(sorted(self.pool.warming)))
         self.pool.build_failed(env_id, FAIL, self.now)
         self.deleted.add(env_id)
+        self.failures += 1
+        self.retry_at = self.now + self.pool.backoff.delay(self.failures)
 
     @rule()
     def worker_crash(self) -> None:
         for env_id in sorted(self.pool.warming):
-            self.pool.build_failed(env_id, BuildFailure(ErrorKind.CRASHED, "worker died"), self.now)
+            self.pool.build_failed(env_id, BuildFailure(ErrorKind.CRASHED, "worker died"), self.now, back_off=False)
             self.deleted.add(env_id)
+            self.failures += 1
+            self.retry_at = None
 
     @rule()
     def take(self) -> None:
@@ -81,6 +90,7 @@ class PoolMachine(RuleBasedStateMachine):
     @rule()
     def config_changed(self) -> None:
         self.pool.mark_outdated()
+        self.failures, self.retry_at = 0, None
 
     @rule(data=st.data())
     def too_old(self, data: st.DataObject) -> None:
@@ -109,8 +119,19 @@ class PoolMachine(RuleBasedStateMachine):
         assert not set(available) & self.deleted
         assert len(self.pool.available) <= self.pool.target
         assert set(available) <= self.pooled_ever
-        assert self.pool.deficit() >= 0 and self.pool.failures >= 0
-        assert self.pool.builds_to_start(self.now) >= 0
+        # Failures and backoff follow the model.
+        assert self.pool.failures == self.failures
+        assert self.pool.retry_at == self.retry_at
+        backing_off = self.retry_at is not None and self.now < self.retry_at
+        starts = self.pool.builds_to_start(self.now)
+        missing = self.pool.target - len(self.pool.available) - len(self.pool.warming)
+        if backing_off:
+            assert starts == 0, "built during a backoff"
+        elif missing > 0 and not self.pool.warming:
+            assert starts >= 1, "a pool short of envs with nothing building starts no build (wedged)"
+        if self.failures and not backing_off:
+            assert starts <= 1, "after a failure, probe with one build at a time"
+        assert starts <= max(0, missing), "over-building"
 
 
 PoolMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
