@@ -26,7 +26,7 @@ def test_the_plugin_example_runs_and_matches_its_entry_point() -> None:
     entry_point = re.search(r"^(\w+) = ", toml.group(1), re.M)
     assert entry_point is not None
     namespace: dict[str, object] = {}
-    exec(compile(code.group(1), "README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
     backend = namespace["runtimed_backend"]()  # type: ignore[operator]
     assert isinstance(backend, Backend) and backend.name == entry_point.group(1)
     assert namespace["ErrorKind"] is ErrorKind and ErrorKind.SETUP_FAILED == "setup_failed"
