@@ -5,6 +5,7 @@ subprocess, no uv, each test runs in well under a second. The real-process suite
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from runtimed.leases import make_lease
 from runtimed.paths import Paths
 from runtimed.plugins import PluginInfo
 from runtimed.protocol import Empty, EnvReply, Error, Take
-from runtimed.records import Manifest
+from runtimed.records import Lease, Manifest
 from runtimed.runtime import Worker
 from runtimed.supervisor import Supervisor
 from tests.support.fakeworker import FakeWorker, spec_hash_of
@@ -280,5 +281,49 @@ def test_a_lease_that_cannot_be_written_loses_no_env(tmp_path: Path, monkeypatch
         failed = await h.take()
         assert isinstance(failed, Error) and failed.code == "lease_failed"
         assert h.pool.available == [env] and env.path not in h.sup.leases
+
+    run(test, tmp_path, config(size=1))
+
+
+def test_only_the_holder_may_release_while_it_lives(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await until(lambda: len(h.pool.available) == 2, "a full pool")
+        mine = await h.take(lease_pid=os.getpid())
+        assert isinstance(mine, EnvReply)
+        refused = await h.sup.release(mine.env.venv_path, peer_pid=os.getppid())
+        assert isinstance(refused, Error) and refused.code == "not_holder"
+        assert Path(mine.env.venv_path).exists()
+        released = await h.sup.release(mine.env.venv_path, peer_pid=os.getpid())
+        assert not isinstance(released, Error)
+        await until(lambda: not Path(mine.env.venv_path).exists(), "the released env deleted")
+        # A holder that has exited (its pid now belongs to another process): anyone may release.
+        gone = await h.take()
+        assert isinstance(gone, EnvReply)
+        h.sup.leases.add(Path(gone.env.venv_path), "toy", Lease(pid=os.getpid(), create_time=1.0, taken_at=""))
+        ok = await h.sup.release(gone.env.venv_path, peer_pid=os.getppid())
+        assert not isinstance(ok, Error)
+
+    run(test, tmp_path, config(size=2))
+
+
+def test_a_failing_delete_does_not_wedge_the_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test(h: Harness) -> None:
+        h.worker.hold = True
+        await until(lambda: h.worker.held, "a build")
+
+        def erofs(*_args: Any) -> None:
+            raise OSError(30, "Read-only file system")
+
+        monkeypatch.setattr("runtimed.supervisor.move_to_trash", erofs)
+        h.pool.backoff = Backoff(base=0.05, cap=0.05)
+        h.worker.fail_next = [BackendError(ErrorKind.NETWORK, "down")]
+        h.worker.hold = False
+        h.worker.release_held()
+        await until(lambda: h.pool.failures == 1, "the failure recorded")
+        assert not h.pool.warming, "the env id stayed warming"
+        status = h.sup.status().pools["toy"]
+        assert status.warming == 0 and status.error is not None and status.error.kind == "network"
+        monkeypatch.undo()
+        await until(lambda: len(h.pool.available) == 1, "builds resumed")
 
     run(test, tmp_path, config(size=1))
