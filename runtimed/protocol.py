@@ -16,7 +16,6 @@ import attrs
 from attrs import define, field
 
 from runtimed._convert import describe_error, make_converter
-from runtimed.pool import PoolFailure
 from runtimed.records import ReadyEnv
 
 __all__ = [
@@ -113,17 +112,6 @@ class PoolError:
     package: str | None = None
     failures: int = 1
     retry_in_s: float | None = None
-
-    @classmethod
-    def from_pool(cls, state: PoolFailure) -> PoolError:
-        failure = state.failure
-        return cls(
-            kind=failure.kind.value,
-            message=failure.message,
-            package=failure.package,
-            failures=state.failures,
-            retry_in_s=state.retry_in_s,
-        )
 
 
 @define(frozen=True)

@@ -1,4 +1,7 @@
-"""What ``status`` shows for each pool: counts, disk use, the last failure, the worker."""
+"""What ``status`` shows for each pool: counts, disk use, the last failure, the worker.
+
+Core failure records become wire ``PoolError`` records here, at the edge.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from collections.abc import Mapping
 
 from runtimed.failure import ErrorKind, Failure
 from runtimed.leasetable import LeaseTable
+from runtimed.pool import PoolFailure
 from runtimed.protocol import PoolError, PoolStatus
 from runtimed.records import WorkerState
 from runtimed.runtime import BackendRuntime
@@ -28,10 +32,21 @@ def pool_statuses(runtimes: Mapping[str, BackendRuntime], leases: LeaseTable, no
             leased=len(leased),
             outdated=len(pool.outdated),
             disk_bytes=leases.disk_bytes(paths),
-            error=PoolError.from_pool(pool_error) if pool_error else _pool_error(other),
+            error=_from_pool(pool_error) if pool_error else _pool_error(other),
             worker=runtime.worker.status(),
         )
     return pools
+
+
+def _from_pool(state: PoolFailure) -> PoolError:
+    failure = state.failure
+    return PoolError(
+        kind=failure.kind.value,
+        message=failure.message,
+        package=failure.package,
+        failures=state.failures,
+        retry_in_s=state.retry_in_s,
+    )
 
 
 def _pool_error(failure: Failure | None) -> PoolError | None:

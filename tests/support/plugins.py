@@ -72,6 +72,8 @@ class ToyBackend(Backend):
             time.sleep(3600)
         if MODE == "slow":
             time.sleep(0.5)
+        if MODE == "slow3":
+            time.sleep(3)
 
     def warm(self, request):
         pass
