@@ -52,6 +52,8 @@ def render(reply: StatusReply) -> str:
     lines = [f"runtimed {d.version} (pid {d.pid}) since {d.started_at}", f"socket {d.socket}"]
     if d.config_error:
         lines.append(f"config error (previous config still in force): {d.config_error}")
+    for name, error in sorted(d.broken_plugins.items()):
+        lines.append(f"backend {name} is broken and not served: {error}")
     lines.append("")
     rows = [["BACKEND", "AVAILABLE", "WARMING", "LEASED", "WORKER", "RSS", "LAST ERROR"]]
     for name, pool in sorted(reply.pools.items()):
