@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from runtimed.envdir import dir_size, move_to_trash, read_lease
@@ -40,6 +40,7 @@ class Housekeeper:
         leases: LeaseTable,
         discard: Callable[[Path], None],
         refill: Callable[[], None],
+        adopting: Callable[[], Iterable[str]] = frozenset,
     ) -> None:
         self.envs_dir = envs_dir
         self.trash_dir = trash_dir
@@ -48,6 +49,7 @@ class Housekeeper:
         self.leases = leases
         self.discard = discard
         self.refill = refill
+        self.adopting = adopting  # ids found on disk at start-up, awaiting validation: not GC's
 
     def check_leases(self) -> int:
         """Delete envs whose holder has exited. Returns how many."""
@@ -63,7 +65,7 @@ class Housekeeper:
             backends=frozenset(self.pools),
             pooled=frozenset(e.id for p in pools for e in p.available),
             outdated=frozenset(e.id for p in pools for e in p.outdated),
-            warming=frozenset(i for p in pools for i in p.warming),
+            warming=frozenset(i for p in pools for i in p.warming) | frozenset(self.adopting()),
             leased=self.leases.paths(),
             max_age_s={name: self.max_age_s(name) for name in self.pools},
         )

@@ -2,7 +2,8 @@
 complete envs validated by their worker and adopted into the pool.
 
 Adoption waits for the backend's spec hash (from its worker), so it happens when
-each worker is first ready. It gets narrow collaborators, never the supervisor.
+each worker is first ready; until then :attr:`Adopter.pending` keeps GC away from
+those envs. It gets narrow collaborators, never the supervisor.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Adopter:
         self.spawn = spawn
         self.stopping = stopping
         self.settled = settled  # refill the pool and wake waiting takes
+        self.pending: set[str] = set()  # ids of complete envs found on disk, not yet adopted or deleted
 
     def recover(self, envs: list[DiskEnv]) -> dict[str, list[DiskEnv]]:
         """Leased envs are remembered, kept ones forgotten, partial ones deleted;
@@ -60,6 +62,7 @@ class Adopter:
                 self.discard(env.path)
             else:
                 complete.setdefault(env.backend, []).append(env)
+                self.pending.add(env.id)
         return complete
 
     def adopt(self, runtime: BackendRuntime, envs: Iterable[DiskEnv]) -> None:
@@ -67,6 +70,7 @@ class Adopter:
         for env in envs:
             manifest = read_manifest(env.path)  # re-read: the worker took a while to start
             if manifest is None or read_lease(env.path) is not None:
+                self.pending.discard(env.id)
                 continue
             current = manifest.spec_hash == runtime.spec_hash
             expired = env.age_s > runtime.config.max_age_s
@@ -74,9 +78,11 @@ class Adopter:
             room = len(pool.available) + len(pool.warming) < pool.target if current else pool.target > 0
             if not os.path.exists(manifest.python_path):  # e.g. a venv's base interpreter was removed
                 log.warning("deleting broken env %s: %s is gone", env.path.name, manifest.python_path)
+                self.pending.discard(env.id)
                 self.discard(env.path)
             elif expired or not room:
                 log.info("deleting %s env %s", "expired" if expired else "surplus", env.path.name)
+                self.pending.discard(env.id)
                 self.discard(env.path)
             else:
                 if current:
@@ -95,6 +101,7 @@ class Adopter:
         finally:
             if current:
                 runtime.pool.build_abandoned(env.id)
+            self.pending.discard(env.id)
         if valid and not self.stopping() and runtime.pool.adopt(env, current=current):
             log.info("reusing env %s%s", env.path.name, "" if current else " (outdated: a fallback)")
             self.measure(env.path)

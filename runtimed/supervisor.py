@@ -93,6 +93,7 @@ class Supervisor:
             leases=self.leases,
             discard=self.discard,
             refill=self.fill_all,
+            adopting=lambda: self.adopter.pending,
         )
         self.tasks = TaskSet()
         self.builder = Builder(

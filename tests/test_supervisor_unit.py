@@ -243,13 +243,33 @@ def test_adoption_at_startup(tmp_path: Path) -> None:
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
-def _with_invalid(factory: Any, invalid: set[str]) -> Any:
+def _with_invalid(factory: Any, invalid: set[str], *, auto_up: bool = True) -> Any:
     def make(*args: Any) -> Worker:
         worker = factory(*args)
         worker.invalid = invalid
+        worker.auto_up = auto_up
         return worker  # type: ignore[no-any-return]
 
     return make
+
+
+def test_gc_before_the_worker_is_up_leaves_envs_awaiting_adoption(tmp_path: Path) -> None:
+    h = Harness(tmp_path, config(size=1))
+    env = _env_on_disk(h, "0001", spec_hash_of([]))
+
+    async def main() -> None:
+        h.sup.worker_factory = _with_invalid(h.sup.worker_factory, set(), auto_up=False)
+        await h.sup.start()
+        try:
+            report = await h.sup.gc()
+            assert report.removed == [] and env.exists()
+            await h.worker.come_up()
+            await until(lambda: [e.id for e in h.pool.available] == ["0001"], "the env adopted")
+            assert h.worker.creates() == []
+        finally:
+            await h.sup.shutdown()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
 
 
 def test_take_skips_a_broken_env_and_a_gone_client_gets_nothing(tmp_path: Path) -> None:

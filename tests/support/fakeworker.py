@@ -54,11 +54,13 @@ class FakeWorker:
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._stopped = asyncio.Event()
         self._ready_task: asyncio.Task[None] | None = None
+        self.auto_up = True  # False: run() waits for `come_up()` from the test
 
     # ------------------------------------------------------------ Worker protocol
 
     async def run(self) -> None:
-        await self.come_up()
+        if self.auto_up:
+            await self.come_up()
         await self._stopped.wait()
         self.state = WorkerState.STOPPED
 
