@@ -70,7 +70,10 @@ async def _serve(paths: Paths, load: Callable[[], Config], lock: DaemonLock) -> 
     # wait forever for their reader threads and the daemon would hang unkillable.
     try:
         await supervisor.start()
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {paths.socket}: {exc.strerror or exc}") from exc
         lock.publish(
             {
                 "endpoint": str(paths.socket),
