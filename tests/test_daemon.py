@@ -41,12 +41,20 @@ def test_state_file_that_is_a_directory(daemon_factory: type[DaemonProcess], nam
     assert daemon.leftover_processes() == []
 
 
-def test_absurd_max_connections_is_a_config_error(daemon_factory: type[DaemonProcess]) -> None:
-    daemon = daemon_factory(config="[daemon]\nmax_connections = 2147483648\n")
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ("[daemon]\nmax_connections = 2147483648\n", "max_connections"),
+        ("[supervision]\nmemory_limit_mb = -1\n", "memory_limit_mb"),
+        ("[daemon]\nlease_check_s = nan\n", "lease_check_s"),
+    ],
+)
+def test_nonsense_numbers_are_config_errors(daemon_factory: type[DaemonProcess], config: str, key: str) -> None:
+    daemon = daemon_factory(config=config)
     result = _run(daemon)
     assert result.returncode == 2
     line = _one_clear_line(result.stderr)
-    assert "max_connections" in line and str(daemon.config_file) in line
+    assert key in line and str(daemon.config_file) in line
 
 
 def test_failure_after_workers_spawned_stops_them_and_exits(daemon_factory: type[DaemonProcess]) -> None:
