@@ -264,6 +264,7 @@ def build_in_process(env_type: str, *, cache_dir: str | os.PathLike[str] | None 
     config = load_config(paths.config_file).backend(env_type)
     env_id = new_env_id()
     path = paths.env_path(env_type, env_id)
+    paths.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as the daemon wants it
     path.parent.mkdir(parents=True, exist_ok=True)
     request = BuildRequest(env_id=env_id, path=path, config=config, cache_dir=paths.backend_cache(env_type))
     try:

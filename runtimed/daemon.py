@@ -34,7 +34,7 @@ def setup_logging(paths: Paths, level: str = "INFO", to_stderr: bool = True) -> 
     root = logging.getLogger("runtimed")
     root.setLevel(level.upper())
     root.handlers.clear()
-    paths.cache_dir.mkdir(parents=True, exist_ok=True)
+    paths.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private (see ensure_private_dir)
     file_handler = logging.handlers.RotatingFileHandler(paths.log, maxBytes=5 * 1024 * 1024, backupCount=3)
     file_handler.setFormatter(fmt)
     root.addHandler(file_handler)

@@ -187,42 +187,39 @@ def _lock_is_held(lock: Path) -> bool:
     return False
 
 
+def _lock_held(lock: Path, holders: set[int] | None) -> bool:
+    return bool(holders) or _lock_is_held(lock)
+
+
 def find_daemon(paths: Paths) -> psutil.Process | None:
     """The process proven to be this cache dir's daemon, or None.
 
-    The proof is the lock, never a pid alone. On Linux the process must hold the flock
-    on ``daemon.lock`` (/proc/locks) and have that file open. Elsewhere the lock must
-    be held and the process must match both pid and create time recorded in daemon.json.
+    The proof is the lock, never a pid alone: either the process holds the flock on
+    ``daemon.lock`` (Linux: /proc/locks) and has that file open; or (elsewhere, or when
+    /proc/locks cannot name the holder) the lock is held and the process matches both the
+    pid and the create time recorded in daemon.json.
     """
     state = read_daemon_state(paths) or {}
     holders = _lock_holders(paths.lock)
-    recorded_pid = state.get("pid")
-    if holders is None:
-        if not isinstance(recorded_pid, int) or not _lock_is_held(paths.lock):
-            return None
-        candidates = [recorded_pid]
-    else:
-        candidates = [pid for pid in holders if _has_open(pid, paths.lock)]
-    for pid in candidates:
-        try:
-            proc = psutil.Process(pid)
-            started = proc.create_time()
-        except psutil.Error:
-            continue
-        recorded = state.get("create_time") if pid == recorded_pid else None
-        if isinstance(recorded, (int, float)):
-            if abs(started - recorded) > 1.0:
-                continue  # the pid was reused
-        elif holders is None:
-            continue  # nothing but a pid: no proof
-        return proc
-    return None
+    for holder in sorted(holders or ()):
+        if _has_open(holder, paths.lock):
+            with contextlib.suppress(psutil.Error):
+                return psutil.Process(holder)
+    pid, recorded = state.get("pid"), state.get("create_time")
+    if not isinstance(pid, int) or not isinstance(recorded, (int, float)) or not _lock_held(paths.lock, holders):
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - recorded) <= 1.0:
+            return proc
+    except psutil.Error:
+        pass
+    return None  # the pid was reused, or is gone
 
 
 def remove_stale_state(paths: Paths) -> bool:
     """Delete daemon.json if no process holds the lock (a killed daemon left it)."""
-    holders = _lock_holders(paths.lock)
-    if holders or (holders is None and _lock_is_held(paths.lock)):
+    if _lock_held(paths.lock, _lock_holders(paths.lock)):
         return False
     try:
         st = os.lstat(paths.state)
