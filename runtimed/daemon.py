@@ -44,7 +44,7 @@ def setup_logging(paths: Paths, level: str = "INFO", to_stderr: bool = True) -> 
         root.addHandler(stream)
 
 
-def log_traceback(paths: Paths, exc: BaseException) -> None:
+def log_traceback(exc: BaseException) -> None:
     """Write ``exc`` with its traceback to the log file only (stderr gets one line)."""
     record = log.makeRecord(
         log.name, logging.ERROR, __file__, 0, "runtimed failed", (), (type(exc), exc, exc.__traceback__)

@@ -240,3 +240,21 @@ def test_private_dir_rules(tmp_path: Path) -> None:
     os.chmod(mine, 0o755)
     check_socket_dir(mine)
     assert stat.S_IMODE(mine.stat().st_mode) == 0o755
+
+
+def test_cache_dir_of_another_user_is_never_written(daemon_factory: type[DaemonProcess], shared_tmp: Path) -> None:
+    _needs_root()
+    daemon = daemon_factory(config=NO_POOLS)
+    theirs = shared_tmp / "their-cache"
+    subprocess.run(
+        [SYSTEM_PYTHON, "-c", f"import os; os.mkdir({str(theirs)!r}); os.chmod({str(theirs)!r}, 0o777)"],
+        preexec_fn=_as_nobody,  # switch uid before exec
+        check=True,
+    )
+    daemon.cache_dir = theirs
+    daemon.env["RUNTIMED_CACHE_DIR"] = str(theirs)
+    run = subprocess.run(runtimed_cmd("run"), env=daemon.env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert f"refusing to use {theirs} belongs to uid" in run.stderr and "Traceback" not in run.stderr
+    assert list(theirs.iterdir()) == []  # no log, lock or socket written into it
+    assert stat.S_IMODE(theirs.stat().st_mode) == 0o777

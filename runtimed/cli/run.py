@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from runtimed.config import Config, ConfigError, load_config
-from runtimed.paths import UnsafePathError
+from runtimed.paths import UnsafePathError, ensure_private_dir
 from runtimed.singleton import AlreadyRunning, LockPathError, SocketPathError
 
 from ._util import paths_from
@@ -56,6 +56,12 @@ def main(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 2
+    try:
+        # Before the log file is opened in it: never write into a dir someone else controls.
+        ensure_private_dir(paths.cache_dir)
+    except OSError as exc:
+        print(f"runtimed: {exc}", file=sys.stderr)
+        return 1
     setup_logging(paths, args.log_level)
     try:
         run_daemon(paths, load)
@@ -70,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
     except Exception as exc:
         # Workers are already stopped (run_daemon cleans up); one clear line, the
         # traceback in the log file.
-        log_traceback(paths, exc)
+        log_traceback(exc)
         print(f"runtimed: failed: {type(exc).__name__}: {exc} (traceback in {paths.log})", file=sys.stderr)
         return 1
     return 0
