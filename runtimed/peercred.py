@@ -16,7 +16,8 @@ __all__ = ["peer_pid", "peer_uid"]
 # with u_int cr_version, uid_t cr_uid, short cr_ngroups, gid_t cr_groups[16].
 _SOL_LOCAL = 0
 _LOCAL_PEERCRED = getattr(socket, "LOCAL_PEERCRED", 1)
-_XUCRED = "IIh16I"
+_XUCRED_HEAD = "II"
+_XUCRED_BUFFER = 256  # > sizeof(struct xucred) on macOS (76) and FreeBSD; the kernel copies less
 
 
 def _linux_creds(sock: socket.socket) -> tuple[int, int, int] | None:
@@ -43,9 +44,11 @@ def peer_uid(sock: socket.socket) -> int | None:
         return creds[1] if creds else None
     if sys.platform == "darwin" or "bsd" in sys.platform:
         try:
-            raw = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, struct.calcsize(_XUCRED))
+            raw = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED_BUFFER)
         except OSError:
             return None
-        _version, uid = struct.unpack_from("II", raw)
+        if len(raw) < struct.calcsize(_XUCRED_HEAD):
+            return None
+        _version, uid = struct.unpack_from(_XUCRED_HEAD, raw)
         return int(uid)
     return None
