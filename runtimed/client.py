@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from runtimed.peercred import peer_uid
 from runtimed.protocol import (
     REPLY_TYPES,
     Empty,
@@ -39,13 +40,29 @@ from runtimed.protocol import (
     encode,
 )
 
-__all__ = ["Client", "DaemonError", "DaemonNotRunning", "take_env", "try_get_pooled_env"]
+__all__ = [
+    "Client",
+    "DaemonError",
+    "DaemonNotResponding",
+    "DaemonNotRunning",
+    "DaemonUntrusted",
+    "take_env",
+    "try_get_pooled_env",
+]
 
 CONNECT_TIMEOUT_S = 2.0
 
 
 class DaemonNotRunning(ConnectionError):
     """No daemon answers on the socket."""
+
+
+class DaemonNotResponding(DaemonNotRunning):
+    """Something accepts connections on the socket but does not answer (e.g. a stopped daemon)."""
+
+
+class DaemonUntrusted(DaemonNotRunning):
+    """The socket is served by a process of another user: never talk to it."""
 
 
 class DaemonError(RuntimeError):
@@ -78,6 +95,7 @@ class Client:
         self._sock: socket.socket | None = None
         self._decoder = LineDecoder(types=REPLY_TYPES, max_line=16 * 1024 * 1024)
         self._pending: list[Any] = []
+        self._sock_timeout = timeout
 
     # ------------------------------------------------------------ connection
 
@@ -86,9 +104,21 @@ class Client:
         sock.settimeout(self.timeout)
         try:
             sock.connect(os.fspath(self.socket_path))
-        except (TimeoutError, FileNotFoundError, ConnectionRefusedError, OSError) as exc:
+        except (TimeoutError, BlockingIOError) as exc:  # the backlog is full: nobody accepts
+            sock.close()
+            raise DaemonNotResponding(f"runtimed at {self.socket_path} does not accept connections ({exc})") from exc
+        except OSError as exc:
             sock.close()
             raise DaemonNotRunning(f"no runtimed daemon at {self.socket_path} ({exc})") from exc
+        # Only a server running as our own uid is trusted: another user could have
+        # planted a socket at this path (e.g. in a shared /tmp).
+        uid = peer_uid(sock)
+        if uid != os.geteuid():
+            sock.close()
+            who = "an unknown user" if uid is None else f"uid {uid}"
+            raise DaemonUntrusted(
+                f"refusing the socket {self.socket_path}: it is served by {who}, not by you (uid {os.geteuid()})"
+            )
         self._sock = sock
         return self
 
@@ -109,10 +139,17 @@ class Client:
         if self._sock is None:
             self.connect()
         assert self._sock is not None
-        self._sock.settimeout(timeout if timeout is not None else max(self.timeout, 10.0))
+        self._sock_timeout = timeout if timeout is not None else max(self.timeout, 10.0)
+        self._sock.settimeout(self._sock_timeout)
         try:
             self._sock.sendall(encode(message))
             reply = self._read_reply()
+        except TimeoutError as exc:
+            self.close()
+            raise DaemonNotResponding(
+                f"runtimed at {self.socket_path} accepted the connection but did not answer within "
+                f"{self._sock_timeout:.0f}s"
+            ) from exc
         except (OSError, EOFError) as exc:
             self.close()
             raise DaemonNotRunning(f"lost connection to runtimed at {self.socket_path}: {exc}") from exc
@@ -228,6 +265,7 @@ def build_in_process(env_type: str, *, cache_dir: str | os.PathLike[str] | None 
     config = load_config(paths.config_file).backend(env_type)
     env_id = new_env_id()
     path = paths.env_path(env_type, env_id)
+    paths.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as the daemon wants it
     path.parent.mkdir(parents=True, exist_ok=True)
     request = BuildRequest(env_id=env_id, path=path, config=config, cache_dir=paths.backend_cache(env_type))
     try:

@@ -7,6 +7,7 @@ means the defaults, which work out of the box.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from pathlib import Path
@@ -50,9 +51,22 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 MAX_POOL_SIZE = 20  # envs per backend at most
 
+# Bounds that keep every numeric setting meaningful: a period below 10 ms is a busy
+# loop, one above a year never fires (and overflows some timers), and counts have a
+# ceiling past which the OS or the machine gives out first.
+MIN_SECONDS = 0.01
+MAX_SECONDS = 365 * 86400.0
+MAX_CONCURRENCY = 64
+MAX_RESTARTS = 10_000
+MAX_CONNECTIONS = 65_536  # also the open-files target; listen() clamps the backlog far below
+MIN_MEMORY_LIMIT_MB = 32  # an idle worker alone uses ~25 MiB
+MAX_MEMORY_LIMIT_MB = 1024 * 1024  # 1 TiB
+
 
 def parse_duration(value: float | int | str) -> float:
-    """Seconds from a number of seconds or a string like ``"90s"``, ``"12h"``, ``"2d"``."""
+    """Seconds from a number of seconds or a string like ``"90s"``, ``"12h"``, ``"2d"``.
+
+    Must be finite and within [MIN_SECONDS, MAX_SECONDS] (10 ms to a year)."""
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, (int, float)):
@@ -62,9 +76,15 @@ def parse_duration(value: float | int | str) -> float:
         if not match:
             raise ValueError(f"not a duration: {value!r} (use seconds or e.g. '90s', '12h', '2d')")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"a duration must be positive, got {value!r}")
+    _check_seconds(seconds, value)
     return seconds
+
+
+def _check_seconds(seconds: float, shown: object) -> None:
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"a duration must be a positive, finite number of seconds, got {shown!r}")
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+        raise ValueError(f"a duration must be between {MIN_SECONDS} s and 365 days, got {shown!r}")
 
 
 def _pool_size(_inst: Any, attribute: attrs.Attribute[int], value: int) -> None:
@@ -72,9 +92,29 @@ def _pool_size(_inst: Any, attribute: attrs.Attribute[int], value: int) -> None:
         raise ValueError(f"{attribute.name} must be between 0 and {MAX_POOL_SIZE} (0 disables), got {value}")
 
 
-def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value}")
+def _seconds(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    try:
+        _check_seconds(value, value)
+    except ValueError as exc:
+        raise ValueError(f"{attribute.name}: {exc}") from None
+
+
+def _count(maximum: int) -> Any:
+    """A whole number from 1 to ``maximum``."""
+
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+        if not 1 <= value <= maximum:
+            raise ValueError(f"{attribute.name} must be a whole number from 1 to {maximum}, got {value}")
+
+    return check
+
+
+def _memory_limit(_inst: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and not MIN_MEMORY_LIMIT_MB <= value <= MAX_MEMORY_LIMIT_MB:
+        raise ValueError(
+            f"{attribute.name} must be from {MIN_MEMORY_LIMIT_MB} to {MAX_MEMORY_LIMIT_MB} MiB "
+            f"(leave it out for no limit), got {value}"
+        )
 
 
 def _duration(_inst: Any, attribute: attrs.Attribute[Any], value: float | str) -> None:
@@ -92,9 +132,9 @@ class BackendConfig:
     packages: list[str] = field(factory=list)  # added to the backend's base packages
     python: str | None = None  # uv: interpreter/version for `uv venv`; conda: python version
     channels: list[str] = field(factory=lambda: list(DEFAULT_CHANNELS))  # conda
-    concurrency: int = field(default=1, validator=_positive)
+    concurrency: int = field(default=1, validator=_count(MAX_CONCURRENCY))
     max_age: float | str = field(default="2d", validator=_duration)
-    build_timeout: float = field(default=900.0, validator=_positive)  # seconds per create job
+    build_timeout: float = field(default=900.0, validator=_seconds)  # seconds per create job
 
     @property
     def max_age_s(self) -> float:
@@ -109,24 +149,24 @@ class BackendConfig:
 class SupervisionConfig:
     """How workers are supervised (``[supervision]``)."""
 
-    start_grace_s: float = field(default=3.0, validator=_positive)  # must stay up this long
-    restart_base_s: float = field(default=0.5, validator=_positive)
-    restart_cap_s: float = field(default=30.0, validator=_positive)
-    max_restarts: int = field(default=5, validator=_positive)  # ... within restart_window_s
-    restart_window_s: float = field(default=60.0, validator=_positive)
-    failed_cooldown_s: float = field(default=300.0, validator=_positive)
-    memory_limit_mb: int | None = None  # per worker; None = unlimited
+    start_grace_s: float = field(default=3.0, validator=_seconds)  # must stay up this long
+    restart_base_s: float = field(default=0.5, validator=_seconds)
+    restart_cap_s: float = field(default=30.0, validator=_seconds)
+    max_restarts: int = field(default=5, validator=_count(MAX_RESTARTS))  # ... within restart_window_s
+    restart_window_s: float = field(default=60.0, validator=_seconds)
+    failed_cooldown_s: float = field(default=300.0, validator=_seconds)
+    memory_limit_mb: int | None = field(default=None, validator=_memory_limit)  # per worker; None = unlimited
 
 
 @define(frozen=True)
 class DaemonConfig:
     """The daemon itself (``[daemon]``)."""
 
-    idle_timeout_s: float = field(default=300.0, validator=_positive)  # close silent connections
-    max_connections: int = field(default=1024, validator=_positive)
-    lease_check_s: float = field(default=10.0, validator=_positive)  # how often lease holders are checked
-    gc_interval_s: float = field(default=300.0, validator=_positive)  # how often the GC sweep runs
-    config_poll_s: float = field(default=2.0, validator=_positive)  # how often the config file is checked
+    idle_timeout_s: float = field(default=300.0, validator=_seconds)  # close silent connections
+    max_connections: int = field(default=1024, validator=_count(MAX_CONNECTIONS))
+    lease_check_s: float = field(default=10.0, validator=_seconds)  # how often lease holders are checked
+    gc_interval_s: float = field(default=300.0, validator=_seconds)  # how often the GC sweep runs
+    config_poll_s: float = field(default=2.0, validator=_seconds)  # how often the config file is checked
 
 
 @define(frozen=True)

@@ -11,6 +11,8 @@ import signal
 import sys
 from collections.abc import Callable
 
+import psutil
+
 from runtimed import __version__
 from runtimed.config import Config
 from runtimed.paths import Paths
@@ -20,7 +22,7 @@ from runtimed.server import Server
 from runtimed.singleton import DaemonLock, prepare_socket_path
 from runtimed.supervisor import Supervisor
 
-__all__ = ["run_daemon", "setup_logging"]
+__all__ = ["log_traceback", "run_daemon", "setup_logging"]
 
 log = logging.getLogger("runtimed")
 
@@ -31,7 +33,7 @@ def setup_logging(paths: Paths, level: str = "INFO", to_stderr: bool = True) -> 
     root = logging.getLogger("runtimed")
     root.setLevel(level.upper())
     root.handlers.clear()
-    paths.cache_dir.mkdir(parents=True, exist_ok=True)
+    paths.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private (see ensure_private_dir)
     file_handler = logging.handlers.RotatingFileHandler(paths.log, maxBytes=5 * 1024 * 1024, backupCount=3)
     file_handler.setFormatter(fmt)
     root.addHandler(file_handler)
@@ -41,7 +43,19 @@ def setup_logging(paths: Paths, level: str = "INFO", to_stderr: bool = True) -> 
         root.addHandler(stream)
 
 
+def log_traceback(exc: BaseException) -> None:
+    """Write ``exc`` with its traceback to the log file only (stderr gets one line)."""
+    record = log.makeRecord(
+        log.name, logging.ERROR, __file__, 0, "runtimed failed", (), (type(exc), exc, exc.__traceback__)
+    )
+    for handler in logging.getLogger("runtimed").handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 async def _serve(paths: Paths, load: Callable[[], Config], lock: DaemonLock) -> None:
+    # Everything that can be checked is checked before a worker is spawned.
+    prepare_socket_path(paths)
     plugins = discover_plugins()
     log.info("runtimed %s starting (pid %d); backends: %s", __version__, os.getpid(), ", ".join(plugins) or "none")
     supervisor = Supervisor(paths, load(), plugins, config_loader=load)
@@ -51,23 +65,32 @@ async def _serve(paths: Paths, load: Callable[[], Config], lock: DaemonLock) -> 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, supervisor.reload_config)
-    prepare_socket_path(paths.socket)
-    await supervisor.start()
-    await server.start()
-    lock.publish(
-        {
-            "endpoint": str(paths.socket),
-            "pid": os.getpid(),
-            "version": __version__,
-            "protocol_version": PROTOCOL_VERSION,
-            "started_at": supervisor.started_at,
-        }
-    )
-    log.info("listening on %s", paths.socket)
-    await stop.wait()
-    log.info("stopping")
-    await server.close()
-    await supervisor.shutdown()
+    # From here on workers exist: any failure must stop them, or asyncio.run would
+    # wait forever for their reader threads and the daemon would hang unkillable.
+    try:
+        await supervisor.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {paths.socket}: {exc.strerror or exc}") from exc
+        lock.publish(
+            {
+                "endpoint": str(paths.socket),
+                "pid": os.getpid(),
+                # With the lock, these prove to `runtimed stop` which process is the daemon.
+                "create_time": psutil.Process().create_time(),
+                "cache_dir": str(paths.cache_dir),
+                "version": __version__,
+                "protocol_version": PROTOCOL_VERSION,
+                "started_at": supervisor.started_at,
+            }
+        )
+        log.info("listening on %s", paths.socket)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await server.close()
+        await supervisor.shutdown()
 
 
 async def _set(event: asyncio.Event) -> None:

@@ -8,10 +8,12 @@ handed out: a leased env is never pooled again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
 import shutil
+import stat
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,13 +26,16 @@ from runtimed.paths import ENV_DIR_PREFIX
 from runtimed.records import MANIFEST_FORMAT, Lease, Manifest
 
 __all__ = [
+    "FALLBACK_TRASH",
     "MANIFEST_FORMAT",
     "META_DIR",
     "EnvDir",
+    "EnvRemovalError",
     "Lease",
     "Manifest",
     "dir_size",
     "empty_trash",
+    "fallback_trash",
     "move_to_trash",
     "new_env_id",
     "now_iso",
@@ -99,8 +104,16 @@ def write_manifest(env_path: Path, manifest: Manifest) -> None:
     write_json_atomic(env_path / META_DIR / "manifest.json", _converter.unstructure(manifest))
 
 
+def _through_symlink(env_path: Path) -> bool:
+    """Is the env dir, or its metadata dir, a symlink? runtimed never makes one."""
+    return any(os.path.islink(p) for p in (env_path, env_path / META_DIR))
+
+
 def read_manifest(env_path: Path) -> Manifest | None:
-    """The manifest, or None if missing or unreadable (the env is then partial)."""
+    """The manifest, or None if missing or unreadable (the env is then partial), or if
+    the env dir is a symlink (never ours: such an env is never pooled or handed out)."""
+    if _through_symlink(env_path):
+        return None
     data = _read_json(env_path / META_DIR / "manifest.json")
     if not isinstance(data, dict):
         return None
@@ -112,7 +125,10 @@ def read_manifest(env_path: Path) -> Manifest | None:
 
 
 def write_lease(env_path: Path, lease: Lease) -> None:
-    """Durably mark the env as handed out (fsync before returning): it is never pooled again."""
+    """Durably mark the env as handed out (fsync before returning): it is never pooled again.
+    Refuses (OSError ELOOP) to write through a symlink."""
+    if _through_symlink(env_path):
+        raise OSError(errno.ELOOP, f"{env_path} is a symlink; refusing to write a lease through it", str(env_path))
     data = json.dumps(_converter.unstructure(lease), separators=(",", ":")).encode() + b"\n"
     _write_durably(env_path / META_DIR / "lease.json", data)
 
@@ -141,14 +157,25 @@ class EnvDir:
 
 
 def scan_envs(envs_dir: Path) -> list[EnvDir]:
-    """Every env directory, oldest id first. Backend names may contain dashes; ids do not."""
+    """Every env directory, oldest id first. Backend names may contain dashes; ids do not.
+
+    runtimed never makes a symlink under ``envs/``: one named like an env is removed
+    (the link itself, never what it points to) and never reported, so it can be
+    neither pooled nor handed out.
+    """
     found: list[EnvDir] = []
     try:
         entries = list(os.scandir(envs_dir))
     except FileNotFoundError:
         return found
     for entry in entries:
-        if not entry.name.startswith(ENV_DIR_PREFIX) or not entry.is_dir(follow_symlinks=False):
+        if not entry.name.startswith(ENV_DIR_PREFIX):
+            continue
+        if entry.is_symlink():
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+            continue
+        if not entry.is_dir(follow_symlinks=False):
             continue
         backend, sep, env_id = entry.name[len(ENV_DIR_PREFIX) :].rpartition("-")
         if sep and backend and env_id:
@@ -156,29 +183,90 @@ def scan_envs(envs_dir: Path) -> list[EnvDir]:
     return sorted(found, key=lambda e: e.id)
 
 
+class EnvRemovalError(OSError):
+    """An env cannot be taken out of ``envs/`` (read-only file system, permissions...).
+
+    The env stays where it was; ``errno`` and ``filename`` are those of the failed rename.
+    """
+
+
+FALLBACK_TRASH = ".trash"
+
+
+def fallback_trash(envs_dir: Path) -> Path:
+    """The trash used when ``trash/`` is on another file system than ``envs/``."""
+    return envs_dir / FALLBACK_TRASH
+
+
+def _real_dir(path: Path) -> Path:
+    """``path`` as a real directory of ours: a symlink (or file) there is removed
+    (the link itself: we never follow it), then the directory is created."""
+    with contextlib.suppress(FileNotFoundError):
+        st = os.lstat(path)
+        if stat.S_ISDIR(st.st_mode):
+            return path
+        os.unlink(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _removal_error(env_path: Path, exc: OSError) -> EnvRemovalError:
+    return EnvRemovalError(exc.errno, f"cannot delete {env_path}: {exc.strerror}", str(env_path))
+
+
 def move_to_trash(env_path: Path, trash_dir: Path) -> Path | None:
-    """Atomically take an env out of ``envs/`` (rename); returns where it went."""
-    trash_dir.mkdir(parents=True, exist_ok=True)
-    target = trash_dir / f"{env_path.name}.{secrets.token_hex(3)}"
+    """Atomically take an env out of ``envs/`` (rename); returns where it went, or None
+    if it was already gone.
+
+    Never follows a symlink: a symlinked ``trash/`` is replaced by a real directory, and
+    an env path that is a symlink is unlinked itself (returning None). If ``trash/`` is on another
+    file system (EXDEV), the env goes to :func:`fallback_trash` beside it instead. Any
+    other failure (EROFS, EACCES, EBUSY...) raises :class:`EnvRemovalError` and leaves
+    the env in place.
+    """
+    name = f"{env_path.name}.{secrets.token_hex(3)}"
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISLNK(os.lstat(env_path).st_mode):
+            os.unlink(env_path)  # never an env of ours: remove the link, not its target
+            return None
     try:
+        target = _real_dir(trash_dir) / name
         os.rename(env_path, target)
-    except FileNotFoundError:
-        return None
+    except OSError as exc:
+        if not os.path.lexists(env_path):
+            return None
+        if exc.errno != errno.EXDEV:
+            raise _removal_error(env_path, exc) from exc
+        try:
+            target = _real_dir(fallback_trash(env_path.parent)) / name
+            os.rename(env_path, target)
+        except OSError as exc2:
+            if not os.path.lexists(env_path):
+                return None
+            raise _removal_error(env_path, exc2) from exc2
     return target
 
 
-def empty_trash(trash_dir: Path) -> None:
-    """Delete everything in the trash (blocking; run it in a thread)."""
-    try:
-        entries = list(os.scandir(trash_dir))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry.path)
+def empty_trash(*trash_dirs: Path) -> None:
+    """Delete everything in the given trash dirs (blocking; run it in a thread).
+
+    A trash dir that is a symlink is unlinked, never followed; entries are removed
+    without following symlinks either.
+    """
+    for trash_dir in trash_dirs:
+        try:
+            if stat.S_ISLNK(os.lstat(trash_dir).st_mode):
+                os.unlink(trash_dir)
+                continue
+            entries = list(os.scandir(trash_dir))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
 
 def dir_size(path: Path) -> int:

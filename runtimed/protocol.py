@@ -9,6 +9,7 @@ client both drive these from their own I/O, the way h11 keeps HTTP apart from it
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -327,9 +328,13 @@ def decode_line(line: bytes, types: Mapping[str, type] = REQUEST_TYPES, max_line
     except UnicodeDecodeError as exc:
         return ProtocolError("invalid_utf8", f"line is not valid UTF-8: {exc.reason}")
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         return ProtocolError("invalid_json", f"line is not valid JSON: {exc.msg}")
+    except RecursionError:
+        return ProtocolError("invalid_json", "line is nested too deeply")
+    except ValueError as exc:  # an integer past Python's digit limit, a non-finite number
+        return ProtocolError("invalid_json", f"line has an unusable number: {exc}"[:200])
     if not isinstance(obj, dict):
         return ProtocolError("invalid_message", "a message must be a JSON object")
     kind = obj.pop("type", None)
@@ -343,6 +348,18 @@ def decode_line(line: bytes, types: Mapping[str, type] = REQUEST_TYPES, max_line
         return _converter.structure(obj, cls)  # type: ignore[no-any-return]
     except Exception as exc:  # cattrs raises several kinds; all mean "bad fields"
         return ProtocolError("invalid_message", f"bad {kind!r} message: {describe_error(exc)}")
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN/Infinity; JSON does not, and no field wants them.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} overflows a float")
+    return value
 
 
 @define

@@ -12,12 +12,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
-import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from runtimed import __version__
+from runtimed.peercred import peer_pid
 from runtimed.protocol import (
     PROTOCOL_VERSION,
     Envs,
@@ -45,18 +44,6 @@ log = logging.getLogger("runtimed.server")
 READ_CHUNK = 65536
 
 
-def peer_pid(sock: socket.socket | None) -> int | None:
-    """The connecting process's pid from SO_PEERCRED (Linux), else None."""
-    if sock is None or not hasattr(socket, "SO_PEERCRED"):
-        return None
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return None
-    pid, _uid, _gid = struct.unpack("3i", creds)
-    return pid or None
-
-
 class Server:
     """Serves the client protocol for a :class:`Supervisor` on a Unix socket."""
 
@@ -76,6 +63,7 @@ class Server:
         old_umask = os.umask(0o177)  # the socket is created 0600
         try:
             # A deep backlog: a burst of clients connecting at once must not get EAGAIN.
+            # (listen() clamps it to net.core.somaxconn; the config caps it well inside an int.)
             backlog = self.supervisor.config.daemon.max_connections
             self._server = await asyncio.start_unix_server(self._serve, path=str(self.socket_path), backlog=backlog)
         finally:

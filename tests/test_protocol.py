@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtimed import protocol as p
 
@@ -131,3 +133,57 @@ def test_status_reply_decodes_as_reply_not_request() -> None:
     line = p.encode(REPLIES[5]).rstrip(b"\n")
     assert isinstance(p.decode_line(line, p.REPLY_TYPES), p.StatusReply)
     assert p.decode_line(b'{"type":"status"}') == p.Status()
+
+
+# ---------------------------------------------------------------- hostile JSON (issue 10)
+
+DEEP = b'{"type":"ping","x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+HUGE_INT = b'{"type":"take","env_type":"uv","wait_s":' + b"9" * 5000 + b"}"
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        (DEEP, "nested too deeply"),
+        (b"[" * 100_000, "invalid_json"),  # unterminated: any message will do
+        (HUGE_INT, "number"),
+        (b'{"type":"take","env_type":"uv","wait_s":NaN}', "NaN"),
+        (b'{"type":"take","env_type":"uv","wait_s":-Infinity}', "Infinity"),
+        (b'{"type":"take","env_type":"uv","wait_s":1e999}', "overflows"),
+    ],
+)
+def test_hostile_json_is_an_invalid_json_error(line: bytes, needle: str) -> None:
+    event = p.decode_line(line, max_line=len(line))
+    assert isinstance(event, p.ProtocolError) and event.code == "invalid_json"
+    assert needle in event.message or needle == "invalid_json"
+    assert len(event.message) <= 200
+
+
+def _nested(depth: int, leaf: bytes) -> bytes:
+    return b'{"a":' * depth + leaf + b"}" * depth
+
+
+hostile_lines = st.one_of(
+    st.binary(max_size=2048),
+    st.builds(lambda d, leaf: _nested(d, leaf), st.integers(0, 4000), st.sampled_from([b"1", b"[]", b'"x"'])),
+    st.builds(lambda d: b"[" * d + b"]" * d, st.integers(0, 20000)),
+    st.builds(lambda n: b'{"type":"ping","n":' + b"7" * n + b"}", st.integers(1, 20000)),
+    st.builds(lambda e: b'{"type":"take","env_type":"uv","wait_s":1e' + str(e).encode() + b"}", st.integers(-400, 400)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunks=st.lists(hostile_lines, min_size=1, max_size=5), split=st.integers(1, 4096))
+def test_decoder_survives_anything_and_recovers(chunks: list[bytes], split: int) -> None:
+    """Every line becomes a message or a ProtocolError (never an exception), and a
+    ping after the garbage is still decoded."""
+    decoder = p.LineDecoder()
+    data = b"\n".join(chunks) + b'\n{"type":"ping"}\n'
+    events: list[object] = []
+    for i in range(0, len(data), split):
+        events += decoder.feed(data[i : i + split])
+    assert events and events[-1] == p.Ping()
+    for event in events:
+        assert isinstance(event, (p.ProtocolError, *p.REQUEST_TYPES.values()))
+        if isinstance(event, p.ProtocolError):
+            p.encode(event.as_reply())  # the error reply itself always encodes

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from runtimed import __version__
 from runtimed.cli import config, envs, flush, gc, kernel, ping, plugins, run, status, stop, take
 from runtimed.cli._util import not_running
-from runtimed.client import DaemonError, DaemonNotRunning
+from runtimed.client import DaemonError, DaemonNotResponding, DaemonNotRunning, DaemonUntrusted
 
 __all__ = ["build_parser", "main"]
 
@@ -49,6 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
+    except DaemonUntrusted as exc:
+        print(f"runtimed: {exc}", file=sys.stderr)
+        return 1
+    except DaemonNotResponding as exc:
+        print(f"runtimed is not responding: {exc}", file=sys.stderr)
+        return 1
     except DaemonNotRunning:
         return not_running(args)
     except DaemonError as exc:

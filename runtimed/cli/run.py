@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 from runtimed.config import Config, ConfigError, load_config
-from runtimed.singleton import AlreadyRunning, SocketPathError
+from runtimed.paths import UnsafePathError, ensure_private_dir
+from runtimed.singleton import AlreadyRunning, LockPathError, SocketPathError
 
 from ._util import paths_from
 
@@ -36,7 +37,7 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from runtimed.daemon import run_daemon, setup_logging
+    from runtimed.daemon import log_traceback, run_daemon, setup_logging
 
     paths = paths_from(args)
     try:
@@ -55,6 +56,12 @@ def main(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 2
+    try:
+        # Before the log file is opened in it: never write into a dir someone else controls.
+        ensure_private_dir(paths.cache_dir)
+    except OSError as exc:
+        print(f"runtimed: {exc}", file=sys.stderr)
+        return 1
     setup_logging(paths, args.log_level)
     try:
         run_daemon(paths, load)
@@ -63,8 +70,14 @@ def main(args: argparse.Namespace) -> int:
         pid = state.get("pid", "?")
         print(f"runtimed is already running (pid {pid}, socket {state.get('endpoint', paths.socket)})")
         return 0
-    except SocketPathError as exc:
+    except (SocketPathError, LockPathError, UnsafePathError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        # Workers are already stopped (run_daemon cleans up); one clear line, the
+        # traceback in the log file.
+        log_traceback(exc)
+        print(f"runtimed: failed: {type(exc).__name__}: {exc} (traceback in {paths.log})", file=sys.stderr)
         return 1
     return 0
 

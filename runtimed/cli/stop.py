@@ -1,4 +1,8 @@
-"""``runtimed stop``: graceful over the socket, then SIGTERM, then SIGKILL."""
+"""``runtimed stop``: graceful over the socket, then SIGTERM, then SIGKILL.
+
+Signals go only to a process proven to be this cache dir's daemon by its lock
+(:func:`runtimed.singleton.find_daemon`), never to a pid read from a file.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ import argparse
 import contextlib
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
 
-from runtimed.client import DaemonNotRunning
-from runtimed.singleton import read_daemon_state
+from runtimed.client import Client, DaemonNotRunning, DaemonUntrusted
+from runtimed.paths import Paths
+from runtimed.singleton import find_daemon, remove_stale_state
 
 from ._util import client_from, paths_from
 
@@ -22,7 +28,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="stop the daemon",
         description="Ask the daemon to shut down; if it is still there after --timeout seconds send "
-        "SIGTERM, then SIGKILL. Waits until the process is gone. Exits 0 if no daemon runs.",
+        "SIGTERM, then SIGKILL. Waits until the process is gone. Signals go only to the process that "
+        "holds this cache dir's daemon.lock. Exits 0 if no daemon runs (a stale daemon.json left by "
+        "a killed daemon is removed).",
     )
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="grace period per step")
     p.set_defaults(func=main)
@@ -36,9 +44,7 @@ def _gone(proc: psutil.Process) -> bool:
         return True
 
 
-def _wait_gone(proc: psutil.Process | None, timeout: float) -> bool:
-    if proc is None:
-        return True
+def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not _gone(proc):
         if time.monotonic() > deadline:
@@ -47,32 +53,53 @@ def _wait_gone(proc: psutil.Process | None, timeout: float) -> bool:
     return True
 
 
+def _socket_quiet(socket_path: Path, timeout: float) -> bool:
+    """Wait until nothing answers on the socket."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with Client(socket_path, timeout=1.0) as client:
+                client.ping()
+        except DaemonNotRunning:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def main(args: argparse.Namespace) -> int:
     paths = paths_from(args)
-    proc = None
-    pid = None
+    answered = False
     try:
         with client_from(args) as client:
-            pid = client.status().daemon.pid
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(pid)
+            info = client.status().daemon
+            # The socket may belong to another cache dir (--socket): prove by that one's lock.
+            paths = Paths(cache_dir=Path(info.cache_dir), socket=paths.socket, config_file=paths.config_file)
+            proc = find_daemon(paths)
             client.shutdown()
-    except DaemonNotRunning:
-        state = read_daemon_state(paths)
-        pid = state.get("pid") if state else None
-        if isinstance(pid, int):
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(pid)
-        if proc is None:
-            print("runtimed is not running")
-            return 0
+            answered = True
+    except DaemonUntrusted:
+        raise
+    except DaemonNotRunning:  # not there, or not responding: then signals (to a proven daemon)
+        proc = find_daemon(paths)
+    if proc is None:
+        if answered:
+            quiet = _socket_quiet(paths.socket, args.timeout)
+            print("runtimed stopped" if quiet else "runtimed is still answering")
+            return 0 if quiet else 1
+        stale = remove_stale_state(paths)
+        print("runtimed is not running" + (" (removed a stale daemon.json)" if stale else ""))
+        return 0
+    pid = proc.pid
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        if sig is not None and proc is not None:
+        if sig is not None:
             print(f"runtimed (pid {pid}) did not stop; sending {sig.name}")
+            # psutil refuses if the pid now belongs to another process (create time).
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(sig)
-        if _wait_gone(proc, args.timeout):
+        if _wait_gone(proc, args.timeout if sig != signal.SIGKILL else max(args.timeout, 5.0)):
             print(f"runtimed stopped (pid {pid})")
+            if sig == signal.SIGKILL:
+                remove_stale_state(paths)
             return 0
     print(f"runtimed (pid {pid}) is still running")
     return 1
