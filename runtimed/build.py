@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
 from runtimed.envdir import Manifest, now_iso, write_manifest
+from runtimed.envwarm import read_warm_report
 
 __all__ = ["build_env"]
 
@@ -27,6 +28,10 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
         request.progress("creating")
         backend.create(request)
         backend.warm(request)  # its warm-up import is the validation of a fresh env
+        details = backend.manifest_details(request)
+        bytecode = read_warm_report(request.path)  # absent if a backend's own warm() skipped ours
+        if bytecode is not None:
+            details.setdefault("bytecode", bytecode)
         manifest = Manifest(
             env_type=backend.name,
             id=request.env_id,
@@ -35,7 +40,7 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
             packages=backend.installed_packages(request.path),
             created_at=now_iso(),
             backend_version=backend.version,
-            details=backend.manifest_details(request),
+            details=details,
         )
     except BackendError:
         raise

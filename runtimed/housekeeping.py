@@ -12,6 +12,7 @@ import logging
 import shutil
 from typing import TYPE_CHECKING
 
+from runtimed.bytecode_store import collect_store_logged, store_path
 from runtimed.envdir import dir_size, move_to_trash, read_lease
 from runtimed.gc import DiskEnv, Reason, Tracked, env_state, plan_gc, scan_disk
 from runtimed.leases import holder_alive
@@ -91,6 +92,7 @@ class Housekeeper:
 
     async def sweep(self) -> None:
         report = await self.gc()
+        await asyncio.to_thread(collect_store_logged, store_path(self.sup.paths.cache_dir))
         if report.removed:
             log.info("gc: freed %d bytes in %d env(s)", report.freed_bytes, len(report.removed))
 

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
 from runtimed.build import build_env
+from runtimed.bytecode_store import store_for_backend_cache
 from runtimed.config import BackendConfig
 from runtimed.jobs import (
     JOB_TYPES,
@@ -116,6 +117,7 @@ class WorkerLoop:
                 config=structure(args["config"], BackendConfig),
                 cache_dir=self.cache_dir,
                 progress=lambda message: self.send(Progress(id=job.id, message=message)),
+                bytecode_store=store_for_backend_cache(self.cache_dir),
             )
             log.info("creating %s", request.path)
             manifest = build_env(self.backend, request)
