@@ -117,7 +117,8 @@ def test_a_traceback_in_env_b_names_env_b_files(pair: Pair) -> None:
     assert str(pair.b.site / "traitlets" / "utils" / "importstring.py") in proc.stderr
     assert str(pair.a.path) not in proc.stderr
     # co_filename of nested code objects too (the .pyc was compiled from env a's path).
-    proc = run_in(pair.b, "import ipykernel.kernelapp as k; print(k.IPKernelApp.init_connection_file.__code__.co_filename)")
+    code = "import ipykernel.kernelapp as k; print(k.IPKernelApp.init_connection_file.__code__.co_filename)"
+    proc = run_in(pair.b, code)
     assert proc.stdout.strip() == str(pair.b.path / KERNELAPP)
 
 
