@@ -158,17 +158,7 @@ def link_from_store(
 ) -> PendingCompile:
     """Give every source that the store has a ``.pyc`` for that ``.pyc``; return the rest to compile."""
     interpreter = probe_interpreter(python, prefix, env)
-    store_dev: int | None = None
-    if store is None:
-        report = BytecodeReport(SharingMode.PER_ENV, "no bytecode store given (sharing disabled)")
-    else:
-        store.mkdir(parents=True, exist_ok=True)
-        store_dev = os.stat(store).st_dev
-        if os.stat(prefix).st_dev != store_dev:
-            report = BytecodeReport(SharingMode.PER_ENV, f"the store {store} is on another file system than the env")
-            store_dev = None
-        else:
-            report = BytecodeReport(SharingMode.SHARED)
+    report, store_dev = _sharing(prefix, store)
     pending = PendingCompile(interpreter, report)
     made: set[str] = set()
     for source, pyc, st, existing in _scan(interpreter):
@@ -181,13 +171,32 @@ def link_from_store(
             if cache not in made:
                 os.makedirs(cache, exist_ok=True)
                 made.add(cache)
-            if link_entry(entry, pyc):
+            try:
+                linked = link_entry(entry, pyc, exists=pyc in existing)
+            except OSError as exc:  # e.g. too many links: this env compiles its own
+                log.warning("cannot link %s from the bytecode store: %s", pyc, exc)
+                linked = False
+            if linked:
                 report.shared += 1
             else:
                 pending.to_store.append((source, pyc, st, entry))
         else:
             pending.per_env.append((source, pyc))
     return pending
+
+
+def _sharing(prefix: Path, store: Path | None) -> tuple[BytecodeReport, int | None]:
+    """The report to fill, and the store's device if sharing applies to this env."""
+    if store is None:
+        return BytecodeReport(SharingMode.PER_ENV, "no bytecode store given (sharing disabled)"), None
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        store_dev = os.stat(store).st_dev
+    except OSError as exc:
+        return BytecodeReport(SharingMode.PER_ENV, f"the store {store} cannot be used: {exc}"), None
+    if os.stat(prefix).st_dev != store_dev:
+        return BytecodeReport(SharingMode.PER_ENV, f"the store {store} is on another file system than the env"), None
+    return BytecodeReport(SharingMode.SHARED), store_dev
 
 
 def _scan(interpreter: Interpreter) -> list[tuple[str, str, os.stat_result, frozenset[str]]]:
@@ -233,8 +242,14 @@ def compile_pending(pending: PendingCompile, env: Mapping[str, str] | None = Non
     for source, pyc, st, entry in pending.to_store:
         if source in failed:
             continue
+        published = False
         if pyc_header_matches(pyc, magic, st):  # not if the source changed meanwhile
-            publish_entry(pyc, entry)
+            try:
+                publish_entry(pyc, entry)
+                published = True
+            except OSError as exc:  # the env keeps its own .pyc
+                log.warning("cannot publish %s to the bytecode store: %s", pyc, exc)
+        if published:
             report.compiled += 1
         else:
             report.per_env += 1

@@ -115,15 +115,20 @@ def _temp_name(path: Path, mark: str) -> Path:
     return path.with_name(f"{path.name}{mark}{os.getpid()}-{time.monotonic_ns()}")
 
 
-def link_entry(entry: Path, pyc: str) -> bool:
+def link_entry(entry: Path, pyc: str, *, exists: bool = True) -> bool:
     """Hardlink the store ``entry`` to ``pyc`` (replacing it atomically); False if unusable.
 
     Unusable: missing (or collected meanwhile), or linked by nobody else (its
-    source inode may have been reused; see the module docstring).
+    source inode may have been reused; see the module docstring). ``exists=False``
+    (``pyc`` is known to be absent) saves the temp name and rename.
     """
     try:
         if os.stat(entry).st_nlink < 2:
             return False
+        if not exists:
+            with contextlib.suppress(FileExistsError):  # appeared meanwhile: replace it below
+                os.link(entry, pyc)
+                return True
         temp = pyc + f"{_TEMP_MARK}{os.getpid()}-{time.monotonic_ns()}"
         os.link(entry, temp)
     except FileNotFoundError:  # not in the store, or GC took it since
