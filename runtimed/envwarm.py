@@ -17,6 +17,7 @@ are exactly the ones compiled or linked here. What happened is written to
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -29,6 +30,8 @@ from runtimed.bytecode import BytecodeReport, compile_pending, link_from_store
 from runtimed.envdir import META_DIR, write_json_atomic
 
 __all__ = ["OVERLAP_MAX_FILES", "REPORT_FILE", "WarmupFailed", "read_warm_report", "warm_env"]
+
+log = logging.getLogger("runtimed.bytecode")
 
 #: Up to this many files left to compile, the warm-up import runs alongside.
 OVERLAP_MAX_FILES = 64
@@ -84,6 +87,16 @@ def warm_env(
         "overlapped": overlap,
     }
     write_json_atomic(prefix / META_DIR / REPORT_FILE, details)
+    log.info(
+        "bytecode of %s: %s; %d linked from the store, %d compiled into it, %d per env, %d not compiled (%.2f s)",
+        prefix.name,
+        report.mode.value,
+        report.shared,
+        report.compiled,
+        report.per_env,
+        len(report.not_compiled),
+        done - started,
+    )
     return report
 
 
