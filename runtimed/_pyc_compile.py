@@ -3,8 +3,8 @@
 ``python -I _pyc_compile.py < jobs.json``: ``jobs.json`` is ``[[source, pyc], ...]``.
 Each source is compiled with :func:`py_compile.compile` (timestamp-based, the
 interpreter's own magic number, written atomically: temp file + rename), in
-parallel over the CPUs this process may use, at a lower priority so the daemon
-and running kernels are not starved. Prints ``[[source, error], ...]`` for the
+parallel over the CPUs this process may use, at a lower priority (for more than
+a few files) so the daemon and running kernels are not starved. Prints ``[[source, error], ...]`` for the
 files that do not compile (Python 2 test data, templates shipped as ``.py``).
 
 This file must run on any Python 3.8+ and import nothing from runtimed.
@@ -48,9 +48,10 @@ def _cpus() -> int:
 
 
 def main() -> None:
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(_NICENESS)  # inherited by the pool's processes
     jobs: list[list[str]] = json.load(sys.stdin)
+    if len(jobs) >= _POOL_THRESHOLD:  # a few files cost nothing: niced, they would only wait under load
+        with contextlib.suppress(AttributeError, OSError):
+            os.nice(_NICENESS)  # inherited by the pool's processes
     workers = min(_cpus(), max(1, len(jobs) // 16))
     if workers <= 1 or len(jobs) < _POOL_THRESHOLD:
         results = [_compile(job) for job in jobs]
