@@ -7,8 +7,8 @@ from the local test channel, tests/support/conda_channel.py) it builds ``--envs`
 envs in-process exactly as a worker does (``runtimed.build.build_env``), into two
 temp trees laid out like the daemon's cache: one with sharing on (a
 ``<root>/bytecode`` store), one with sharing off (``bytecode_store=None``, what
-``RUNTIMED_SHARE_BYTECODE=0`` gives the daemon). Builds alternate on/off so that
-load from other processes hits both alike. Env 1 of each tree warms the caches
+``RUNTIMED_SHARE_BYTECODE=0`` gives the daemon). Builds alternate on/off (and
+which goes first) so that load from other processes hits both alike. Env 1 of each tree warms the caches
 (the package cache, and for "on" the store); envs 2.. are "warm".
 
 Printed per backend and mode:
@@ -109,7 +109,7 @@ def bench_backend(name: str, config: BackendConfig, args: argparse.Namespace, ba
     file_sizes: dict[str, list[int]] = {mode: [0] for mode in MODES}
     envs: dict[str, list[Path]] = {mode: [] for mode in MODES}
     for i in range(args.envs):
-        for mode in MODES:
+        for mode in MODES if i % 2 == 0 else MODES[::-1]:  # neither mode always goes first
             root = roots[mode]
             path = root / "envs" / f"runtimed-{name}-{i}"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,8 +132,8 @@ def bench_backend(name: str, config: BackendConfig, args: argparse.Namespace, ba
                 flush=True,
             )
     starts: dict[str, list[float]] = {mode: [] for mode in MODES}
-    for _ in range(max(1, args.kernels)):  # alternating, like the builds
-        for mode in MODES:
+    for i in range(max(1, args.kernels)):  # alternating, like the builds
+        for mode in MODES if i % 2 == 0 else MODES[::-1]:
             python = str(backend.python_path(envs[mode][-1]))
             starts[mode].append(execute_in_kernel(python, "1+1")["startup_s"])
     kernels = {mode: statistics.median(starts[mode]) for mode in MODES}
