@@ -7,7 +7,8 @@ this machine's CPython repackaged, plus ipykernel/ipywidgets and dependencies as
 conda packages), built once and cached. In a fresh temp dir laid out like the
 daemon's cache (``backends/conda`` next to ``envs/``, same file system) it builds
 ``--envs`` envs in-process, one after the other, exactly as a worker would
-(``runtimed.build.build_env``):
+(``runtimed.build.build_env``), sharing bytecode through ``<root>/bytecode``
+unless RUNTIMED_SHARE_BYTECODE=0 (``bench/env_build.py`` compares both):
 
   * env 1 with a cold package cache (and no repodata cache), env 2.. with a warm one;
   * per env: wall time and the backend's phases (solve, install, compile, warm-up);
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runtimed.backend import BuildRequest
 from runtimed.build import build_env
+from runtimed.bytecode_store import store_for_build
 from runtimed.config import BackendConfig
 from runtimed.envdir import dir_size
 from runtimed_conda import CondaBackend
@@ -75,9 +77,12 @@ def main() -> None:
         for i in range(args.envs):
             path = envs / f"runtimed-conda-bench{i}"
             started = time.monotonic()
-            manifest = build_env(backend, BuildRequest(env_id=f"bench{i}", path=path, config=config, cache_dir=cache))
+            request = BuildRequest(
+                env_id=f"bench{i}", path=path, config=config, cache_dir=cache, bytecode_store=store_for_build(root)
+            )
+            manifest = build_env(backend, request)
             wall = time.monotonic() - started
-            t = manifest.details["timings_s"]
+            t = {**manifest.details["timings_s"], **manifest.details["bytecode"]["timings_s"]}  # type: ignore[dict-item]
             print(
                 f"{i + 1:<6}{'cold' if i == 0 else 'warm':<7}{wall:>7.2f}s{t['solve']:>7.2f}s{t['install']:>8.2f}s"
                 f"{t['compile']:>8.2f}s{t['warmup']:>8.2f}s   {manifest.details['repodata']}"

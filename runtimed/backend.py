@@ -21,8 +21,9 @@ from typing import ClassVar
 
 from attrs import define, field
 
-from runtimed.bytecode import compile_prefix
+from runtimed.bytecode import BytecodeError
 from runtimed.config import BackendConfig
+from runtimed.envwarm import WarmupFailed, warm_env
 from runtimed.failure import BackendError, ErrorKind, Failure
 from runtimed.process import clean_env, run_command
 
@@ -55,13 +56,18 @@ def _no_progress(_message: str) -> None:
 
 @define(frozen=True)
 class BuildRequest:
-    """One env to build: its id, final path, config and the backend's cache dir."""
+    """One env to build: its id, final path, config and the backend's cache dir.
+
+    ``bytecode_store`` is the shared bytecode store (``<cache>/bytecode``) that
+    :meth:`Backend.warm` links ``.pyc`` files from; None compiles per env.
+    """
 
     env_id: str
     path: Path
     config: BackendConfig
     cache_dir: Path
     progress: Callable[[str], None] = field(default=_no_progress, eq=False)
+    bytecode_store: Path | None = None
 
 
 class Backend:
@@ -104,12 +110,26 @@ class Backend:
         raise NotImplementedError
 
     def warm(self, request: BuildRequest) -> None:
-        """Make the env ready for a kernel: compile bytecode, then a warm-up import."""
+        """Make the env ready for a kernel: its bytecode, then a warm-up import that must succeed.
+
+        Each ``.py`` file hardlinked from a package cache gets its ``.pyc`` hardlinked
+        from ``request.bytecode_store`` (compiled there once for every env); other
+        files are compiled for this env (see :mod:`runtimed.envwarm`).
+        """
         python = self.python_path(request.path)
-        request.progress("compiling bytecode")
-        compile_prefix(python, request.path)
-        request.progress("warm-up import")
-        warmup_import(python, self.warmup_modules)
+        if not python.exists():
+            raise BackendError(ErrorKind.SETUP_FAILED, f"the env has no python at {python}")
+        try:
+            warm_env(
+                python,
+                request.path,
+                store=request.bytecode_store,
+                modules=self.warmup_modules,
+                env=clean_env(),
+                progress=request.progress,
+            )
+        except (BytecodeError, WarmupFailed) as exc:
+            raise BackendError(ErrorKind.SETUP_FAILED, str(exc)) from exc
 
     def validate(self, path: Path) -> None:
         """Raise :class:`BackendError` unless the env at ``path`` can start a kernel."""

@@ -6,8 +6,11 @@ both produce the same complete, warmed env.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
 from runtimed.envdir import Manifest, now_iso, write_manifest
+from runtimed.envwarm import read_warm_report
 
 __all__ = ["build_env"]
 
@@ -26,16 +29,24 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
             raise BackendError(ErrorKind.TOOL_MISSING, availability.reason or f"{backend.name} is not available")
         request.progress("creating")
         backend.create(request)
-        backend.warm(request)  # its warm-up import is the validation of a fresh env
+        # Listing the installed packages only reads metadata: it overlaps the warm-up.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="packages") as pool:
+            packages = pool.submit(backend.installed_packages, request.path)
+            backend.warm(request)  # its warm-up import is the validation of a fresh env
+            installed = packages.result()
+        details = backend.manifest_details(request)
+        bytecode = read_warm_report(request.path)  # absent if a backend's own warm() skipped ours
+        if bytecode is not None:
+            details.setdefault("bytecode", bytecode)
         manifest = Manifest(
             env_type=backend.name,
             id=request.env_id,
             spec_hash=backend.spec_hash(request.config),
             python_path=str(backend.python_path(request.path)),
-            packages=backend.installed_packages(request.path),
+            packages=installed,
             created_at=now_iso(),
             backend_version=backend.version,
-            details=backend.manifest_details(request),
+            details=details,
         )
     except BackendError:
         raise

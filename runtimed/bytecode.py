@@ -1,65 +1,293 @@
-"""Compiling an env's bytecode explicitly, tolerating files that are not valid Python 3.
+"""Compiling an env's bytecode explicitly, sharing each shared file's ``.pyc`` between envs.
 
 Kernels must not pay for compilation at start, and nothing else does it for us:
 rattler writes no ``.pyc`` at all, and PYTHONDONTWRITEBYTECODE may be set. Every
-``.py`` under the env's own stdlib and site-packages is compiled with the env's
-python (library dirs outside the prefix, such as a venv's base interpreter, are
-left alone). Like conda and pip, a file that does not compile (Python 2 test
-data, templates shipped as ``.py``) is reported, not fatal; any other compileall
-failure is.
+``.py`` under the env's own stdlib and site-packages gets a ``.pyc`` made by the
+env's python (library dirs outside the prefix, such as a venv's base interpreter,
+are left alone):
+
+* a source hardlinked from a package cache (``st_nlink > 1``) on the store's file
+  system gets the store's ``.pyc``, hardlinked (:mod:`runtimed.bytecode_store`);
+  when the store lacks it, it is compiled into the env and published;
+* any other source (prefix-rewritten, generated, or no store on this file
+  system) is compiled for this env alone, as compileall would.
+
+Like conda and pip, a file that does not compile (Python 2 test data, templates
+shipped as ``.py``) is reported, not fatal. This module imports nothing from
+:mod:`runtimed.backend`: failures are :class:`BytecodeError`, which the caller
+classifies.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import re
 import subprocess
+from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 
-from runtimed.failure import BackendError, ErrorKind
-from runtimed.process import clean_env, run_command
+from attrs import define, field
 
-__all__ = ["compile_prefix", "library_dirs"]
+from runtimed.bytecode_store import entry_path, link_entry, publish_entry, pyc_header_matches
 
-_SYSCONFIG = (
-    "import sysconfig, json; p = sysconfig.get_paths();"
-    "print(json.dumps(sorted({p[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')})))"
+__all__ = [
+    "BytecodeError",
+    "BytecodeReport",
+    "Interpreter",
+    "PendingCompile",
+    "SharingMode",
+    "compile_pending",
+    "compile_prefix",
+    "library_dirs",
+    "link_from_store",
+    "probe_interpreter",
+]
+
+log = logging.getLogger("runtimed.bytecode")
+
+_COMPILER = Path(__file__).with_name("_pyc_compile.py")
+_PROBE = (
+    "import sysconfig, json, sys, importlib.util; p = sysconfig.get_paths();"
+    "print(json.dumps({'dirs': sorted({p[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')}),"
+    " 'cache_tag': sys.implementation.cache_tag, 'magic': importlib.util.MAGIC_NUMBER.hex()}))"
 )
-_FAILED = re.compile(r"^\*\*\* Error compiling '(.+)'\.\.\.$", re.MULTILINE)
+
+
+class BytecodeError(Exception):
+    """Compilation could not run at all (not: some file did not compile)."""
+
+
+class SharingMode(str, Enum):
+    """How an env got its bytecode."""
+
+    SHARED = "shared"  # shared sources linked from (or published to) the store
+    PER_ENV = "per-env"  # everything compiled for this env alone
+
+
+@define(frozen=True)
+class Interpreter:
+    """What decides an env's bytecode: its python, cache tag, magic number and library dirs."""
+
+    python: Path
+    cache_tag: str
+    magic: bytes
+    dirs: tuple[str, ...]
+
+    @property
+    def store_tag(self) -> str:
+        """The store subdirectory for this interpreter's ``.pyc`` format."""
+        return f"{self.cache_tag}-{self.magic.hex()}"
+
+
+@define
+class BytecodeReport:
+    """What a build did for bytecode; ``as_details()`` goes into the manifest."""
+
+    mode: SharingMode
+    reason: str | None = None
+    shared: int = 0  # linked from the store, compiled by an earlier build
+    compiled: int = 0  # compiled by this build and published to the store
+    per_env: int = 0  # compiled for this env only
+    present: int = 0  # a valid .pyc was already there (e.g. shipped in the package)
+    not_compiled: list[str] = field(factory=list)
+
+    def as_details(self, prefix: Path) -> dict[str, object]:
+        root = str(prefix) + os.sep
+        return {
+            "mode": self.mode.value,
+            "reason": self.reason,
+            "shared": self.shared,
+            "compiled": self.compiled,
+            "per_env": self.per_env,
+            "present": self.present,
+            "not_compiled": [f.removeprefix(root) for f in self.not_compiled],
+        }
+
+
+@define
+class PendingCompile:
+    """Sources still to compile after linking from the store."""
+
+    interpreter: Interpreter
+    report: BytecodeReport
+    to_store: list[tuple[str, str, os.stat_result, Path]] = field(factory=list)  # source, pyc, stat, entry
+    per_env: list[tuple[str, str]] = field(factory=list)  # source, pyc
+
+    def __len__(self) -> int:
+        return len(self.to_store) + len(self.per_env)
+
+
+def probe_interpreter(python: Path, prefix: Path, env: Mapping[str, str] | None = None) -> Interpreter:
+    """Ask ``python`` for its cache tag, magic number and library dirs inside ``prefix`` (none nested)."""
+    try:
+        proc = subprocess.run(
+            [os.fspath(python), "-c", _PROBE],
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise BytecodeError(f"cannot run {python}: {exc}") from exc
+    if proc.returncode != 0:
+        raise BytecodeError(f"python (sysconfig) failed (exit {proc.returncode}): {_tail(proc.stderr or proc.stdout)}")
+    data = json.loads(proc.stdout)
+    root = os.path.realpath(prefix)
+    inside = [d for d in data["dirs"] if _within(d, root) and os.path.isdir(d)]
+    # The walk recurses: site-packages inside the stdlib dir would be compiled twice.
+    dirs = tuple(d for d in inside if not any(other != d and _within(d, other) for other in inside))
+    if not data["cache_tag"]:
+        raise BytecodeError(f"{python} has no bytecode cache tag (sys.implementation.cache_tag is None)")
+    return Interpreter(python=python, cache_tag=data["cache_tag"], magic=bytes.fromhex(data["magic"]), dirs=dirs)
 
 
 def library_dirs(python: Path, prefix: Path) -> list[str]:
     """The stdlib and site-packages directories of ``python`` inside ``prefix``, none nested in another."""
-    out = run_command([python, "-c", _SYSCONFIG], what="python (sysconfig)").stdout
-    root = os.path.realpath(prefix)
-    inside = [d for d in json.loads(out) if _within(d, root) and os.path.isdir(d)]
-    # compileall recurses: site-packages inside the stdlib dir would be compiled twice.
-    return [d for d in inside if not any(other != d and _within(d, other) for other in inside)]
+    return list(probe_interpreter(python, prefix).dirs)
 
 
 def _within(path: str, root: str) -> bool:
     return os.path.realpath(path).startswith(os.path.realpath(root) + os.sep)
 
 
-def compile_prefix(python: Path, prefix: Path) -> list[str]:
-    """Compile every ``.py`` in the prefix's library dirs; return the files that do not compile.
+def link_from_store(
+    python: Path, prefix: Path, store: Path | None, env: Mapping[str, str] | None = None
+) -> PendingCompile:
+    """Give every source that the store has a ``.pyc`` for that ``.pyc``; return the rest to compile."""
+    interpreter = probe_interpreter(python, prefix, env)
+    report, store_dev = _sharing(prefix, store)
+    pending = PendingCompile(interpreter, report)
+    made: set[str] = set()
+    for source, pyc, st, existing in _scan(interpreter):
+        if pyc in existing and pyc_header_matches(pyc, interpreter.magic, st):
+            report.present += 1
+            continue
+        if store is not None and store_dev is not None and st.st_nlink > 1 and st.st_dev == store_dev:
+            entry = entry_path(store, interpreter.store_tag, st)
+            cache = os.path.dirname(pyc)
+            if cache not in made:
+                os.makedirs(cache, exist_ok=True)
+                made.add(cache)
+            try:
+                linked = link_entry(entry, pyc, exists=pyc in existing)
+            except OSError as exc:  # e.g. too many links: this env compiles its own
+                log.warning("cannot link %s from the bytecode store: %s", pyc, exc)
+                linked = False
+            if linked:
+                report.shared += 1
+            else:
+                pending.to_store.append((source, pyc, st, entry))
+        else:
+            pending.per_env.append((source, pyc))
+    return pending
 
-    Raises :class:`BackendError` (``setup_failed``) if compileall itself fails.
+
+def _sharing(prefix: Path, store: Path | None) -> tuple[BytecodeReport, int | None]:
+    """The report to fill, and the store's device if sharing applies to this env."""
+    if store is None:
+        return BytecodeReport(SharingMode.PER_ENV, "no bytecode store given (sharing disabled)"), None
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        store_dev = os.stat(store).st_dev
+    except OSError as exc:
+        return BytecodeReport(SharingMode.PER_ENV, f"the store {store} cannot be used: {exc}"), None
+    if os.stat(prefix).st_dev != store_dev:
+        return BytecodeReport(SharingMode.PER_ENV, f"the store {store} is on another file system than the env"), None
+    return BytecodeReport(SharingMode.SHARED), store_dev
+
+
+def _scan(interpreter: Interpreter) -> list[tuple[str, str, os.stat_result, frozenset[str]]]:
+    """(source, its .pyc path, its stat, the .pyc paths already there) for every ``.py`` file."""
+    suffix = f".{interpreter.cache_tag}.pyc"
+    found = []
+    stack = list(interpreter.dirs)
+    while stack:
+        directory = stack.pop()
+        sources = []
+        has_cache = False
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.name == "__pycache__":
+                        has_cache = True
+                    elif entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.name.endswith(".py") and entry.is_file():
+                        sources.append(entry)
+        except OSError:  # vanished or unreadable: compileall would skip it too
+            continue
+        if not sources:
+            continue
+        cache = os.path.join(directory, "__pycache__")
+        existing = frozenset(os.path.join(cache, n) for n in os.listdir(cache)) if has_cache else frozenset()
+        for entry in sources:
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            found.append((entry.path, os.path.join(cache, entry.name[:-3] + suffix), st, existing))
+    return found
+
+
+def compile_pending(pending: PendingCompile, env: Mapping[str, str] | None = None) -> BytecodeReport:
+    """Compile what :func:`link_from_store` left, publish the shared ones, and report."""
+    report = pending.report
+    jobs = [[source, pyc] for source, pyc, _st, _entry in pending.to_store] + [list(job) for job in pending.per_env]
+    failed = set(_run_compiler(pending.interpreter.python, jobs, env)) if jobs else set()
+    report.not_compiled = sorted(failed)
+    magic = pending.interpreter.magic
+    for source, pyc, st, entry in pending.to_store:
+        if source in failed:
+            continue
+        published = False
+        if pyc_header_matches(pyc, magic, st):  # not if the source changed meanwhile
+            try:
+                publish_entry(pyc, entry)
+                published = True
+            except OSError as exc:  # the env keeps its own .pyc
+                log.warning("cannot publish %s to the bytecode store: %s", pyc, exc)
+        if published:
+            report.compiled += 1
+        else:
+            report.per_env += 1
+    report.per_env += sum(1 for source, _pyc in pending.per_env if source not in failed)
+    if report.mode is SharingMode.SHARED and report.shared + report.compiled == 0 and report.per_env:
+        report.mode = SharingMode.PER_ENV
+        report.reason = "no source file is hardlinked from a cache on the store's file system"
+    if report.mode is SharingMode.PER_ENV:
+        log.info("bytecode of %s compiled per env: %s", pending.interpreter.python, report.reason)
+    return report
+
+
+def _run_compiler(python: Path, jobs: list[list[str]], env: Mapping[str, str] | None) -> list[str]:
+    try:
+        proc = subprocess.run(
+            [os.fspath(python), "-I", os.fspath(_COMPILER)],
+            env=dict(env) if env is not None else None,
+            input=json.dumps(jobs),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise BytecodeError(f"cannot run {python}: {exc}") from exc
+    if proc.returncode != 0:
+        tail = _tail(proc.stderr or proc.stdout)
+        raise BytecodeError(f"bytecode compilation failed (exit {proc.returncode}): {tail}")
+    return [source for source, _error in json.loads(proc.stdout)]
+
+
+def compile_prefix(python: Path, prefix: Path, store: Path | None = None) -> list[str]:
+    """Give every ``.py`` in the prefix's library dirs a ``.pyc``; return the files that do not compile.
+
+    With a ``store``, shared sources get the store's ``.pyc`` (see the module docstring).
+    Raises :class:`BytecodeError` if compilation cannot run at all.
     """
-    dirs = library_dirs(python, prefix)
-    if not dirs:
-        return []
-    proc = subprocess.run(
-        [os.fspath(python), "-m", "compileall", "-q", "-j", "0", *dirs],
-        env=clean_env(write_bytecode=True),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    failed = _FAILED.findall(proc.stdout)
-    if proc.returncode != 0 and not failed:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise BackendError(ErrorKind.SETUP_FAILED, f"compileall failed (exit {proc.returncode}): {tail}")
-    return sorted(failed)
+    return compile_pending(link_from_store(python, prefix, store)).not_compiled
+
+
+def _tail(text: str) -> str:
+    return "\n".join(text.strip().splitlines()[-15:])

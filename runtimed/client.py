@@ -254,6 +254,7 @@ def build_in_process(env_type: str, *, cache_dir: str | os.PathLike[str] | None 
     """Build one env now, in this process, through backend plugin ``env_type``."""
     from runtimed.backend import BuildRequest
     from runtimed.build import build_env
+    from runtimed.bytecode_store import store_for_build
     from runtimed.config import load_config
     from runtimed.envdir import Lease, new_env_id, now_iso, write_lease
     from runtimed.paths import Paths
@@ -267,7 +268,13 @@ def build_in_process(env_type: str, *, cache_dir: str | os.PathLike[str] | None 
     path = paths.env_path(env_type, env_id)
     paths.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as the daemon wants it
     path.parent.mkdir(parents=True, exist_ok=True)
-    request = BuildRequest(env_id=env_id, path=path, config=config, cache_dir=paths.backend_cache(env_type))
+    request = BuildRequest(
+        env_id=env_id,
+        path=path,
+        config=config,
+        cache_dir=paths.backend_cache(env_type),
+        bytecode_store=store_for_build(paths.cache_dir),
+    )
     try:
         manifest = build_env(backend, request)
     except BaseException:

@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from runtimed.bytecode_store import collect_store_logged
 from runtimed.envdir import dir_size, move_to_trash, read_lease
 from runtimed.gc import DiskEnv, Reason, Tracked, env_state, plan_gc, scan_disk
 from runtimed.leases import holder_alive
@@ -41,6 +42,7 @@ class Housekeeper:
         discard: Callable[[Path], None],
         refill: Callable[[], None],
         adopting: Callable[[], Iterable[str]] = frozenset,
+        bytecode_store: Path | None = None,
     ) -> None:
         self.envs_dir = envs_dir
         self.trash_dir = trash_dir
@@ -50,6 +52,7 @@ class Housekeeper:
         self.discard = discard
         self.refill = refill
         self.adopting = adopting  # ids found on disk at start-up, awaiting validation: not GC's
+        self.bytecode_store = bytecode_store  # shared .pyc entries no env links any more are collected
 
     def check_leases(self) -> int:
         """Delete envs whose holder has exited. Returns how many."""
@@ -108,6 +111,8 @@ class Housekeeper:
 
     async def sweep(self) -> None:
         report = await self.gc()
+        if self.bytecode_store is not None:
+            await asyncio.to_thread(collect_store_logged, self.bytecode_store)
         if report.removed:
             log.info("gc: freed %d bytes in %d env(s)", report.freed_bytes, len(report.removed))
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from runtimed import __version__
 from runtimed.builds import Builder
+from runtimed.bytecode_store import store_path
 from runtimed.config import Config, ConfigError, SupervisionConfig, config_diff
 from runtimed.configwatch import ConfigWatcher
 from runtimed.envdir import dir_size, empty_trash, move_to_trash, now_iso
@@ -94,6 +95,7 @@ class Supervisor:
             discard=self.discard,
             refill=self.fill_all,
             adopting=lambda: self.adopter.pending,
+            bytecode_store=store_path(paths.cache_dir),
         )
         self.tasks = TaskSet()
         self.builder = Builder(

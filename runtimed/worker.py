@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
 from runtimed.build import build_env
+from runtimed.bytecode_store import store_for_backend_cache
 from runtimed.failure import Failure
 from runtimed.jobs import (
     JOB_TYPES,
@@ -125,6 +126,7 @@ class WorkerLoop:
                 config=operation.config,
                 cache_dir=self.cache_dir,
                 progress=lambda message: self.send(Progress(id=job.id, message=message)),
+                bytecode_store=store_for_backend_cache(self.cache_dir),
             )
             log.info("creating %s", request.path)
             return EnvCreated(manifest=build_env(self.backend, request))

@@ -7,8 +7,9 @@ The backend's cache directory (``<cache>/backends/conda``) holds
   envs live on the same file system), so each further env costs little more than
   its bytecode and the files rattler rewrote for its prefix.
 
-rattler writes no ``.pyc`` files, so :meth:`CondaBackend.warm` compiles the
-stdlib and site-packages inside the prefix explicitly (:mod:`runtimed.bytecode`),
+rattler writes no ``.pyc`` files; the base :meth:`Backend.warm` gives the prefix's
+stdlib and site-packages their bytecode (hardlinked from the shared store for
+files hardlinked from ``pkgs/``, compiled per env for prefix-rewritten ones),
 then imports ipykernel.
 """
 
@@ -20,15 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from runtimed.backend import (
-    Availability,
-    Backend,
-    BackendError,
-    BuildRequest,
-    ErrorKind,
-    warmup_import,
-)
-from runtimed.bytecode import compile_prefix
+from runtimed.backend import Availability, Backend, BackendError, BuildRequest, ErrorKind
 from runtimed.config import BackendConfig
 from runtimed.envdir import META_DIR, write_json_atomic
 from runtimed_conda.errors import classify_error
@@ -111,30 +104,6 @@ class CondaBackend(Backend):
                 "install": round(time.monotonic() - solved_at, 3),
             },
         }
-        write_json_atomic(request.path / META_DIR / BUILD_INFO, info)
-
-    def warm(self, request: BuildRequest) -> None:
-        """Compile all bytecode in the prefix (rattler writes none), then import ipykernel.
-
-        Files that are not valid Python 3 are skipped (and listed in the build info),
-        as conda and pip do; the warm-up import is what must succeed.
-        """
-        python = self.python_path(request.path)
-        if not python.exists():
-            raise BackendError(ErrorKind.SETUP_FAILED, f"the solved environment has no python at {python}")
-        started = time.monotonic()
-        request.progress("compiling bytecode")
-        not_compiled = compile_prefix(python, request.path)
-        compiled = time.monotonic()
-        request.progress("warm-up import")
-        warmup_import(python, self.warmup_modules)
-        info = _read_build_info(request.path)
-        timings = info.setdefault("timings_s", {})
-        timings["compile"] = round(compiled - started, 3)
-        timings["warmup"] = round(time.monotonic() - compiled, 3)
-        if not_compiled:
-            root = str(request.path) + os.sep
-            info["not_compiled"] = [f.removeprefix(root) for f in not_compiled]
         write_json_atomic(request.path / META_DIR / BUILD_INFO, info)
 
     def python_path(self, path: Path) -> Path:

@@ -1,0 +1,134 @@
+"""Warming a freshly built env: its bytecode, and the warm-up import that proves it works.
+
+Order, for speed without giving up the proof:
+
+1. link every ``.pyc`` the shared store already has into the env (milliseconds);
+2. if little is left to compile (a warm store), start the warm-up import at once
+   and compile the rest (files only this env has) while it runs; otherwise
+   compile first, so the warm-up does not compile the same modules in memory;
+3. the warm-up import must succeed before :func:`warm_env` returns: the env is
+   pooled only after that.
+
+The warm-up runs with ``-B``: it never writes bytecode, so an env's ``.pyc`` files
+are exactly the ones compiled or linked here. What happened is written to
+``.runtimed/bytecode.json`` (:func:`read_warm_report`) for the manifest's details.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from runtimed.bytecode import BytecodeReport, compile_pending, link_from_store
+from runtimed.envdir import META_DIR, write_json_atomic
+
+__all__ = ["OVERLAP_MAX_FILES", "REPORT_FILE", "WarmupFailed", "read_warm_report", "warm_env"]
+
+log = logging.getLogger("runtimed.bytecode")
+
+#: Up to this many files left to compile, the warm-up import runs alongside.
+OVERLAP_MAX_FILES = 64
+#: The bytecode report, under the env's ``.runtimed/``.
+REPORT_FILE = "bytecode.json"
+
+
+class WarmupFailed(Exception):
+    """The warm-up import failed: the env cannot start a kernel."""
+
+
+def warm_env(
+    python: Path,
+    prefix: Path,
+    *,
+    store: Path | None,
+    modules: Sequence[str],
+    env: Mapping[str, str],
+    progress: Callable[[str], None] = lambda _message: None,
+) -> BytecodeReport:
+    """Give the env its bytecode (shared where possible) and run the warm-up import.
+
+    Raises :class:`~runtimed.bytecode.BytecodeError` or :class:`WarmupFailed`.
+    """
+    started = time.monotonic()
+    progress("bytecode: linking from the store" if store is not None else "bytecode: compiling")
+    pending = link_from_store(python, prefix, store, env)
+    linked = time.monotonic()
+    overlap = len(pending) <= OVERLAP_MAX_FILES
+    warmup_started = compiled = linked
+    with tempfile.TemporaryFile() as output:
+        warmup = _start_warmup(python, modules, env, output) if overlap else None
+        try:
+            if pending:
+                progress(f"bytecode: compiling {len(pending)} files")
+            report = compile_pending(pending, env)
+            compiled = time.monotonic()
+            if warmup is None:
+                progress("warm-up import")
+                warmup_started = compiled
+                warmup = _start_warmup(python, modules, env, output)
+            _finish_warmup(warmup, output)
+        finally:
+            if warmup is not None and warmup.poll() is None:
+                warmup.kill()
+                warmup.wait()
+    done = time.monotonic()
+    details = report.as_details(prefix)
+    details["timings_s"] = {
+        "link": round(linked - started, 3),
+        "compile": round(compiled - linked, 3),
+        "warmup": round(done - warmup_started, 3),
+        "overlapped": overlap,
+    }
+    write_json_atomic(prefix / META_DIR / REPORT_FILE, details)
+    log.info(
+        "bytecode of %s: %s; %d linked from the store, %d compiled into it, %d per env, %d not compiled (%.2f s)",
+        prefix.name,
+        report.mode.value,
+        report.shared,
+        report.compiled,
+        report.per_env,
+        len(report.not_compiled),
+        done - started,
+    )
+    return report
+
+
+def _start_warmup(
+    python: Path, modules: Sequence[str], env: Mapping[str, str], output: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    code = "; ".join(f"import {m}" for m in modules) or "pass"
+    try:
+        return subprocess.Popen(
+            [os.fspath(python), "-B", "-c", code],
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    except OSError as exc:
+        raise WarmupFailed(f"warm-up import could not start {python}: {exc}") from exc
+
+
+def _finish_warmup(proc: subprocess.Popen[bytes], output: IO[bytes]) -> None:
+    code = proc.wait()
+    if code != 0:
+        output.seek(0)
+        text = output.read().decode(errors="replace")
+        tail = "\n".join(text.strip().splitlines()[-15:])
+        raise WarmupFailed(f"warm-up import failed (exit {code}): {tail}")
+
+
+def read_warm_report(prefix: Path) -> dict[str, Any] | None:
+    """The bytecode report :func:`warm_env` wrote into the env, if any."""
+    try:
+        data = json.loads((prefix / META_DIR / REPORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
