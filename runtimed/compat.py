@@ -5,7 +5,9 @@ from __future__ import annotations
 from runtimed import __version__
 from runtimed.protocol import PROTOCOL_VERSION
 
-__all__ = ["mismatch"]
+__all__ = ["RESTART_HINT", "mismatch"]
+
+RESTART_HINT = "restart it (`runtimed stop`, then `runtimed run` or `systemctl --user restart runtimed`)"
 
 
 def mismatch(daemon_version: str, protocol_version: int) -> str | None:

@@ -8,11 +8,10 @@ import sys
 from typing import Any
 
 from runtimed.client import Client, DaemonError
-from runtimed.compat import mismatch
+from runtimed.compat import RESTART_HINT, mismatch
 from runtimed.paths import Paths
 
 __all__ = [
-    "RESTART_HINT",
     "VersionCheckingClient",
     "client_from",
     "human_age",
@@ -32,7 +31,6 @@ def paths_from(args: argparse.Namespace) -> Paths:
     )
 
 
-RESTART_HINT = "restart it (`runtimed stop`, then `runtimed run` or `systemctl --user restart runtimed`)"
 _warned = False
 
 
