@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from runtimed.cli.plugins import describe
 from runtimed.doctor.daemon_checks import (
     check_cache_dir_permissions,
     check_cache_dir_writable,
@@ -22,6 +21,7 @@ from runtimed.doctor.kernelspecs import check_kernelspecs
 from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
 from runtimed.doctor.tool_checks import check_conda_channels, check_plugins, check_uv
 from runtimed.paths import Paths
+from runtimed.pluginprobe import describe
 from runtimed.plugins import discover_plugins
 
 __all__ = ["CheckResult", "CheckStatus", "DoctorContext", "run_checks"]

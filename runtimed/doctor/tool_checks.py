@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
-from runtimed.cli.plugins import PluginReport
 from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
+from runtimed.pluginprobe import PluginReport
 
 __all__ = ["channel_url", "check_conda_channels", "check_plugins", "check_uv", "find_uv"]
 
