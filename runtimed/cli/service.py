@@ -40,8 +40,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="write the service and start it",
         description="Write the service file and, when a user service manager runs, enable and start it. The "
-        "service runs this runtimed (absolute path) with the --cache-dir/--socket/--config you give here or in "
-        "RUNTIMED_* variables, so it never serves a different cache dir than your CLI uses. Running it again "
+        "service runs this runtimed (absolute path) with the cache dir and config file this command resolves "
+        "(--cache-dir/--config or RUNTIMED_* variables, else the defaults) spelled out, so it never serves a "
+        "different cache dir than your CLI uses. Running it again "
         "with nothing changed does nothing; a running service is not restarted unless --force.",
     )
     ins.add_argument("--config", metavar="FILE", help="config file the service uses (default: $RUNTIMED_CONFIG or "
@@ -81,8 +82,6 @@ def _content(args: argparse.Namespace, manager: ServiceManager) -> bytes:
     paths = paths_from(args)
     spec = service_spec(
         paths,
-        pin_cache_dir=bool(getattr(args, "cache_dir", None) or os.environ.get("RUNTIMED_CACHE_DIR")),
-        pin_config=bool(getattr(args, "config", None) or os.environ.get("RUNTIMED_CONFIG")),
         pin_socket=bool(getattr(args, "socket", None) or os.environ.get("RUNTIMED_SOCKET")),
         launchd=manager.platform is ServicePlatform.LAUNCHD,
     )

@@ -55,22 +55,19 @@ def runtimed_command() -> tuple[str, ...]:
     return (str(python), "-m", "runtimed.cli")
 
 
-def service_spec(
-    paths: Paths, *, pin_cache_dir: bool, pin_config: bool, pin_socket: bool = False, launchd: bool = False
-) -> ServiceSpec:
-    """The service's command: ``runtimed run`` with the cache dir (config, socket) the user
-    chose pinned, so the service never runs against a different cache dir than the CLI.
+def service_spec(paths: Paths, *, pin_socket: bool = False, launchd: bool = False) -> ServiceSpec:
+    """The service's command: ``runtimed run`` with this CLI's cache dir and config file
+    always spelled out (a service manager's environment lacks the shell's
+    ``RUNTIMED_*``/``XDG_*`` variables, so defaults could resolve elsewhere), and
+    the socket when one was given.
 
     ``launchd`` turns off the daemon's stderr copy of its log: launchd would append
     it, unrotated, to the file the daemon already writes (systemd sends it to the journal).
     """
-    argv = [*runtimed_command(), "run"]
-    if pin_cache_dir:
-        argv += ["--cache-dir", str(paths.cache_dir)]
+    argv = [*runtimed_command(), "run", "--cache-dir", str(paths.cache_dir)]
+    argv += ["--config", str(Path(paths.config_file).absolute())]
     if pin_socket:
         argv += ["--socket", str(paths.socket)]
-    if pin_config:
-        argv += ["--config", str(Path(paths.config_file).absolute())]
     if launchd:
         argv.append("--no-log-stderr")
     return ServiceSpec(argv=tuple(argv), log_file=paths.log, working_dir=Path.home())

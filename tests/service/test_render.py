@@ -34,17 +34,18 @@ def test_runtimed_command_is_this_installation() -> None:
 
 def test_systemd_unit_runs_this_runtimed_with_the_pinned_cache_dir(tmp_path: Path) -> None:
     paths = Paths.resolve(cache_dir=tmp_path / "my cache", config_file=tmp_path / "c.toml")
-    unit = render_systemd_unit(service_spec(paths, pin_cache_dir=True, pin_config=True))
+    unit = render_systemd_unit(service_spec(paths))
     keys = _unit_lines(unit)
-    assert keys["ExecStart"].startswith(f"{runtimed_command()[0]} run --cache-dir ")
-    assert f'"{tmp_path}/my cache"' in keys["ExecStart"]
-    assert f"--config {tmp_path}/c.toml" in keys["ExecStart"]
+    assert (
+        keys["ExecStart"] == f'{runtimed_command()[0]} run --cache-dir "{tmp_path}/my cache" --config {tmp_path}/c.toml'
+    )
+
     assert keys["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert keys["Restart"] == "on-failure"
     assert keys["KillMode"] == "process"  # handed-out kernels share the cgroup
     assert keys["WantedBy"] == "default.target"
-    bare = render_systemd_unit(service_spec(paths, pin_cache_dir=False, pin_config=False))
-    assert _unit_lines(bare)["ExecStart"] == " ".join([*runtimed_command(), "run"])
+    sock = render_systemd_unit(service_spec(paths, pin_socket=True))
+    assert _unit_lines(sock)["ExecStart"].endswith(f' --socket "{paths.socket}"')
 
 
 def test_systemd_quote() -> None:
@@ -59,7 +60,7 @@ def test_systemd_quote() -> None:
 def test_systemd_analyze_accepts_the_unit(tmp_path: Path) -> None:
     paths = Paths.resolve(cache_dir=tmp_path / "odd dir %n $HOME", config_file=tmp_path / "c.toml")
     unit_file = tmp_path / "runtimed.service"
-    unit_file.write_text(render_systemd_unit(service_spec(paths, pin_cache_dir=True, pin_config=True)))
+    unit_file.write_text(render_systemd_unit(service_spec(paths)))
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
@@ -79,7 +80,7 @@ def test_systemd_analyze_accepts_the_unit(tmp_path: Path) -> None:
 
 def test_launchd_plist(tmp_path: Path) -> None:
     paths = Paths.resolve(cache_dir=tmp_path / "cache", config_file=tmp_path / "c.toml")
-    spec = service_spec(paths, pin_cache_dir=True, pin_config=False, launchd=True)
+    spec = service_spec(paths, launchd=True)
     plist = plistlib.loads(render_launchd_plist(spec))
     assert plist["Label"] == LAUNCHD_LABEL
     assert plist["ProgramArguments"] == [
@@ -87,6 +88,8 @@ def test_launchd_plist(tmp_path: Path) -> None:
         "run",
         "--cache-dir",
         str(tmp_path / "cache"),
+        "--config",
+        str(tmp_path / "c.toml"),
         "--no-log-stderr",
     ]
     assert plist["KeepAlive"] == {"SuccessfulExit": False}  # "already running, exit 0" does not churn
