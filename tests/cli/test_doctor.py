@@ -87,3 +87,10 @@ def test_unwritable_cache_dir_fails_naming_the_check(tmp_path: Path) -> None:
         assert _checks(doctor(env, "--json"))["cache-dir-writable"] == "fail"
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_help_for_the_ops_commands() -> None:
+    for args in (["service"], ["service", "install"], ["service", "uninstall"], ["service", "status"], ["logs"],
+                 ["doctor"]):  # fmt: skip
+        result = subprocess.run(runtimed_cmd(*args, "--help"), capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "usage: runtimed" in result.stdout, args
