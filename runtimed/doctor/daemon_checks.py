@@ -198,6 +198,18 @@ def _alive(pid: int) -> psutil.Process | None:
         return None
 
 
+def _is_daemon(pid: int) -> bool:
+    """Is ``pid`` a live ``runtimed run`` (one starting up has no daemon.json yet)?"""
+    proc = _alive(pid)
+    if proc is None:
+        return False
+    try:
+        cmd = proc.cmdline()
+    except psutil.Error:
+        return False
+    return "run" in cmd and any(arg.endswith("runtimed") or arg == "runtimed.cli" for arg in cmd)
+
+
 def check_stale_processes(ctx: DoctorContext) -> list[CheckResult]:
     """daemon.json naming a dead or silent daemon; workers of this cache dir whose daemon is gone."""
     results = []
@@ -234,7 +246,11 @@ def check_stale_processes(ctx: DoctorContext) -> list[CheckResult]:
         with contextlib.suppress(psutil.Error):
             cmd = proc.info["cmdline"] or []
             ours = "runtimed.worker" in cmd and any(arg.startswith(prefix) for arg in cmd)
-            if ours and (daemon is None or proc.info["ppid"] != daemon.pid):
+            if (
+                ours
+                and not (daemon is not None and proc.info["ppid"] == daemon.pid)
+                and not _is_daemon(proc.info["ppid"])
+            ):
                 orphans.append(proc.pid)
     if orphans:
         pids = " ".join(str(p) for p in sorted(orphans))
