@@ -88,13 +88,25 @@ def _content(args: argparse.Namespace, manager: ServiceManager) -> bytes:
     return manager.render(spec)
 
 
+def _foreign(args: argparse.Namespace) -> bool:
+    """Is --platform another OS's manager without --dry-run? (Nothing could run it.)"""
+    if args.platform and ServicePlatform(args.platform) is not ServicePlatform.current() and not args.dry_run:
+        print(f"runtimed: --platform {args.platform} is not this machine's; use it with --dry-run", file=sys.stderr)
+        return True
+    return False
+
+
 def install(args: argparse.Namespace) -> int:
+    if _foreign(args):
+        return 2
     manager = _manager(args)
     plan = plan_install(manager.state(), _content(args, manager), manager.commands, force=args.force)
     return _carry_out(manager, plan, args.dry_run)
 
 
 def uninstall(args: argparse.Namespace) -> int:
+    if _foreign(args):
+        return 2
     manager = _manager(args)
     return _carry_out(manager, plan_uninstall(manager.state(), manager.commands), args.dry_run)
 

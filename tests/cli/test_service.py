@@ -78,6 +78,9 @@ def test_dry_run_prints_the_unit_and_writes_nothing(home: dict[str, str], tmp_pa
     plist = run(home, "install", "--dry-run", "--platform", "launchd")
     assert "<key>KeepAlive</key>" in plist.stdout and "LaunchAgents/io.runtimed.daemon.plist" in plist.stdout
     assert _files(tmp_path / "home") == []
+    refused = run(home, "install", "--platform", "launchd")  # nothing here could load it
+    assert refused.returncode == 2 and "use it with --dry-run" in refused.stderr
+    assert _files(tmp_path / "home") == []
 
 
 def test_install_without_a_manager_is_idempotent_and_uninstalls(home: dict[str, str]) -> None:
