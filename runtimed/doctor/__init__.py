@@ -19,6 +19,7 @@ from runtimed.doctor.daemon_checks import (
 )
 from runtimed.doctor.kernelspecs import check_kernelspecs
 from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
+from runtimed.doctor.service_check import check_service
 from runtimed.doctor.tool_checks import check_conda_channels, check_plugins, check_uv
 from runtimed.paths import Paths
 from runtimed.pluginprobe import describe
@@ -43,6 +44,7 @@ def run_checks(paths: Paths) -> list[CheckResult]:
             check_free_disk,
             check_stale_processes,
             check_kernelspecs,
+            check_service,
         ):
             results += check(ctx)
         results += check_uv(ctx, installed="uv" in plugins)

@@ -17,7 +17,12 @@ from tests.support.daemon import DaemonProcess, runtimed_cmd
 @pytest.fixture
 def daemon_env(daemon_factory: type[DaemonProcess], tmp_path: Path) -> Iterator[tuple[DaemonProcess, dict[str, str]]]:
     daemon = daemon_factory(config="[backends.uv]\npool_size = 1\n").start()
-    env = {**daemon.env, "JUPYTER_DATA_DIR": str(tmp_path / "jupyter"), "JUPYTER_PATH": ""}
+    env = {
+        **daemon.env,
+        "JUPYTER_DATA_DIR": str(tmp_path / "jupyter"),
+        "JUPYTER_PATH": "",
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+    }
     yield daemon, env
 
 
@@ -38,7 +43,7 @@ def test_healthy_setup_passes(daemon_env: tuple[DaemonProcess, dict[str, str]]) 
     assert "0 failed" in result.stdout
     checks = _checks(doctor(env, "--json"))
     for name in ("config", "daemon", "socket", "cache-dir-writable", "free-disk", "stale-processes", "uv",
-                 "uv-python", "plugin:uv", "kernelspec:runtimed-uv"):  # fmt: skip
+                 "uv-python", "plugin:uv", "kernelspec:runtimed-uv", "service"):  # fmt: skip
         assert checks[name] == "pass", (name, checks)
     assert checks["cache-dir-owner"] in ("pass", "warn")  # a tmp dir may be 0755
 
@@ -78,7 +83,12 @@ def test_unwritable_cache_dir_fails_naming_the_check(tmp_path: Path) -> None:
     try:
         (mnt / "cache").mkdir(mode=0o700)
         assert _mount("-o", "remount,ro", str(mnt))
-        env = {**os.environ, "RUNTIMED_CACHE_DIR": str(mnt / "cache"), "RUNTIMED_CONFIG": str(tmp_path / "c.toml")}
+        env = {
+            **os.environ,
+            "RUNTIMED_CACHE_DIR": str(mnt / "cache"),
+            "RUNTIMED_CONFIG": str(tmp_path / "c.toml"),
+            "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        }
         result = doctor(env)
         assert result.returncode == 1
         fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]

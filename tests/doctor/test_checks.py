@@ -179,3 +179,28 @@ def test_kernelspecs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = {r.check: r for r in check_kernelspecs(ctx)}["kernelspec:rt-good"]
     assert broken.status is FAIL and f"runs {python}, which no longer exists" in broken.summary
     assert "runtimed kernel install --name rt-good" in (broken.fix or "")
+
+
+def test_service_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtimed.doctor.service_check import check_service, installed_program
+    from runtimed.service.manager import ServicePlatform
+    from runtimed.service.render import render_launchd_plist, render_systemd_unit, service_spec
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(sys, "platform", "linux")
+    ctx = _ctx(tmp_path)
+    assert [(r.status, r.summary.split(" (")[0]) for r in check_service(ctx)] == [(PASS, "no service installed")]
+    unit = tmp_path / "xdg" / "systemd" / "user" / "runtimed.service"
+    unit.parent.mkdir(parents=True)
+    spec = service_spec(ctx.paths)
+    unit.write_text(render_systemd_unit(spec))
+    assert check_service(ctx)[0].status is PASS
+    other = service_spec(_ctx(tmp_path / "other").paths)  # another cache dir
+    unit.write_text(render_systemd_unit(other))
+    assert check_service(ctx)[0].status is WARN
+    unit.write_text(render_systemd_unit(spec).replace(spec.argv[0], str(tmp_path / "gone" / "runtimed")))
+    gone = check_service(ctx)[0]
+    assert gone.status is FAIL and f"starts {tmp_path}/gone/runtimed, which does not exist" in gone.summary
+    assert installed_program(ServicePlatform.LAUNCHD, render_launchd_plist(spec)) == spec.argv[0]
+    odd = service_spec(Paths.resolve(cache_dir=tmp_path / "a b"))
+    assert installed_program(ServicePlatform.SYSTEMD, render_systemd_unit(odd).encode()) == odd.argv[0]
