@@ -117,6 +117,22 @@ def _memory_limit(_inst: Any, attribute: attrs.Attribute[Any], value: int | None
         )
 
 
+def _at_least(minimum: int) -> Any:
+    def check(_inst: Any, attribute: attrs.Attribute[int], value: int) -> None:
+        if value < minimum:
+            raise ValueError(f"{attribute.name} must be at least {minimum}, got {value}")
+
+    return check
+
+
+def _between(low: int, high: int) -> Any:
+    def check(_inst: Any, attribute: attrs.Attribute[int], value: int) -> None:
+        if not low <= value <= high:
+            raise ValueError(f"{attribute.name} must be between {low} and {high}, got {value}")
+
+    return check
+
+
 def _duration(_inst: Any, attribute: attrs.Attribute[Any], value: float | str) -> None:
     try:
         parse_duration(value)
@@ -167,6 +183,9 @@ class DaemonConfig:
     lease_check_s: float = field(default=10.0, validator=_seconds)  # how often lease holders are checked
     gc_interval_s: float = field(default=300.0, validator=_seconds)  # how often the GC sweep runs
     config_poll_s: float = field(default=2.0, validator=_seconds)  # how often the config file is checked
+    # runtimed.log rotates at this size, keeping this many old files (read at start-up only).
+    log_max_bytes: int = field(default=5 * 1024 * 1024, validator=_at_least(64 * 1024))
+    log_backups: int = field(default=3, validator=_between(1, 100))
 
 
 @define(frozen=True)

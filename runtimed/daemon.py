@@ -14,7 +14,7 @@ from collections.abc import Callable
 import psutil
 
 from runtimed import __version__
-from runtimed.config import Config
+from runtimed.config import Config, DaemonConfig
 from runtimed.paths import Paths
 from runtimed.plugins import discover_plugins
 from runtimed.protocol import PROTOCOL_VERSION
@@ -27,14 +27,22 @@ __all__ = ["log_traceback", "run_daemon", "setup_logging"]
 log = logging.getLogger("runtimed")
 
 
-def setup_logging(paths: Paths, level: str = "INFO", to_stderr: bool = True) -> None:
-    """A rotating log file in the cache dir (and stderr when in the foreground)."""
+def setup_logging(
+    paths: Paths,
+    level: str = "INFO",
+    to_stderr: bool = True,
+    *,
+    max_bytes: int = DaemonConfig().log_max_bytes,
+    backups: int = DaemonConfig().log_backups,
+) -> None:
+    """A log file in the cache dir rotated at ``max_bytes`` keeping ``backups`` old
+    files (``runtimed.log.1`` newest), and stderr when in the foreground."""
     fmt = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
     root = logging.getLogger("runtimed")
     root.setLevel(level.upper())
     root.handlers.clear()
     paths.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private (see ensure_private_dir)
-    file_handler = logging.handlers.RotatingFileHandler(paths.log, maxBytes=5 * 1024 * 1024, backupCount=3)
+    file_handler = logging.handlers.RotatingFileHandler(paths.log, maxBytes=max_bytes, backupCount=backups)
     file_handler.setFormatter(fmt)
     root.addHandler(file_handler)
     if to_stderr:

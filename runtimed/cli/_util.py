@@ -7,10 +7,20 @@ import json
 import sys
 from typing import Any
 
-from runtimed.client import Client
+from runtimed.client import Client, DaemonError
+from runtimed.compat import RESTART_HINT, mismatch
 from runtimed.paths import Paths
 
-__all__ = ["client_from", "human_age", "human_bytes", "not_running", "paths_from", "print_json", "table"]
+__all__ = [
+    "VersionCheckingClient",
+    "client_from",
+    "human_age",
+    "human_bytes",
+    "not_running",
+    "paths_from",
+    "print_json",
+    "table",
+]
 
 
 def paths_from(args: argparse.Namespace) -> Paths:
@@ -21,8 +31,31 @@ def paths_from(args: argparse.Namespace) -> Paths:
     )
 
 
+_warned = False
+
+
+class VersionCheckingClient(Client):
+    """A client that, on connecting, pings the daemon and warns once per process
+    (on stderr) when the daemon's version or protocol differs from this CLI's."""
+
+    def connect(self) -> Client:
+        super().connect()
+        global _warned
+        if not _warned:
+            _warned = True
+            try:
+                pong = self.ping()
+            except DaemonError:
+                return self  # a daemon too different to ping; the real request will say
+            problem = mismatch(pong.daemon_version, pong.protocol_version)
+            if problem:
+                print(f"runtimed: warning: {problem}; {RESTART_HINT}", file=sys.stderr)
+        return self
+
+
 def client_from(args: argparse.Namespace) -> Client:
-    return Client(paths_from(args).socket)
+    """The client every daemon-talking command uses (with the version check)."""
+    return VersionCheckingClient(paths_from(args).socket)
 
 
 def print_json(data: Any) -> None:

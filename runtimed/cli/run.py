@@ -33,6 +33,12 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="target size of a backend's pool, e.g. conda=1 (repeatable; 0 disables)",
     )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--no-log-stderr",
+        dest="log_stderr",
+        action="store_false",
+        help="log only to CACHE_DIR/runtimed.log, not also to stderr (used by the launchd service)",
+    )
     p.set_defaults(func=main)
 
 
@@ -52,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
                 config = config.with_backend(backend, pool_size=size)
             return config
 
-        load()  # fail now, with a clear message, not in the daemon
+        config = load()  # fail now, with a clear message, not in the daemon
     except (ConfigError, ValueError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 2
@@ -62,7 +68,13 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 1
-    setup_logging(paths, args.log_level)
+    setup_logging(
+        paths,
+        args.log_level,
+        to_stderr=args.log_stderr,
+        max_bytes=config.daemon.log_max_bytes,
+        backups=config.daemon.log_backups,
+    )
     try:
         run_daemon(paths, load)
     except AlreadyRunning as exc:

@@ -1,0 +1,53 @@
+"""``runtimed doctor``: every check of a runtimed setup, each pass/warn/fail with a fix.
+
+Each check is a small function taking a :class:`DoctorContext` and returning
+:class:`CheckResult` records; :func:`run_checks` runs them all in order.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from runtimed.doctor.daemon_checks import (
+    check_cache_dir_permissions,
+    check_cache_dir_writable,
+    check_daemon,
+    check_free_disk,
+    check_socket,
+    check_stale_processes,
+    load_config_checked,
+)
+from runtimed.doctor.kernelspecs import check_kernelspecs
+from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
+from runtimed.doctor.service_check import check_service
+from runtimed.doctor.tool_checks import check_conda_channels, check_plugins, check_uv
+from runtimed.paths import Paths
+from runtimed.pluginprobe import describe
+from runtimed.plugins import discover_plugins
+
+__all__ = ["CheckResult", "CheckStatus", "DoctorContext", "run_checks"]
+
+
+def run_checks(paths: Paths) -> list[CheckResult]:
+    """Run every check against the runtimed instance at ``paths``."""
+    config_result, ctx = load_config_checked(paths)
+    plugins = discover_plugins()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        # Loading plugins (a child process each) is the slow part: start it first.
+        reports_future = pool.submit(lambda: list(pool.map(describe, plugins.values())))
+        results = [config_result]
+        for check in (
+            check_daemon,
+            check_socket,
+            check_cache_dir_permissions,
+            check_cache_dir_writable,
+            check_free_disk,
+            check_stale_processes,
+            check_kernelspecs,
+            check_service,
+        ):
+            results += check(ctx)
+        results += check_uv(ctx, installed="uv" in plugins)
+        results += check_conda_channels(ctx, installed="conda" in plugins)
+        results += check_plugins(ctx, reports_future.result())
+    return results
