@@ -36,6 +36,7 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
             created_at=now_iso(),
             backend_version=backend.version,
             details=backend.manifest_details(request),
+            activation=backend.activation(request.path),
         )
     except BackendError:
         raise

@@ -91,6 +91,14 @@ class BackendConfig:
     concurrency: int = field(default=1, validator=_positive)
     max_age: float | str = field(default="2d", validator=_duration)
     build_timeout: float = field(default=900.0, validator=_positive)  # seconds per create job
+    kernels: int | None = field(default=None, validator=attrs.validators.optional(_pool_size))  # pre-started
+
+    @property
+    def kernel_target(self) -> int:
+        """Pre-started kernels to keep: ``kernels``, else 1 when the pool is enabled."""
+        if self.kernels is not None:
+            return self.kernels
+        return 1 if self.pool_size > 0 else 0
 
     @property
     def max_age_s(self) -> float:
@@ -123,6 +131,8 @@ class DaemonConfig:
     lease_check_s: float = field(default=10.0, validator=_positive)  # how often lease holders are checked
     gc_interval_s: float = field(default=300.0, validator=_positive)  # how often the GC sweep runs
     config_poll_s: float = field(default=2.0, validator=_positive)  # how often the config file is checked
+    # A handed-out kernel whose owner (the KernelManager's process) died is shut down after this.
+    kernel_owner_grace_s: float = field(default=10.0, validator=_positive)
 
 
 @define(frozen=True)

@@ -34,6 +34,7 @@ from runtimed.protocol import (
     ShuttingDown,
     Status,
     Take,
+    TakeKernel,
     encode,
 )
 from runtimed.supervisor import Supervisor
@@ -145,6 +146,8 @@ class Server:
                 return await self.supervisor.housekeeping.gc(dry_run=event.dry_run)
             if isinstance(event, Envs):
                 return await self.supervisor.housekeeping.envs()
+            if isinstance(event, TakeKernel):
+                return await self.supervisor.take_kernel(event, pid)
             if isinstance(event, Shutdown):
                 return ShuttingDown()
         except Exception as exc:

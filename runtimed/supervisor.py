@@ -41,6 +41,7 @@ from runtimed.envdir import (
 from runtimed.gc import DiskEnv, scan_disk
 from runtimed.housekeeping import Housekeeper
 from runtimed.jobs import OP_CREATE, OP_SPEC_HASH, OP_VALIDATE, Ready
+from runtimed.kernels.keeper import EnvAccess, KernelKeeper, KernelStartError
 from runtimed.leases import make_lease
 from runtimed.paths import Paths
 from runtimed.plugins import PluginInfo
@@ -52,12 +53,14 @@ from runtimed.protocol import (
     EnvReply,
     Error,
     Flushed,
+    KernelReply,
     PooledEnv,
     PoolError,
     PoolStatus,
     Released,
     StatusReply,
     Take,
+    TakeKernel,
     structure,
     unstructure,
 )
@@ -121,6 +124,11 @@ class Supervisor:
         self.leases: dict[Path, tuple[str, Lease]] = {}  # handed-out envs by path
         self.sizes: dict[Path, int] = {}  # bytes per pooled/leased env, measured in the background
         self.housekeeping = Housekeeper(self)
+        self.kernels = KernelKeeper(
+            paths.cache_dir / "kernels",
+            EnvAccess(take=self._env_for_kernel, lease=self._lease_to, discard=self._drop_env, activation=_activation),
+            lambda: self.config.daemon.kernel_owner_grace_s,
+        )
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = False
 
@@ -140,6 +148,7 @@ class Supervisor:
             self._spawn(runtime.worker.run())
         for backend, envs in found.items():
             log.warning("%d env(s) of backend %r left alone: no such plugin installed", len(envs), backend)
+        await self.kernels.start(self._kernel_targets())
         daemon = self.config.daemon
         self._spawn(self._every(lambda: self.config.daemon.lease_check_s, self.housekeeping.check_leases))
         self._spawn(self._every(lambda: self.config.daemon.gc_interval_s, self.housekeeping.sweep))
@@ -169,6 +178,7 @@ class Supervisor:
             return
         self._stopping = True
         log.info("shutting down")
+        await self.kernels.stop()
         for runtime in self.runtimes.values():
             if runtime.wakeup:
                 runtime.wakeup.cancel()
@@ -426,6 +436,7 @@ class Supervisor:
                 disk_bytes=sum(self.sizes.get(p, 0) for p in paths),
                 error=pool.error_status(now) or runtime.setup_error or _worker_error(runtime),
                 worker=runtime.worker.status(),
+                kernels=self.kernels.status(name),
             )
         daemon = DaemonInfo(
             pid=os.getpid(),
@@ -438,6 +449,40 @@ class Supervisor:
             config_error=self.config_error,
         )
         return StatusReply(daemon=daemon, pools=pools)
+
+    # ------------------------------------------------------------ kernels (glue for runtimed.kernels)
+
+    async def take_kernel(self, request: TakeKernel, peer_pid: int | None) -> KernelReply | Empty | Error:
+        if request.env_type not in self.runtimes:
+            known = ", ".join(sorted(self.runtimes)) or "none"
+            return Error(code="unknown_env_type", message=f"no backend {request.env_type!r} (known: {known})")
+        try:
+            kernel = await self.kernels.take(request, peer_pid)
+        except KernelStartError as exc:
+            return Error(code="kernel_failed", message=str(exc))
+        if kernel is None:
+            return Empty(retry_in_s=self.runtimes[request.env_type].pool.retry_in(time.monotonic()))
+        return KernelReply(kernel=kernel)
+
+    def _kernel_targets(self) -> dict[str, int]:
+        return {name: self.config.backend(name).kernel_target for name in self.runtimes}
+
+    async def _env_for_kernel(self, backend: str, wait_s: float) -> PooledEnv | None:
+        """An env for a kernel, leased to the daemon until the kernel's pid takes the lease."""
+        if self._stopping:
+            return None
+        reply = await self.take(Take(env_type=backend, wait_s=wait_s, lease_pid=os.getpid()), None)
+        return reply.env if isinstance(reply, EnvReply) else None
+
+    def _lease_to(self, path: Path, pid: int) -> None:
+        backend = self.leases[path][0] if path in self.leases else path.name.split("-")[1]
+        lease = make_lease(pid)
+        write_lease(path, lease)
+        self.leases[path] = (backend, lease)
+
+    def _drop_env(self, path: Path) -> None:
+        if self.leases.pop(path, None) is not None:
+            self.discard(path)
 
     # ------------------------------------------------------------ configuration
 
@@ -479,6 +524,7 @@ class Supervisor:
                 self._spawn(self._respec(runtime))
             else:
                 self.fill(runtime)
+        self.kernels.configure(self._kernel_targets())
         if config.supervision != old.supervision:
             for runtime in self.runtimes.values():
                 runtime.worker.supervision = config.supervision
@@ -492,6 +538,14 @@ class Supervisor:
 def _diff(old: BackendConfig, new: BackendConfig) -> str:
     a, b = attrs.asdict(old), attrs.asdict(new)
     return ", ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k])
+
+
+def _activation(env: PooledEnv) -> dict[str, str]:
+    """The env's activation variables, as its backend recorded them in the manifest."""
+    manifest = read_manifest(Path(env.venv_path))
+    if manifest is not None and manifest.activation:
+        return dict(manifest.activation)
+    return {"PATH": str(Path(env.python_path).parent)}
 
 
 def _worker_error(runtime: BackendRuntime) -> PoolError | None:

@@ -19,11 +19,13 @@ a never handed-out kernel does not outlive its daemon.
 
 from __future__ import annotations
 
+# mypy: disable-error-code="no-untyped-call,attr-defined"
 import json
 import os
 import sys
 import threading
 import time
+from typing import Any
 
 # Run by path: this file's directory must not shadow anything in the user's cwd.
 if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
@@ -34,21 +36,22 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 HISTORY_FILE_ARG = "--HistoryManager.hist_file="
 
 
-def _send(fd: int, message: dict) -> None:
+def _send(fd: int, message: dict[str, Any]) -> None:
     os.write(fd, (json.dumps(message) + "\n").encode())
 
 
-def _read_line(fd: int) -> dict | None:
+def _read_line(fd: int) -> dict[str, Any] | None:
     data = b""
     while not data.endswith(b"\n"):
         chunk = os.read(fd, 65536)
         if not chunk:
             return None
         data += chunk
-    return json.loads(data)
+    message: dict[str, Any] = json.loads(data)
+    return message
 
 
-def _apply_claim(app: object, claim: dict) -> None:
+def _apply_claim(app: object, claim: dict[str, Any]) -> None:
     cwd = claim.get("cwd")
     if cwd:
         os.chdir(cwd)

@@ -76,3 +76,7 @@ class UvBackend(Backend):
 
     def python_path(self, path: Path) -> Path:
         return path / "bin" / "python"
+
+    def activation(self, path: Path) -> dict[str, str]:
+        """What ``source bin/activate`` sets."""
+        return {"VIRTUAL_ENV": str(path), "PATH": str(path / "bin")}
