@@ -255,13 +255,32 @@ class KernelKeeper:
                 return self._hand_out(kernel, owner, prestarted=True, reason="")
             reason = "no pre-started kernel ready" if pool.target else "pre-started kernels are disabled"
         reason = reason or f"no kernels configured for {backend}"
-        env = await self.envs.take(backend, request.wait_s if request.wait_s is not None else ENV_WAIT_S)
+        env = await self.envs.take(backend, 0.0) or await self._env_of_idle_kernel(backend)
+        if env is None:
+            env = await self.envs.take(backend, request.wait_s if request.wait_s is not None else ENV_WAIT_S)
         if env is None:
             log.info("no kernel for %s: %s, and the env pool is empty", backend, reason)
             return None
         log.info("launching a kernel in pooled env %s: %s", Path(env.venv_path).name, reason)
         kernel = await self._launch(backend, env, request)
         return self._hand_out(kernel, owner, prestarted=False, reason=reason)
+
+    async def _env_of_idle_kernel(self, backend: str) -> PooledEnv | None:
+        """With the env pool empty, a pre-started kernel gives up its (unused) env."""
+        pool = self.pools.get(backend)
+        kernel_id = pool.take() if pool is not None else None
+        if kernel_id is None:
+            return None
+        kernel = self.kernels.pop(kernel_id)
+        self.envs.lease(Path(kernel.record.env_path), os.getpid())  # not freed when its kernel exits
+        self._close_control(kernel)  # the host exits at once
+        kill_group(kernel.record.pid)
+        if kernel.proc is not None:
+            await asyncio.to_thread(kernel.proc.wait)
+        remove_kernel_dir(kernel.dir)
+        self._wake[backend].set()
+        log.info("took the env of pre-started kernel %s (the env pool is empty)", kernel_id)
+        return PooledEnv(env_type=backend, venv_path=kernel.record.env_path, python_path=kernel.env_python, id="")
 
     async def _claim(self, kernel: _Kernel, request: TakeKernel) -> None:
         assert kernel.reader is not None and kernel.writer is not None
