@@ -125,9 +125,9 @@ async def _exercise_kernel(daemon: DaemonProcess, nb: Path, *, expect_prestarted
 def test_kernel_in_pooled_env_when_none_is_prestarted(
     daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    daemon = daemon_factory(config="[backends.uv]\npool_size = 1\n[daemon]\nlease_check_s = 0.3\n").start()
+    daemon = daemon_factory(config="[backends.uv]\npool_size = 2\n[daemon]\nlease_check_s = 0.3\n").start()
     install_spec(daemon, tmp_path, monkeypatch)
-    daemon.wait_pool("uv", 1)
+    daemon.wait_pool("uv", 2)  # one for the kernel, one for its restart
     asyncio.run(_exercise_kernel(daemon, notebook_dir(tmp_path), expect_prestarted=False))
     assert "launching a kernel in pooled env" in (daemon.cache_dir / "runtimed.log").read_text()
 
@@ -146,7 +146,7 @@ def test_no_daemon_falls_back_to_the_kernelspec_argv(tmp_path: Path, monkeypatch
         try:
             await kc.wait_for_ready(timeout=60)
             assert km.provisioner._local is not None
-            reply, out = await run_code(kc, "import sys; print(sys.executable)")
+            _, out = await run_code(kc, "import sys; print(sys.executable)")
             assert out.strip() == sys.executable
             before = km.get_connection_info()
             await km.restart_kernel()
@@ -173,7 +173,7 @@ def test_owner_death_shuts_the_kernel_down_and_frees_its_env(
         "from runtimed.client import Client\n"
         "from runtimed.protocol import TakeKernel\n"
         f"with Client({str(daemon.socket)!r}) as c:\n"
-        "    k = c.take_kernel(TakeKernel(env_type='uv', cwd=os.getcwd(), env=dict(os.environ), owner_pid=os.getpid()))\n"
+        "    k = c.take_kernel(TakeKernel(env_type='uv', env=dict(os.environ), owner_pid=os.getpid()))\n"
         "print(k.pid, k.env.venv_path, flush=True)\n"
         "time.sleep(600)\n"
     )
