@@ -135,6 +135,7 @@ def test_kernel_in_pooled_env_when_none_is_prestarted(
 def test_no_daemon_falls_back_to_the_kernelspec_argv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
+    (tmp_path / "nodaemon").mkdir()
     daemon = DaemonProcess(tmp_path / "nodaemon")  # never started: its socket does not exist
     install_spec(daemon, tmp_path, monkeypatch)
 
