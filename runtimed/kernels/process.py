@@ -19,6 +19,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import psutil
 from attrs import define
 
@@ -75,7 +76,10 @@ def read_record(kernel_dir: Path) -> KernelRecord | None:
         return None
     except Exception:  # cattrs structuring errors
         return None
-    return record
+    try:  # the shared converter leaves str-based enums as plain strings
+        return attrs.evolve(record, state=KernelState(record.state))
+    except ValueError:
+        return None
 
 
 def new_connection_file(kernel_dir: Path, fixed: dict[str, Any] | None = None) -> Path:
