@@ -26,7 +26,7 @@ from typing import Any
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
-from traitlets import Float, Unicode
+from traitlets import Bool, Float, Unicode
 
 from runtimed.client import Client, DaemonError, DaemonNotRunning
 from runtimed.kernels.process import alive, kill_group
@@ -55,6 +55,7 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     backend = Unicode("uv", config=True, help="the runtimed backend (pool) to take kernels from")
     socket = Unicode("", config=True, help="the daemon's socket (default: the usual place)")
     wait_s = Float(2.0, config=True, help="seconds to wait for an env when no pre-started kernel is ready")
+    prestarted = Bool(True, config=True, help="use pre-started kernels (False: always a fresh kernel in a pooled env)")
 
     kernel: LaunchedKernel | None = None
     _local: LocalProvisioner | None = None
@@ -87,6 +88,7 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             owner_pid=os.getpid(),
             connection=_jsonable(self.connection_info) if restart else None,
             wait_s=self.wait_s,
+            prestarted=self.prestarted,
         )
         try:
             kernel = await asyncio.to_thread(self._take, request)
