@@ -24,7 +24,7 @@ def test_notebook_session_restart_with_open_websocket_and_server_kill(
     (root / "nb").mkdir(parents=True)
     (root / "nb" / "data.txt").write_text("from the notebook dir\n")
     wait_kernels(daemon)
-    daemon.wait_pool("uv", 1)
+    daemon.wait_pool("uv", 2)  # the hand-out's refill takes one; the restart another
     server = JupyterServer(root, dict(os.environ)).start()
     try:
         session = server.request(
