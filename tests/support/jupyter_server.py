@@ -52,7 +52,11 @@ class JupyterServer:
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
         )  # fmt: skip
         log.close()
-        wait_for(self._up, timeout=60, what="jupyter_server to answer")
+        try:
+            wait_for(self._up, timeout=180, what="jupyter_server to answer")
+        except BaseException:
+            self.kill()
+            raise
         return self
 
     def _up(self) -> bool:
