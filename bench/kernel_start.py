@@ -59,13 +59,13 @@ async def time_to_ready(name: str) -> float:
     kc = km.client()
     kc.start_channels()
     try:
-        while True:
-            msg_id = kc.kernel_info()
+        while True:  # nudge every 50 ms; the first kernel_info_reply (to any nudge) ends it
+            kc.kernel_info()
             try:
-                reply = await kc.get_shell_msg(timeout=0.01)
+                reply = await kc.get_shell_msg(timeout=0.05)
             except Exception:
                 continue
-            if reply["parent_header"].get("msg_id") == msg_id:
+            if reply["msg_type"] == "kernel_info_reply":
                 return time.perf_counter() - t0
     finally:
         kc.stop_channels()
@@ -95,13 +95,14 @@ def wait_prestarted(daemon: DaemonProcess) -> None:
 
 
 def report(title: str, times: dict[str, list[float]]) -> None:
+    """Print medians and ratios (flushed: the run is long)."""
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n{title}")
     for name in SPECS:
         ms = ", ".join(f"{t * 1e3:.0f}" for t in times[name])
         print(f"  {name:<11} median {med[name] * 1e3:7.1f} ms   ({ms})")
     print(f"  python3 / prestarted: {med['python3'] / med['prestarted']:.1f}x   "
-          f"python3 / pooled: {med['python3'] / med['pooled']:.1f}x")  # fmt: skip
+          f"python3 / pooled: {med['python3'] / med['pooled']:.1f}x", flush=True)  # fmt: skip
 
 
 def main() -> None:

@@ -81,15 +81,15 @@ def _check_ready(connection_file: str, timeout: float) -> None:
     client.load_connection_file()
     deadline = time.monotonic() + timeout
     try:
-        while True:
-            msg_id = client.kernel_info()
+        while True:  # the first reply to any of the nudges will do
+            client.kernel_info()
             try:
                 reply = client.get_shell_msg(timeout=0.2)
             except Exception:
                 if time.monotonic() > deadline:
                     raise TimeoutError("kernel did not answer kernel_info") from None
                 continue
-            if reply["parent_header"].get("msg_id") == msg_id:
+            if reply["msg_type"] == "kernel_info_reply":
                 return
     finally:
         client.stop_channels()

@@ -156,7 +156,11 @@ class KernelKeeper:
             if pool.deficit(now) > 0:
                 kernel_id = new_env_id()
                 pool.start(kernel_id)
-                env = await self.envs.take(backend, ENV_WAIT_S)
+                try:
+                    env = await self.envs.take(backend, ENV_WAIT_S)
+                except Exception:
+                    log.exception("taking an env for a pre-started %s kernel failed", backend)
+                    env = None
                 if env is None:
                     pool.abandoned(kernel_id)
                     await asyncio.sleep(1.0)
