@@ -24,7 +24,6 @@ import psutil
 from attrs import define
 
 from runtimed._convert import make_converter
-from runtimed.envdir import write_text_atomic
 
 __all__ = [
     "HOST_SCRIPT",
@@ -66,7 +65,11 @@ class KernelRecord:
 
 
 def write_record(kernel_dir: Path, record: KernelRecord) -> None:
-    write_text_atomic(kernel_dir / RECORD, json.dumps(_converter.unstructure(record)))
+    """Atomic (temp + rename) but not fsynced: it is on the hand-out path, and it only
+    has to survive the daemon dying, not the machine (a reboot ends the kernels too)."""
+    tmp = kernel_dir / f".{RECORD}.tmp"
+    tmp.write_text(json.dumps(_converter.unstructure(record)))
+    os.replace(tmp, kernel_dir / RECORD)
 
 
 def read_record(kernel_dir: Path) -> KernelRecord | None:
