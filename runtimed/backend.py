@@ -145,6 +145,14 @@ class Backend:
         """``name==version`` of everything installed, for the manifest."""
         return list_distributions(self.python_path(path))
 
+    def activation(self, path: Path) -> dict[str, str]:
+        """The variables that activate the env at ``path``; kernels run with them.
+
+        ``PATH`` holds directories to prepend to the kernel's ``PATH``; every other
+        variable is set as given. Recorded in the manifest at build time.
+        """
+        return {"PATH": str(self.python_path(path).parent)}
+
     def manifest_details(self, request: BuildRequest) -> dict[str, object]:
         """Backend-specific manifest data (e.g. exact conda records)."""
         return {}

@@ -47,6 +47,7 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
             created_at=now_iso(),
             backend_version=backend.version,
             details=details,
+            activation=backend.activation(request.path),
         )
     except BackendError:
         raise

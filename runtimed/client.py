@@ -27,6 +27,8 @@ from runtimed.protocol import (
     Flushed,
     Gc,
     GcReport,
+    KernelReply,
+    LaunchedKernel,
     LineDecoder,
     Ping,
     Pong,
@@ -37,6 +39,7 @@ from runtimed.protocol import (
     Status,
     StatusReply,
     Take,
+    TakeKernel,
     encode,
 )
 
@@ -186,6 +189,16 @@ class Client:
         if isinstance(reply, Empty):
             return None
         raise DaemonError("unexpected_reply", f"take got {type(reply).__name__}")
+
+    def take_kernel(self, request: TakeKernel, *, timeout: float = 120.0) -> LaunchedKernel | None:
+        """A running kernel set up as ``request`` asks (see :class:`TakeKernel`), or
+        None when the backend has neither a pre-started kernel nor a pooled env."""
+        reply = self.request(request, timeout=(request.wait_s or 0) + timeout)
+        if isinstance(reply, KernelReply):
+            return reply.kernel
+        if isinstance(reply, Empty):
+            return None
+        raise DaemonError("unexpected_reply", f"take_kernel got {type(reply).__name__}")
 
     def release(self, path: str | os.PathLike[str]) -> None:
         """Give an env back; the daemon deletes it."""

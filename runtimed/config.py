@@ -151,6 +151,14 @@ class BackendConfig:
     concurrency: int = field(default=1, validator=_count(MAX_CONCURRENCY))
     max_age: float | str = field(default="2d", validator=_duration)
     build_timeout: float = field(default=900.0, validator=_seconds)  # seconds per create job
+    kernels: int | None = field(default=None, validator=attrs.validators.optional(_pool_size))  # pre-started
+
+    @property
+    def kernel_target(self) -> int:
+        """Pre-started kernels to keep: ``kernels``, else 1 when the pool is enabled."""
+        if self.kernels is not None:
+            return self.kernels
+        return 1 if self.pool_size > 0 else 0
 
     @property
     def max_age_s(self) -> float:
@@ -186,6 +194,8 @@ class DaemonConfig:
     # runtimed.log rotates at this size, keeping this many old files (read at start-up only).
     log_max_bytes: int = field(default=5 * 1024 * 1024, validator=_at_least(64 * 1024))
     log_backups: int = field(default=3, validator=_between(1, 100))
+    # A handed-out kernel whose owner (the KernelManager's process) died is shut down after this.
+    kernel_owner_grace_s: float = field(default=10.0, validator=_seconds)
 
 
 @define(frozen=True)

@@ -1,11 +1,14 @@
-"""Start a Jupyter kernel in an env from the pool: ``python -m runtimed.kernel``.
+"""runtimed kernelspecs (install, list, uninstall) and the legacy launcher.
 
-A kernelspec (``runtimed kernel install``) runs this with ``-f {connection_file}``.
-It takes a ready env from the daemon, leased to its own pid, then *execs* that
-env's python as ``-m ipykernel_launcher``: the kernel keeps the pid, so the lease
-holder is the kernel itself and the env is deleted once the kernel exits. With no
-daemon (or an empty pool) the kernel starts with the interpreter running this
-module instead, so a notebook always gets a kernel.
+``runtimed kernel install`` writes a kernelspec served by ``runtimed-provisioner``
+(:mod:`runtimed.kernels.provisioner`): its ``argv`` is a plain ipykernel launch
+with this interpreter, used only when runtimed cannot serve.
+
+``python -m runtimed.kernel`` is kept for front ends without kernel provisioners
+(jupyter_client < 7): it takes a ready env from the daemon, leased to its own pid,
+then *execs* that env's python as ``-m ipykernel_launcher`` (the kernel keeps the
+pid, so it holds the lease). With no daemon it starts the kernel with this
+interpreter instead.
 """
 
 from __future__ import annotations
@@ -13,12 +16,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
+from attrs import define
+
 from runtimed.client import Client, DaemonError, DaemonNotRunning
 
-__all__ = ["default_kernels_dir", "install", "kernel_spec", "main"]
+__all__ = [
+    "PROVISIONER_NAME",
+    "KernelSpecInfo",
+    "default_kernels_dir",
+    "install",
+    "kernel_spec",
+    "list_specs",
+    "main",
+    "uninstall",
+]
+
+PROVISIONER_NAME = "runtimed-provisioner"
 
 
 def default_kernels_dir() -> Path:
@@ -33,16 +50,60 @@ def default_kernels_dir() -> Path:
 
 
 def kernel_spec(backend: str, display_name: str | None = None, socket: str | None = None) -> dict[str, object]:
-    """The ``kernel.json`` of a kernel that starts from ``backend``'s pool."""
-    argv = [sys.executable, "-m", "runtimed.kernel", "--backend", backend]
+    """The ``kernel.json`` of a kernel served by runtimed from ``backend``."""
+    config: dict[str, str] = {"backend": backend}
     if socket:
-        argv += ["--socket", socket]
+        config["socket"] = socket
     return {
-        "argv": [*argv, "-f", "{connection_file}"],
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": display_name or f"Python (runtimed {backend})",
         "language": "python",
-        "metadata": {"runtimed": {"backend": backend}},
+        "interrupt_mode": "signal",
+        "metadata": {
+            "kernel_provisioner": {"provisioner_name": PROVISIONER_NAME, "config": config},
+            "runtimed": {"backend": backend},
+        },
     }
+
+
+@define(frozen=True)
+class KernelSpecInfo:
+    """A runtimed kernelspec found on disk."""
+
+    name: str
+    path: Path
+    backend: str
+    display_name: str
+
+
+def list_specs(kernels_dir: Path) -> list[KernelSpecInfo]:
+    """The runtimed kernelspecs in ``kernels_dir`` (others are left out)."""
+    found = []
+    for spec_file in sorted(kernels_dir.glob("*/kernel.json")):
+        try:
+            spec = json.loads(spec_file.read_text())
+        except (OSError, ValueError):
+            continue
+        runtimed = spec.get("metadata", {}).get("runtimed") if isinstance(spec, dict) else None
+        if isinstance(runtimed, dict):
+            found.append(
+                KernelSpecInfo(
+                    name=spec_file.parent.name,
+                    path=spec_file.parent,
+                    backend=str(runtimed.get("backend", "")),
+                    display_name=str(spec.get("display_name", "")),
+                )
+            )
+    return found
+
+
+def uninstall(kernels_dir: Path, name: str) -> Path:
+    """Remove the runtimed kernelspec ``name``; ValueError if there is none by that name."""
+    for info in list_specs(kernels_dir):
+        if info.name == name:
+            shutil.rmtree(info.path)
+            return info.path
+    raise ValueError(f"no runtimed kernelspec named {name!r} in {kernels_dir}")
 
 
 def main(argv: list[str] | None = None) -> int:

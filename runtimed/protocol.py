@@ -36,6 +36,9 @@ __all__ = [
     "Gc",
     "GcItem",
     "GcReport",
+    "KernelPoolStatus",
+    "KernelReply",
+    "LaunchedKernel",
     "LineDecoder",
     "Ping",
     "Pong",
@@ -52,6 +55,7 @@ __all__ = [
     "Status",
     "StatusReply",
     "Take",
+    "TakeKernel",
     "WorkerStatus",
     "decode_line",
     "encode",
@@ -128,6 +132,36 @@ class WorkerStatus:
 
 
 @define(frozen=True)
+class KernelPoolStatus:
+    """Pre-started kernels of one backend."""
+
+    available: int = 0
+    starting: int = 0
+    target: int = 0
+    handed_out: int = 0
+    error: str | None = None
+
+
+@define(frozen=True)
+class LaunchedKernel:
+    """A running kernel handed to a client (``kernel`` reply).
+
+    ``connection`` is the kernel's connection info (``key`` as a string: JSON);
+    ``prestarted`` says whether it came from the pre-started pool, and ``reason``
+    why not when it did not.
+    """
+
+    id: str
+    pid: int
+    create_time: float
+    connection: dict[str, Any]
+    env: PooledEnv
+    prestarted: bool
+    log_file: str = ""
+    reason: str = ""
+
+
+@define(frozen=True)
 class PoolStatus:
     available: int
     warming: int
@@ -137,6 +171,7 @@ class PoolStatus:
     disk_bytes: int | None = None  # pooled + leased envs of this backend
     error: PoolError | None = None
     worker: WorkerStatus | None = None
+    kernels: KernelPoolStatus | None = None
 
 
 @define(frozen=True)
@@ -214,6 +249,27 @@ class Envs:
     TYPE: ClassVar[str] = "envs"
 
 
+@define(frozen=True)
+class TakeKernel:
+    """A running kernel in an env of ``env_type``, set up as the front end asked.
+
+    ``env`` replaces the kernel's environment (the env's activation is applied on
+    top), ``argv`` are extra kernel arguments, ``owner_pid`` the process whose death
+    ends the kernel (after a grace). ``connection`` pins the ports and key (a
+    restart); then no pre-started kernel can serve and one is launched on them.
+    """
+
+    TYPE: ClassVar[str] = "take_kernel"
+    env_type: str
+    cwd: str | None = None
+    env: dict[str, str] = field(factory=dict)
+    argv: list[str] = field(factory=list)
+    owner_pid: int | None = None
+    connection: dict[str, Any] | None = None
+    wait_s: float | None = None
+    prestarted: bool = True  # False: never use a pre-started kernel
+
+
 # ---------------------------------------------------------------- replies
 
 
@@ -275,6 +331,12 @@ class EnvList:
 
 
 @define(frozen=True)
+class KernelReply:
+    TYPE: ClassVar[str] = "kernel"
+    kernel: LaunchedKernel
+
+
+@define(frozen=True)
 class Error:
     """A reply that says the request failed; ``code`` is machine-readable."""
 
@@ -283,13 +345,30 @@ class Error:
     message: str
 
 
-Request = Ping | Take | Release | Status | Flush | Shutdown | Gc | Envs
-Reply = Pong | EnvReply | Empty | Released | StatusReply | Flushed | ShuttingDown | GcReport | EnvList | Error
+Request = Ping | Take | Release | Status | Flush | Shutdown | Gc | Envs | TakeKernel
+Reply = (
+    Pong | EnvReply | Empty | Released | StatusReply | Flushed | ShuttingDown | GcReport | EnvList | KernelReply | Error
+)
 
-REQUEST_TYPES: dict[str, type] = {c.TYPE: c for c in (Ping, Take, Release, Status, Flush, Shutdown, Gc, Envs)}
+REQUEST_TYPES: dict[str, type] = {
+    c.TYPE: c for c in (Ping, Take, Release, Status, Flush, Shutdown, Gc, Envs, TakeKernel)
+}
 # "status" names both a request and its reply; the direction decides which.
 REPLY_TYPES: dict[str, type] = {
-    c.TYPE: c for c in (Pong, EnvReply, Empty, Released, StatusReply, Flushed, ShuttingDown, GcReport, EnvList, Error)
+    c.TYPE: c
+    for c in (
+        Pong,
+        EnvReply,
+        Empty,
+        Released,
+        StatusReply,
+        Flushed,
+        ShuttingDown,
+        GcReport,
+        EnvList,
+        KernelReply,
+        Error,
+    )
 }
 
 # Unknown keys are tolerated so a newer peer can add optional fields.

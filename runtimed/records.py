@@ -29,6 +29,8 @@ class Manifest:
     created_at: str = ""
     backend_version: str = ""
     details: dict[str, Any] = field(factory=dict)  # backend-specific, e.g. conda records
+    # Variables that activate the env (Backend.activation): PATH is prepended, the rest set.
+    activation: dict[str, str] = field(factory=dict)
     format: int = MANIFEST_FORMAT
 
 

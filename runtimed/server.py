@@ -33,6 +33,7 @@ from runtimed.protocol import (
     ShuttingDown,
     Status,
     Take,
+    TakeKernel,
     encode,
 )
 from runtimed.supervisor import Supervisor
@@ -133,6 +134,8 @@ class Server:
                 return await self.supervisor.gc(dry_run=event.dry_run)
             if isinstance(event, Envs):
                 return await self.supervisor.envs()
+            if isinstance(event, TakeKernel):
+                return await self.supervisor.take_kernel(event, pid)
             if isinstance(event, Shutdown):
                 return ShuttingDown()
         except Exception as exc:

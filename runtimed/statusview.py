@@ -5,19 +5,24 @@ Core failure records become wire ``PoolError`` records here, at the edge.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from runtimed.failure import ErrorKind, Failure
 from runtimed.leasetable import LeaseTable
 from runtimed.pool import PoolFailure
-from runtimed.protocol import PoolError, PoolStatus
+from runtimed.protocol import KernelPoolStatus, PoolError, PoolStatus
 from runtimed.records import WorkerState
 from runtimed.runtime import BackendRuntime
 
 __all__ = ["pool_statuses"]
 
 
-def pool_statuses(runtimes: Mapping[str, BackendRuntime], leases: LeaseTable, now: float) -> dict[str, PoolStatus]:
+def pool_statuses(
+    runtimes: Mapping[str, BackendRuntime],
+    leases: LeaseTable,
+    now: float,
+    kernels: Callable[[str], KernelPoolStatus | None] = lambda _name: None,
+) -> dict[str, PoolStatus]:
     pools = {}
     for name, runtime in runtimes.items():
         pool = runtime.pool
@@ -34,6 +39,7 @@ def pool_statuses(runtimes: Mapping[str, BackendRuntime], leases: LeaseTable, no
             disk_bytes=leases.disk_bytes(paths),
             error=_from_pool(pool_error) if pool_error else _pool_error(other),
             worker=runtime.worker.status(),
+            kernels=kernels(name),
         )
     return pools
 

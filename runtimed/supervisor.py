@@ -32,6 +32,8 @@ from runtimed.failure import BackendError
 from runtimed.gc import scan_disk
 from runtimed.housekeeping import Housekeeper
 from runtimed.jobs import ComputeSpecHash, Ready
+from runtimed.kernelenvs import KernelEnvs
+from runtimed.kernels.keeper import KernelKeeper, KernelStartError
 from runtimed.leases import holder_alive
 from runtimed.leasetable import LeaseTable
 from runtimed.paths import Paths
@@ -47,10 +49,12 @@ from runtimed.protocol import (
     Error,
     Flushed,
     GcReport,
+    KernelReply,
     PooledEnv,
     Released,
     StatusReply,
     Take,
+    TakeKernel,
 )
 from runtimed.records import ReadyEnv
 from runtimed.runtime import BackendRuntime, Worker, WorkerFactory, process_workers
@@ -114,6 +118,10 @@ class Supervisor:
             settled=self._settled,
         )
         self.stopping = False
+        envs = KernelEnvs(take=self.take, leases=self.leases, discard=self.discard, stopping=lambda: self.stopping)
+        self.kernels = KernelKeeper(
+            paths.cache_dir / "kernels", envs.access(), lambda: self.config.daemon.kernel_owner_grace_s
+        )
 
     # ------------------------------------------------------------ startup / shutdown
 
@@ -134,6 +142,7 @@ class Supervisor:
             self.tasks.spawn(runtime.worker.run(), name=f"worker:{name}")
         for backend, envs in found.items():
             log.warning("%d env(s) of backend %r left alone: no such plugin installed", len(envs), backend)
+        await self.kernels.start(self._kernel_targets())
         daemon = self.config.daemon
         self.tasks.spawn(self._every(lambda: self.config.daemon.lease_check_s, self.housekeeping.check_leases))
         self.tasks.spawn(self._every(lambda: self.config.daemon.gc_interval_s, self.housekeeping.sweep))
@@ -154,6 +163,7 @@ class Supervisor:
             return
         self.stopping = True
         log.info("shutting down")
+        await self.kernels.stop()
         for runtime in self.runtimes.values():
             if runtime.wakeup:
                 runtime.wakeup.cancel()
@@ -330,7 +340,26 @@ class Supervisor:
             config_error=self.config_error,
             broken_plugins=dict(self.broken_plugins),
         )
-        return StatusReply(daemon=daemon, pools=pool_statuses(self.runtimes, self.leases, time.monotonic()))
+        return StatusReply(
+            daemon=daemon, pools=pool_statuses(self.runtimes, self.leases, time.monotonic(), self.kernels.status)
+        )
+
+    # ------------------------------------------------------------ kernels (runtimed.kernels does the work)
+
+    async def take_kernel(self, request: TakeKernel, peer_pid: int | None) -> KernelReply | Empty | Error:
+        if request.env_type not in self.runtimes:
+            known = ", ".join(sorted(self.runtimes)) or "none"
+            return Error(code="unknown_env_type", message=f"no backend {request.env_type!r} (known: {known})")
+        try:
+            kernel = await self.kernels.take(request, peer_pid)
+        except KernelStartError as exc:
+            return Error(code="kernel_failed", message=str(exc))
+        if kernel is None:
+            return Empty(retry_in_s=self.runtimes[request.env_type].pool.retry_in(time.monotonic()))
+        return KernelReply(kernel=kernel)
+
+    def _kernel_targets(self) -> dict[str, int]:
+        return {name: self.config.backend(name).kernel_target for name in self.runtimes}
 
     # ------------------------------------------------------------ configuration
 
@@ -372,6 +401,7 @@ class Supervisor:
                 self.tasks.spawn(self._respec(runtime), name=f"respec:{name}")
             else:
                 self.carry_out(runtime, shrunk)
+        self.kernels.configure(self._kernel_targets())
         if config.supervision != old.supervision:
             for runtime in self.runtimes.values():
                 runtime.worker.supervision = config.supervision

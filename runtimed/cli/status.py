@@ -15,7 +15,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "status",
         parents=[common],
         help="show the pools and workers",
-        description="Show each backend's pool (available/target, warming, leased), its worker "
+        description="Show each backend's pool (available/target, warming, leased), its pre-started kernels "
+        "(ready/target, starting, in use), its worker "
         "(pid, RSS, restarts) and its last error. Exits 1 if no daemon runs.",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -47,6 +48,19 @@ def _error_text(pool: PoolStatus) -> str:
     return text
 
 
+def _kernels_text(pool: PoolStatus) -> str:
+    """Pre-started kernels ready/target, with those starting and handed out."""
+    k = pool.kernels
+    if k is None or (k.target == 0 and k.handed_out == 0):
+        return "-"
+    text = f"{k.available}/{k.target}"
+    if k.starting:
+        text += f" +{k.starting} starting"
+    if k.handed_out:
+        text += f" ({k.handed_out} in use)"
+    return text
+
+
 def render(reply: StatusReply) -> str:
     d = reply.daemon
     lines = [f"runtimed {d.version} (pid {d.pid}) since {d.started_at}", f"socket {d.socket}"]
@@ -55,7 +69,7 @@ def render(reply: StatusReply) -> str:
     for name, error in sorted(d.broken_plugins.items()):
         lines.append(f"backend {name} is broken and not served: {error}")
     lines.append("")
-    rows = [["BACKEND", "AVAILABLE", "WARMING", "LEASED", "WORKER", "RSS", "LAST ERROR"]]
+    rows = [["BACKEND", "AVAILABLE", "WARMING", "LEASED", "KERNELS", "WORKER", "RSS", "LAST ERROR"]]
     for name, pool in sorted(reply.pools.items()):
         worker = pool.worker
         worker_text = "-"
@@ -69,6 +83,7 @@ def render(reply: StatusReply) -> str:
                 f"{pool.available}/{pool.target}",
                 str(pool.warming),
                 str(pool.leased),
+                _kernels_text(pool),
                 worker_text,
                 human_bytes(worker.rss_bytes if worker else None),
                 _error_text(pool),

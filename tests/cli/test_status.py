@@ -22,7 +22,7 @@ def test_status_table_and_json(daemon_factory: type[DaemonProcess]) -> None:
     table = daemon.run_cli("status")
     assert table.returncode == 0
     header = next(line for line in table.stdout.splitlines() if line.startswith("BACKEND"))
-    assert header.split() == ["BACKEND", "AVAILABLE", "WARMING", "LEASED", "WORKER", "RSS", "LAST", "ERROR"]
+    assert header.split() == ["BACKEND", "AVAILABLE", "WARMING", "LEASED", "KERNELS", "WORKER", "RSS", "LAST", "ERROR"]
     row = next(line for line in table.stdout.splitlines() if line.startswith("uv "))
     assert "1/1" in row and "running pid" in row and "MiB" in row
     data = json.loads(daemon.run_cli("status", "--json").stdout)

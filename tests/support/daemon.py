@@ -89,11 +89,14 @@ class DaemonProcess:
     def write_config(self, text: str) -> None:
         """Write the config file; installed backends it does not mention get
         ``pool_size = 0`` so a test only builds what it asks for (and conda never
-        reaches for conda-forge)."""
+        reaches for conda-forge). Pre-started kernels are off (``kernels = 0``)
+        unless the test sets ``kernels``: they take envs from the pool."""
         data = tomllib.loads(text)
         backends = data.setdefault("backends", {})
         for name in discover_plugins():
             backends.setdefault(name, {"pool_size": 0})
+        for section in backends.values():
+            section.setdefault("kernels", 0)
         self.config_file.write_text(tomlkit.dumps(data))
 
     @property

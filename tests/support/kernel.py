@@ -46,3 +46,31 @@ class _Collector:
     def __call__(self, msg: dict[str, Any]) -> None:
         if msg["msg_type"] == "execute_result":
             self.result = msg["content"]["data"].get("text/plain")
+
+
+async def run_code(kc: Any, code: str, timeout: float = 60.0) -> tuple[dict[str, Any], str]:
+    """Execute ``code`` with an async kernel client; returns (execute_reply content, stdout)."""
+    import asyncio
+
+    msg_id = kc.execute(code)
+    out: list[str] = []
+    reply: dict[str, Any] | None = None
+    idle = False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while reply is None or not idle:
+        remaining = deadline - loop.time()
+        assert remaining > 0, f"no reply to {code!r} within {timeout}s"
+        if reply is None:
+            msg = await kc.get_shell_msg(timeout=remaining)
+            if msg["parent_header"].get("msg_id") == msg_id:
+                reply = msg["content"]
+            continue
+        msg = await kc.get_iopub_msg(timeout=remaining)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            idle = True
+    return reply, "".join(out)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from runtimed.backend import Availability, Backend, BackendError, BuildRequest, ErrorKind
 from runtimed.config import BackendConfig
@@ -112,6 +113,21 @@ class CondaBackend(Backend):
     def installed_packages(self, path: Path) -> list[str]:
         """``name==version`` of every conda package in the prefix (not just Python distributions)."""
         return package_list(installed_records(path))
+
+    def activation(self, path: Path) -> dict[str, str]:
+        """The variables conda activation sets, from py-rattler's activation API."""
+        from rattler.shell import ActivationVariables, Shell, activate
+
+        marker = "/runtimed-base-path"  # stands for the kernel's own PATH, which is not known here
+        result = activate(path, ActivationVariables(None, [marker]), Shell.bash)
+        entries = [str(p) for p in cast("list[Path]", result.path)]
+        variables = {"PATH": os.pathsep.join(entries[: entries.index(marker)] if marker in entries else entries)}
+        for line in result.script.splitlines():
+            name, sep, value = line.removeprefix("export ").partition("=")
+            if line.startswith("export ") and sep and name != "PATH":
+                variables[name] = (shlex.split(value) or [""])[0]
+        variables.setdefault("CONDA_PREFIX", str(path))
+        return variables
 
     def manifest_details(self, request: BuildRequest) -> dict[str, object]:
         """Channels, specs, how repodata was obtained, phase timings and the exact records."""

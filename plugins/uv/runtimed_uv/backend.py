@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import ClassVar
 
 from runtimed.backend import Availability, Backend, BackendError, BuildRequest, ErrorKind, clean_env
@@ -72,3 +73,7 @@ class UvBackend(Backend):
         # A cold cache (or a new package): go online. A bad spec fails the same way online.
         request.progress("uv pip install (online)")
         self._check(self._uv_run(install))
+
+    def activation(self, path: Path) -> dict[str, str]:
+        """What ``source bin/activate`` sets."""
+        return {"VIRTUAL_ENV": str(path), "PATH": str(path / "bin")}

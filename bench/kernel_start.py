@@ -1,0 +1,151 @@
+"""Benchmark: time to a ready Jupyter kernel, plain python3 vs runtimed.
+
+Run from the repository root:  python bench/kernel_start.py [--rounds 7] [--no-server]
+
+"Ready" is from ``KernelManager.start_kernel()`` to the first ``kernel_info_reply``,
+the client nudging with ``kernel_info`` requests as front ends do (not
+``wait_for_ready()``, whose iopub flush alone waits 0.2 s). In one run, alternating
+round by round, it times three kernelspecs:
+  * python3     - the plain ipykernel kernelspec (this interpreter)
+  * pooled      - runtimed-provisioner, a fresh kernel in a pooled env (prestarted = false)
+  * prestarted  - runtimed-provisioner, a pre-started kernel
+and the same three through a real jupyter_server: ``POST /api/sessions`` to the first
+output of ``print`` over the kernel websocket. Before each pre-started round it waits
+for the daemon to have a kernel ready again (a refill is not what is measured).
+It starts a real daemon in a temp dir (uv backend; UV_CACHE_DIR as set). Nothing is
+asserted; medians and ratios are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jupyter_client.manager import AsyncKernelManager
+
+from runtimed.kernel import install, kernel_spec
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.jupyter_server import JupyterServer
+
+SPECS = ("python3", "pooled", "prestarted")
+
+
+def write_specs(kernels: Path, socket: str) -> None:
+    install(
+        kernels,
+        "python3",
+        {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+         "display_name": "Python 3", "language": "python"},
+    )  # fmt: skip
+    for name, prestarted in (("pooled", False), ("prestarted", True)):
+        spec = kernel_spec("uv", name, socket)
+        spec["metadata"]["kernel_provisioner"]["config"]["prestarted"] = prestarted  # type: ignore[index]
+        install(kernels, name, spec)
+
+
+async def time_to_ready(name: str) -> float:
+    km = AsyncKernelManager(kernel_name=name)
+    t0 = time.perf_counter()
+    await km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        while True:  # nudge every 50 ms; the first kernel_info_reply (to any nudge) ends it
+            kc.kernel_info()
+            try:
+                reply = await kc.get_shell_msg(timeout=0.05)
+            except Exception:
+                continue
+            if reply["msg_type"] == "kernel_info_reply":
+                return time.perf_counter() - t0
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+
+
+def time_through_server(server: JupyterServer, name: str) -> float:
+    t0 = time.perf_counter()
+    session = server.request("POST", "/api/sessions", {"path": f"{name}.ipynb", "type": "notebook",
+                                                       "kernel": {"name": name}})  # fmt: skip
+    ws = server.kernel_socket(session["kernel"]["id"])
+    try:
+        ws.first_output()
+        return time.perf_counter() - t0
+    finally:
+        ws.close()
+        server.request("DELETE", f"/api/sessions/{session['id']}")
+
+
+def wait_prestarted(daemon: DaemonProcess) -> None:
+    def ready() -> bool:
+        kernels = daemon.status().pools["uv"].kernels
+        pool = daemon.status().pools["uv"]
+        return kernels is not None and kernels.available >= 1 and pool.available >= 1
+
+    wait_for(ready, timeout=600, what="a pre-started kernel and a pooled env")
+
+
+def report(title: str, times: dict[str, list[float]]) -> None:
+    """Print medians and ratios (flushed: the run is long)."""
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\n{title}")
+    for name in SPECS:
+        ms = ", ".join(f"{t * 1e3:.0f}" for t in times[name])
+        print(f"  {name:<11} median {med[name] * 1e3:7.1f} ms   ({ms})")
+    print(f"  python3 / prestarted: {med['python3'] / med['prestarted']:.1f}x   "
+          f"python3 / pooled: {med['python3'] / med['pooled']:.1f}x", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--no-server", action="store_true", help="skip the jupyter_server half")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="runtimed-kbench-") as tmp:
+        base = Path(tmp)
+        uv_cache = Path.home() / ".cache" / "runtimed-tests" / "uv-cache"  # the test suite's, if present
+        env = {"UV_CACHE_DIR": str(uv_cache)} if uv_cache.is_dir() and "UV_CACHE_DIR" not in os.environ else {}
+        daemon = DaemonProcess(base, config="[backends.uv]\npool_size = 3\nkernels = 1\n", env=env)
+        jupyter = base / "jupyter"
+        write_specs(jupyter / "kernels", str(daemon.socket))
+        os.environ.update(JUPYTER_PATH=str(jupyter), JUPYTER_DATA_DIR=str(base / "jdata"),
+                          JUPYTER_RUNTIME_DIR=str(base / "jrt"))  # fmt: skip
+        daemon.start()
+        server = None
+        try:
+            print("waiting for the pool and a pre-started kernel ...", flush=True)
+            wait_prestarted(daemon)
+            direct: dict[str, list[float]] = {k: [] for k in SPECS}
+            for _ in range(args.rounds):
+                for name in SPECS:
+                    wait_prestarted(daemon)
+                    direct[name].append(asyncio.run(time_to_ready(name)))
+            report("KernelManager.start_kernel() -> first kernel_info_reply", direct)
+            if not args.no_server:
+                (base / "root").mkdir()
+                server = JupyterServer(base / "root", dict(os.environ)).start()
+                served: dict[str, list[float]] = {k: [] for k in SPECS}
+                time_through_server(server, "python3")  # warm the server's own imports
+                for _ in range(args.rounds):
+                    for name in SPECS:
+                        wait_prestarted(daemon)
+                        served[name].append(time_through_server(server, name))
+                report("jupyter_server: POST /api/sessions -> first output over the websocket", served)
+            print("\n" + json.dumps({"direct": direct, **({"server": served} if server else {})}))
+        finally:
+            if server is not None:
+                server.stop()
+            daemon.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""Jupyter kernels from runtimed: pre-started kernels in the daemon, and the provisioner.
+
+* :mod:`runtimed.kernels.host` - the script run in an env's python that pre-starts an ipykernel.
+* :mod:`runtimed.kernels.pool` - pure bookkeeping of one backend's pre-started kernels.
+* :mod:`runtimed.kernels.environ` - a kernel's environment; when a pre-started kernel can serve.
+* :mod:`runtimed.kernels.process` - kernel dirs, connection files, records, liveness.
+* :mod:`runtimed.kernels.keeper` - the daemon side (I/O): keeps, hands out, watches kernels.
+* :mod:`runtimed.kernels.provisioner` - the jupyter_client provisioner (front-end side).
+"""
+
+__all__: list[str] = []

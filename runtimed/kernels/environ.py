@@ -1,0 +1,67 @@
+"""What a kernel's environment is, and when a pre-started kernel cannot serve a request.
+
+Pure functions. The rule for serving a request from a pre-started kernel: it must
+not pin the connection (a restart), its kernel arguments must all be ones a running
+kernel can apply (:data:`APPLIED_ARGS`), and the variables Python, IPython and
+Jupyter read only at start-up (:data:`STARTUP_VARS`) must have the values the
+pre-started kernel was started with. Anything else gets a normally launched kernel
+in a pooled env, with those arguments and variables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from runtimed.protocol import TakeKernel
+
+__all__ = ["APPLIED_ARGS", "STARTUP_VARS", "kernel_environ", "refusal"]
+
+#: Kernel arguments a pre-started kernel applies on claim (nbclient and papermill pass this one).
+APPLIED_ARGS = frozenset({"--HistoryManager.hist_file=:memory:"})
+
+#: Read once at interpreter / kernel start-up: a different value needs a fresh kernel.
+STARTUP_VARS = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PYTHONSAFEPATH",
+    "PYTHONNOUSERSITE",
+    "PYTHONUSERBASE",
+    "PYTHONWARNINGS",
+    "PYTHONHASHSEED",
+    "IPYTHONDIR",
+    "JUPYTER_CONFIG_DIR",
+    "JUPYTER_CONFIG_PATH",
+    "MPLBACKEND",
+)
+
+# Set by the daemon's own environment, never meant for a kernel.
+_LEAKS = ("VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PYTHONEXECUTABLE", "RUNTIMED_SOCKET")
+
+
+def kernel_environ(base: Mapping[str, str], activation: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with an env's activation applied: ``PATH`` in ``activation`` is
+    prepended to the base ``PATH``; every other variable is set as given."""
+    env = {k: v for k, v in base.items() if k not in _LEAKS}
+    for name, value in activation.items():
+        if name == "PATH" and env.get("PATH"):
+            env["PATH"] = value + os.pathsep + env["PATH"]
+        else:
+            env[name] = value
+    return env
+
+
+def refusal(request: TakeKernel, prestart_env: Mapping[str, str]) -> str | None:
+    """Why a pre-started kernel cannot serve ``request`` (None: it can)."""
+    if request.connection is not None:
+        return "the connection info is fixed (a restart)"
+    if not request.prestarted:
+        return "the client asked for a fresh kernel"
+    for arg in request.argv:
+        if arg not in APPLIED_ARGS:
+            return f"kernel argument {arg!r} needs a freshly started kernel"
+    for name in STARTUP_VARS:
+        if request.env.get(name) != prestart_env.get(name):
+            return f"{name} differs from the pre-started kernels' (read only at start-up)"
+    return None

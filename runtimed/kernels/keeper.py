@@ -1,0 +1,461 @@
+"""The daemon's kernel keeper: keeps pre-started kernels per backend, hands them out,
+launches kernels in pooled envs, and watches the owners of handed-out kernels.
+
+It never sees the supervisor: it gets an :class:`EnvAccess` of callables to take an
+env (leased to the daemon), re-lease it to a kernel pid, discard it and tell its
+activation variables. Pool bookkeeping is :class:`~runtimed.kernels.pool.KernelPool`;
+the files and processes are :mod:`runtimed.kernels.process`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from attrs import define, field
+
+from runtimed.envdir import new_env_id
+from runtimed.kernels.environ import kernel_environ, refusal
+from runtimed.kernels.pool import KernelPool
+from runtimed.kernels.process import (
+    HOST_SCRIPT,
+    KernelRecord,
+    KernelState,
+    alive,
+    create_time_of,
+    kill_group,
+    make_kernel_dir,
+    new_connection_file,
+    read_connection,
+    read_record,
+    remove_kernel_dir,
+    write_record,
+)
+from runtimed.protocol import KernelPoolStatus, LaunchedKernel, PooledEnv, TakeKernel
+
+__all__ = ["EnvAccess", "KernelKeeper", "KernelStartError"]
+
+log = logging.getLogger("runtimed.kernels")
+
+START_TIMEOUT_S = 120.0  # a pre-started kernel must answer kernel_info within this
+CLAIM_TIMEOUT_S = 10.0
+ENV_WAIT_S = 5.0  # how long a pre-start waits for an env from the pool
+WATCH_INTERVAL_S = 0.5
+TERM_GRACE_S = 5.0  # SIGTERM, then SIGKILL after this
+
+
+class KernelStartError(RuntimeError):
+    """A kernel could not be started; the message has its log's tail."""
+
+
+@define(frozen=True)
+class EnvAccess:
+    """What the keeper may do with envs (given by the supervisor)."""
+
+    take: Callable[[str, float], Awaitable[PooledEnv | None]]  # leased to the daemon until re-leased
+    lease: Callable[[Path, int], None]  # the env now belongs to this (kernel) pid
+    discard: Callable[[Path], None]  # delete it (its kernel is gone)
+    activation: Callable[[PooledEnv], Mapping[str, str]]  # variables that activate it
+
+
+@define(eq=False)
+class _Kernel:
+    record: KernelRecord
+    dir: Path
+    env_python: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    connection: dict[str, Any] = field(factory=dict)
+    owner_dead_since: float | None = None
+    term_sent_at: float | None = None
+
+
+class KernelKeeper:
+    """Pre-started kernels for every backend, and the kernels it handed out."""
+
+    def __init__(self, root: Path, envs: EnvAccess, owner_grace_s: Callable[[], float]) -> None:
+        self.root = root
+        self.envs = envs
+        self.owner_grace_s = owner_grace_s
+        self.pools: dict[str, KernelPool] = {}
+        self.kernels: dict[str, _Kernel] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._fillers: dict[str, asyncio.Task[None]] = {}
+        self._running = False
+        self.prestart_env = kernel_environ(os.environ, {})  # what pre-started kernels start with
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self, targets: Mapping[str, int]) -> None:
+        """Recover kernels left on disk, then keep ``targets`` idle kernels per backend."""
+        await asyncio.to_thread(self._recover)
+        self._running = True
+        self._spawn(self._watch())
+        self.configure(targets)
+
+    def configure(self, targets: Mapping[str, int]) -> None:
+        for backend, target in targets.items():
+            pool = self.pools.setdefault(backend, KernelPool(target=target))
+            for kernel_id in pool.resize(target):
+                log.info("stopping pre-started kernel %s (kernels shrank)", kernel_id)
+                self._discard(self.kernels[kernel_id])
+            self._wake.setdefault(backend, asyncio.Event()).set()
+            if self._running and backend not in self._fillers:
+                self._fillers[backend] = self._spawn(self._fill(backend))
+
+    async def stop(self) -> None:
+        """Stop every never handed-out kernel; handed-out ones live on."""
+        self._running = False
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        idle = [k for k in self.kernels.values() if k.record.state is KernelState.IDLE]
+        for kernel in idle:
+            self._close_control(kernel)  # the host exits when its channel closes
+            kill_group(kernel.record.pid, signal.SIGTERM)
+        deadline = time.monotonic() + TERM_GRACE_S
+        while any(self._alive(k) for k in idle) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for kernel in idle:
+            self._discard(kernel)
+
+    def _recover(self) -> None:
+        if not self.root.is_dir():
+            return
+        for kernel_dir in self.root.iterdir():
+            record = read_record(kernel_dir)
+            if record is None or not alive(record.pid, record.create_time):
+                remove_kernel_dir(kernel_dir)
+            elif record.state is KernelState.IDLE:
+                log.info("killing pre-started kernel %s (pid %d) left by a previous daemon", record.id, record.pid)
+                kill_group(record.pid)
+                remove_kernel_dir(kernel_dir)
+            else:
+                log.info("watching handed-out kernel %s (pid %d, owner %s)", record.id, record.pid, record.owner_pid)
+                self.kernels[record.id] = _Kernel(record=record, dir=kernel_dir)
+
+    # ------------------------------------------------------------ pre-starting
+
+    async def _fill(self, backend: str) -> None:
+        pool = self.pools[backend]
+        wake = self._wake[backend]
+        while True:
+            now = time.monotonic()
+            if pool.deficit(now) > 0:
+                kernel_id = new_env_id()
+                pool.start(kernel_id)
+                try:
+                    env = await self.envs.take(backend, ENV_WAIT_S)
+                except Exception:
+                    log.exception("taking an env for a pre-started %s kernel failed", backend)
+                    env = None
+                if env is None:
+                    pool.abandoned(kernel_id)
+                    await asyncio.sleep(1.0)
+                else:
+                    self._spawn(self._prestart(backend, kernel_id, env))
+                continue
+            wake.clear()
+            timeout = max(0.1, pool.retry_at - now) if pool.retry_at > now else 5.0
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
+
+    async def _prestart(self, backend: str, kernel_id: str, env: PooledEnv) -> None:
+        pool = self.pools[backend]
+        started = time.monotonic()
+        try:
+            kernel = await self._spawn_host(backend, kernel_id, env)
+        except Exception as exc:
+            log.exception("pre-starting a kernel in %s failed", env.venv_path)
+            pool.failed(kernel_id, f"{type(exc).__name__}: {exc}", time.monotonic())
+            self.envs.discard(Path(env.venv_path))
+            return
+        try:
+            assert kernel.reader is not None
+            line = await asyncio.wait_for(kernel.reader.readline(), START_TIMEOUT_S)
+            event: dict[str, Any] = json.loads(line) if line else {"event": "failed", "error": "the kernel host exited"}
+        except asyncio.TimeoutError:
+            event = {"event": "failed", "error": f"no kernel_info reply within {START_TIMEOUT_S:.0f}s"}
+        except ValueError as exc:
+            event = {"event": "failed", "error": f"bad message from the kernel host: {exc}"}
+        if event.get("event") == "ready":
+            kernel.connection = dict(event["connection"])
+            if pool.ready(kernel_id):
+                log.info("pre-started kernel %s ready in %.2fs (pid %d)", kernel_id, time.monotonic() - started,
+                         kernel.record.pid)  # fmt: skip
+            else:
+                self._discard(kernel)
+        else:
+            error = str(event.get("error"))
+            log.error("pre-started kernel %s failed: %s\n%s", kernel_id, error, _log_tail(kernel.dir))
+            pool.failed(kernel_id, error, time.monotonic())
+            self._discard(kernel)
+        self._wake[backend].set()
+
+    async def _spawn_host(self, backend: str, kernel_id: str, env: PooledEnv) -> _Kernel:
+        kernel_dir = make_kernel_dir(self.root, kernel_id)
+        connection_file = new_connection_file(kernel_dir)
+        ours, theirs = socket.socketpair()
+        argv = [env.python_path, str(HOST_SCRIPT), "--control-fd", str(theirs.fileno()), "-f", str(connection_file)]
+        environ = kernel_environ(self.prestart_env, self.envs.activation(env))
+        try:
+            proc = _popen(argv, kernel_dir, cwd=str(kernel_dir), env=environ, pass_fds=(theirs.fileno(),))
+        finally:
+            theirs.close()
+        kernel = self._track(backend, kernel_id, kernel_dir, env, proc)
+        kernel.env_python = env.python_path
+        kernel.reader, kernel.writer = await asyncio.open_unix_connection(sock=ours)
+        return kernel
+
+    def _track(
+        self, backend: str, kernel_id: str, kernel_dir: Path, env: PooledEnv, proc: subprocess.Popen[bytes]
+    ) -> _Kernel:
+        self.envs.lease(Path(env.venv_path), proc.pid)
+        record = KernelRecord(
+            id=kernel_id,
+            backend=backend,
+            env_path=env.venv_path,
+            pid=proc.pid,
+            create_time=create_time_of(proc.pid) or 0.0,
+            state=KernelState.IDLE,
+        )
+        write_record(kernel_dir, record)
+        kernel = _Kernel(record=record, dir=kernel_dir, proc=proc)
+        self.kernels[kernel_id] = kernel
+        return kernel
+
+    # ------------------------------------------------------------ handing out
+
+    async def take(self, request: TakeKernel, peer_pid: int | None) -> LaunchedKernel | None:
+        """A kernel set up as ``request`` asks: pre-started if one can serve, else
+        launched in a pooled env. None if the pool has no env either."""
+        backend = request.env_type
+        pool = self.pools.get(backend)
+        owner = request.owner_pid or peer_pid
+        reason = refusal(request, self.prestart_env)
+        if reason is None and pool is not None:
+            while (kernel_id := pool.take()) is not None:
+                self._wake[backend].set()  # refill
+                kernel = self.kernels[kernel_id]
+                try:
+                    await self._claim(kernel, request)
+                except Exception as exc:
+                    log.warning("pre-started kernel %s could not be claimed: %s", kernel_id, exc)
+                    self._discard(kernel)
+                    continue
+                log.info("handed out pre-started kernel %s (pid %d) to pid %s", kernel_id, kernel.record.pid, owner)
+                return self._hand_out(kernel, owner, prestarted=True, reason="")
+            reason = "no pre-started kernel ready" if pool.target else "pre-started kernels are disabled"
+        reason = reason or f"no kernels configured for {backend}"
+        env = await self.envs.take(backend, 0.0) or await self._env_of_idle_kernel(backend)
+        if env is None:
+            env = await self.envs.take(backend, request.wait_s if request.wait_s is not None else ENV_WAIT_S)
+        if env is None:
+            log.info("no kernel for %s: %s, and the env pool is empty", backend, reason)
+            return None
+        log.info("launching a kernel in pooled env %s: %s", Path(env.venv_path).name, reason)
+        kernel = await self._launch(backend, env, request)
+        return self._hand_out(kernel, owner, prestarted=False, reason=reason)
+
+    async def _env_of_idle_kernel(self, backend: str) -> PooledEnv | None:
+        """With the env pool empty, a pre-started kernel gives up its (unused) env."""
+        pool = self.pools.get(backend)
+        kernel_id = pool.take() if pool is not None else None
+        if kernel_id is None:
+            return None
+        kernel = self.kernels.pop(kernel_id)
+        self.envs.lease(Path(kernel.record.env_path), os.getpid())  # not freed when its kernel exits
+        self._close_control(kernel)  # the host exits at once
+        kill_group(kernel.record.pid)
+        if kernel.proc is not None:
+            await asyncio.to_thread(kernel.proc.wait)
+        remove_kernel_dir(kernel.dir)
+        self._wake[backend].set()
+        log.info("took the env of pre-started kernel %s (the env pool is empty)", kernel_id)
+        return PooledEnv(env_type=backend, venv_path=kernel.record.env_path, python_path=kernel.env_python, id="")
+
+    async def _claim(self, kernel: _Kernel, request: TakeKernel) -> None:
+        assert kernel.reader is not None and kernel.writer is not None
+        claim = {
+            "cwd": request.cwd,
+            "env": kernel_environ(request.env, self.envs.activation(self._env_of(kernel))),
+            "argv": request.argv,
+        }
+        kernel.writer.write((json.dumps(claim) + "\n").encode())
+        await kernel.writer.drain()
+        line = await asyncio.wait_for(kernel.reader.readline(), CLAIM_TIMEOUT_S)
+        event = json.loads(line) if line else {"event": "failed", "error": "the kernel host exited"}
+        if event.get("event") != "claimed":
+            raise KernelStartError(str(event.get("error", event)))
+        kernel.writer.close()
+        kernel.reader = kernel.writer = None
+
+    async def _launch(self, backend: str, env: PooledEnv, request: TakeKernel) -> _Kernel:
+        """A normal ``ipykernel_launcher`` in ``env`` (fixed ports when asked)."""
+        kernel_id = new_env_id()
+        kernel_dir = make_kernel_dir(self.root, kernel_id)
+        connection_file = new_connection_file(kernel_dir, request.connection)
+        argv = [env.python_path, "-m", "ipykernel_launcher", "-f", str(connection_file), *request.argv]
+        environ = kernel_environ(request.env or self.prestart_env, self.envs.activation(env))
+        proc = _popen(argv, kernel_dir, cwd=request.cwd or str(Path.home()), env=environ)
+        kernel = self._track(backend, kernel_id, kernel_dir, env, proc)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while (info := read_connection(connection_file)) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self._forget(kernel)
+                raise KernelStartError(f"kernel in {env.venv_path} did not start:\n{_log_tail(kernel_dir)}")
+            await asyncio.sleep(0.02)
+        kernel.connection = info
+        return kernel
+
+    def _hand_out(self, kernel: _Kernel, owner: int | None, *, prestarted: bool, reason: str) -> LaunchedKernel:
+        record = kernel.record
+        kernel.record = record = KernelRecord(
+            id=record.id,
+            backend=record.backend,
+            env_path=record.env_path,
+            pid=record.pid,
+            create_time=record.create_time,
+            state=KernelState.HANDED_OUT,
+            owner_pid=owner,
+            owner_create_time=create_time_of(owner) if owner else None,
+        )
+        write_record(kernel.dir, record)
+        return LaunchedKernel(
+            id=record.id,
+            pid=record.pid,
+            create_time=record.create_time,
+            connection=kernel.connection,
+            env=self._env_of(kernel),
+            prestarted=prestarted,
+            log_file=str(kernel.dir / "kernel.log"),
+            reason=reason,
+        )
+
+    def _env_of(self, kernel: _Kernel) -> PooledEnv:
+        path = kernel.record.env_path
+        return PooledEnv(env_type=kernel.record.backend, venv_path=path, python_path=kernel.env_python, id="")
+
+    # ------------------------------------------------------------ watching
+
+    async def _watch(self) -> None:
+        """Reap kernels that ended; shut down handed-out kernels whose owner died."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            try:
+                self._check_kernels(time.monotonic())
+            except Exception:
+                log.exception("kernel check failed")
+
+    def _check_kernels(self, now: float) -> None:
+        for kernel in list(self.kernels.values()):
+            record = kernel.record
+            if not self._alive(kernel):
+                if record.state is KernelState.IDLE:
+                    pool = self.pools.get(record.backend)
+                    if pool is not None and record.id in pool.idle:
+                        log.warning("pre-started kernel %s died:\n%s", record.id, _log_tail(kernel.dir))
+                        pool.lost(record.id)
+                        self._wake[record.backend].set()
+                    if record.id in (pool.starting if pool else ()):
+                        continue  # its start task reports the failure
+                else:
+                    log.info("kernel %s (pid %d) ended; deleting its env", record.id, record.pid)
+                self._forget(kernel)
+                continue
+            if record.state is not KernelState.HANDED_OUT or not record.owner_pid:
+                continue
+            if alive(record.owner_pid, record.owner_create_time):
+                kernel.owner_dead_since = None
+                continue
+            kernel.owner_dead_since = kernel.owner_dead_since or now
+            if kernel.term_sent_at is None and now - kernel.owner_dead_since >= self.owner_grace_s():
+                log.info("owner %d of kernel %s is gone: shutting the kernel down", record.owner_pid, record.id)
+                kill_group(record.pid, signal.SIGTERM)
+                kernel.term_sent_at = now
+            elif kernel.term_sent_at is not None and now - kernel.term_sent_at >= TERM_GRACE_S:
+                kill_group(record.pid, signal.SIGKILL)
+
+    def _alive(self, kernel: _Kernel) -> bool:
+        if kernel.proc is not None and kernel.proc.poll() is not None:
+            return False  # our child, now reaped
+        return alive(kernel.record.pid, kernel.record.create_time)
+
+    def _close_control(self, kernel: _Kernel) -> None:
+        if kernel.writer is not None:
+            kernel.writer.close()
+            kernel.reader = kernel.writer = None
+
+    def _discard(self, kernel: _Kernel) -> None:
+        """Kill a kernel that was never handed out; forget it and discard its env."""
+        self._close_control(kernel)
+        self._forget(kernel)
+
+    def _forget(self, kernel: _Kernel) -> None:
+        if kernel.proc is not None and kernel.proc.poll() is None:
+            kill_group(kernel.record.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                kernel.proc.wait(1)
+        self.kernels.pop(kernel.record.id, None)
+        remove_kernel_dir(kernel.dir)
+        self.envs.discard(Path(kernel.record.env_path))
+
+    # ------------------------------------------------------------ status
+
+    def status(self, backend: str) -> KernelPoolStatus:
+        pool = self.pools.get(backend)
+        handed_out = sum(
+            1 for k in self.kernels.values() if k.record.backend == backend and k.record.state is KernelState.HANDED_OUT
+        )
+        if pool is None:
+            return KernelPoolStatus(handed_out=handed_out)
+        return KernelPoolStatus(
+            available=len(pool.idle),
+            starting=len(pool.starting),
+            target=pool.target,
+            handed_out=handed_out,
+            error=pool.last_error,
+        )
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def _popen(
+    argv: list[str], kernel_dir: Path, *, cwd: str, env: Mapping[str, str], pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """A kernel process in its own session (it outlives the daemon once handed out)."""
+    with open(kernel_dir / "kernel.log", "ab") as log_file:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
+
+
+def _log_tail(kernel_dir: Path, lines: int = 15) -> str:
+    try:
+        text = (kernel_dir / "kernel.log").read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])

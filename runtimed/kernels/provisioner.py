@@ -1,0 +1,170 @@
+"""``runtimed-provisioner``: a jupyter_client kernel provisioner served by the daemon.
+
+A kernelspec whose ``metadata.kernel_provisioner`` names it (``runtimed kernel
+install``) gets, in order of preference:
+
+1. a pre-started kernel, told the front end's cwd, env and kernel arguments;
+2. a kernel launched by the daemon in a pooled env (no pre-started kernel can
+   serve: none ready, arguments that need a fresh kernel, a restart);
+3. the kernelspec's own ``argv``, launched exactly as ``LocalProvisioner`` would
+   (no daemon, or an empty pool after ``wait_s``), or when transport encryption
+   is required (runtimed's kernels do not do CURVE).
+
+Each fallback is logged with its reason. The kernel runs in its own session, not
+as a child of this process: signals go to its process group, and liveness is
+checked by pid and start time. A restart keeps the connection info (ports and
+key), so clients connected before it keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
+from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+from traitlets import Bool, Float, Unicode
+
+from runtimed.client import Client, DaemonError, DaemonNotRunning
+from runtimed.kernels.process import alive, kill_group
+from runtimed.protocol import LaunchedKernel, TakeKernel
+
+__all__ = ["RuntimedProvisioner", "kernel_arguments"]
+
+_LAUNCHERS = (["-m", "ipykernel_launcher"], ["-m", "ipykernel"])
+
+
+def kernel_arguments(spec_argv: list[str], extra: list[str]) -> list[str] | None:
+    """The kernel arguments beyond ``-f {connection_file}`` of a plain ipykernel
+    argv, plus ``extra``; None when the kernelspec runs something else."""
+    if len(spec_argv) < 3 or spec_argv[1:3] not in _LAUNCHERS:
+        return None
+    rest = list(spec_argv[3:])
+    if "-f" in rest:
+        at = rest.index("-f")
+        del rest[at : at + 2]
+    return [*rest, *extra]
+
+
+class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+    """Kernels from the runtimed daemon, with LocalProvisioner as the last resort."""
+
+    backend = Unicode("uv", config=True, help="the runtimed backend (pool) to take kernels from")
+    socket = Unicode("", config=True, help="the daemon's socket (default: the usual place)")
+    wait_s = Float(2.0, config=True, help="seconds to wait for an env when no pre-started kernel is ready")
+    prestarted = Bool(True, config=True, help="use pre-started kernels (False: always a fresh kernel in a pooled env)")
+
+    kernel: LaunchedKernel | None = None
+    _local: LocalProvisioner | None = None
+    _pid: int | None = None
+    _create_time: float | None = None
+
+    # ------------------------------------------------------------ launching
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        original = dict(kwargs)
+        km = self.parent
+        if self._local is not None:  # a restart of a locally launched kernel: same provisioner, same ports
+            return await self._local.pre_launch(**original)
+        policy = "disabled"
+        if km is not None and hasattr(km, "_transport_encryption_policy"):
+            policy = km._transport_encryption_policy(kwargs.pop("transport_encryption", None))
+        kwargs.pop("transport_encryption", None)
+        extra = kernel_arguments(list(self.kernel_spec.argv), list(kwargs.pop("extra_arguments", None) or []))
+        kwargs = await super().pre_launch(**kwargs)
+        if policy == "required":
+            return await self._launch_locally("transport encryption is required", original)
+        if extra is None:
+            return await self._launch_locally("the kernelspec's argv is not a plain ipykernel launch", original)
+        restart = self.kernel is not None
+        request = TakeKernel(
+            env_type=self.backend,
+            cwd=str(kwargs.get("cwd") or os.getcwd()),
+            env=dict(kwargs["env"]),
+            argv=extra,
+            owner_pid=os.getpid(),
+            connection=_jsonable(self.connection_info) if restart else None,
+            wait_s=self.wait_s,
+            prestarted=self.prestarted,
+        )
+        try:
+            kernel = await asyncio.to_thread(self._take, request)
+        except (DaemonNotRunning, DaemonError) as exc:
+            return await self._launch_locally(f"runtimed: {exc}", original, keep_ports=restart)
+        if kernel is None:
+            reason = f"the {self.backend} pool is empty (waited {self.wait_s:.1f}s)"
+            return await self._launch_locally(reason, original, keep_ports=restart)
+        how = "a pre-started kernel" if kernel.prestarted else f"a kernel in a pooled env ({kernel.reason})"
+        self.log.info("runtimed: %s, pid %d, env %s", how, kernel.pid, kernel.env.venv_path)
+        self.kernel = kernel
+        self._pid, self._create_time = kernel.pid, kernel.create_time
+        info: Any = dict(kernel.connection)
+        info["key"] = str(info.get("key", "")).encode()  # jupyter_client wants bytes
+        self.connection_info = info
+        kwargs["cmd"] = []  # nothing to launch here: the daemon did
+        return kwargs
+
+    def _take(self, request: TakeKernel) -> LaunchedKernel | None:
+        with Client(self.socket or None) as client:
+            return client.take_kernel(request)
+
+    async def _launch_locally(self, reason: str, kwargs: dict[str, Any], keep_ports: bool = False) -> dict[str, Any]:
+        self.log.warning("runtimed: starting the kernelspec's own argv: %s", reason)
+        self._local = LocalProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self.parent)
+        if keep_ports:
+            self._local.ports_cached = True  # the restart keeps the ports the kernel manager holds
+        return await self._local.pre_launch(**kwargs)
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        if self._local is not None:
+            info = await self._local.launch_kernel(cmd, **kwargs)
+            self.connection_info = self._local.connection_info
+            return info
+        return self.connection_info
+
+    # ------------------------------------------------------------ the process
+
+    @property
+    def has_process(self) -> bool:
+        if self._local is not None:
+            return self._local.has_process
+        return self._pid is not None
+
+    async def poll(self) -> int | None:
+        if self._local is not None:
+            return await self._local.poll()
+        if self._pid is not None and alive(self._pid, self._create_time):
+            return None
+        return 0
+
+    async def wait(self) -> int | None:
+        if self._local is not None:
+            return await self._local.wait()
+        while await self.poll() is None:
+            await asyncio.sleep(0.05)
+        self._pid = None
+        return 0
+
+    async def send_signal(self, signum: int) -> None:
+        if self._local is not None:
+            await self._local.send_signal(signum)
+        elif self._pid is not None and alive(self._pid, self._create_time):
+            kill_group(self._pid, signum)
+
+    async def kill(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGKILL)
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGTERM)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """The daemon deletes the kernel's env once the kernel process is gone."""
+        if self._local is not None:
+            await self._local.cleanup(restart=restart)
+
+
+def _jsonable(info: Any) -> dict[str, Any]:
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in dict(info).items()}

@@ -1,0 +1,189 @@
+"""runtimed-provisioner with real kernels, through jupyter_client's AsyncKernelManager."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+from jupyter_client.manager import AsyncKernelManager
+
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.kernel import run_code
+
+PRESTARTED = "[backends.uv]\npool_size = 2\nkernels = 1\n[daemon]\nlease_check_s = 0.3\n"
+
+
+def install_spec(daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = "rt") -> None:
+    kernels = tmp_path / "jupyter" / "kernels"
+    result = daemon.run_cli(
+        "kernel", "install", "--name", name, "--kernels-dir", str(kernels), "--socket", str(daemon.socket)
+    )
+    assert result.returncode == 0, result.stderr
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter-runtime"))
+
+
+def wait_kernels(daemon: DaemonProcess, available: int = 1) -> None:
+    def check() -> bool:
+        kernels = daemon.status().pools["uv"].kernels
+        return kernels is not None and kernels.available >= available
+
+    wait_for(check, timeout=180, what=f"{available} pre-started kernel(s)")
+
+
+def notebook_dir(tmp_path: Path) -> Path:
+    nb = tmp_path / "notebooks"
+    nb.mkdir()
+    (nb / "helper_mod.py").write_text("VALUE = 42\n")
+    return nb
+
+
+PROBE = (
+    "import json, os, sys, helper_mod\n"
+    "print(json.dumps({'cwd': os.getcwd(), 'session': os.environ.get('JPY_SESSION_NAME'),"
+    " 'var': os.environ.get('RT_TEST_VAR'), 'value': helper_mod.VALUE, 'prefix': sys.prefix,"
+    " 'venv': os.environ.get('VIRTUAL_ENV'), 'path0': os.environ['PATH'].split(os.pathsep)[0],"
+    " 'pid': os.getpid(), 'inputs': len(In), 'names': sorted(k for k in globals() if not k.startswith('_'))}))"
+)
+
+
+def test_prestarted_kernel_is_like_a_fresh_one(
+    daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = daemon_factory(config=PRESTARTED).start()
+    install_spec(daemon, tmp_path, monkeypatch)
+    wait_kernels(daemon)
+    daemon.wait_pool("uv", 1)  # and an env for the restart
+    nb = notebook_dir(tmp_path)
+    asyncio.run(_exercise_kernel(daemon, nb, expect_prestarted=True))
+    # Refilled after the hand-out.
+    wait_kernels(daemon)
+
+
+async def _exercise_kernel(daemon: DaemonProcess, nb: Path, *, expect_prestarted: bool) -> None:
+    km = AsyncKernelManager(kernel_name="rt")
+    env = {**os.environ, "JPY_SESSION_NAME": str(nb / "probe.ipynb"), "RT_TEST_VAR": "hello"}
+    await km.start_kernel(cwd=str(nb), env=env, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=60)
+        kernel = km.provisioner.kernel
+        assert kernel is not None and kernel.prestarted is expect_prestarted, kernel
+        reply, out = await run_code(kc, PROBE)
+        assert reply["status"] == "ok", reply
+        assert reply["execution_count"] == 1  # nothing ran before the front end's first cell
+        probe = json.loads(out)
+        assert probe["cwd"] == str(nb)
+        assert probe["session"] == str(nb / "probe.ipynb") and probe["var"] == "hello"
+        assert probe["value"] == 42  # modules next to the notebook import
+        env_path = probe["prefix"]
+        assert env_path.startswith(str(daemon.cache_dir / "envs"))
+        assert probe["venv"] == env_path and probe["path0"] == str(Path(env_path) / "bin")  # activated
+        assert probe["inputs"] == 2  # In = ['', this cell]: no warm-up in history
+        assert not {"x", "helper_mod_value"} & set(probe["names"])
+        first_pid = probe["pid"]
+        assert first_pid == kernel.pid
+
+        # Interrupt (SIGINT) stops a running cell.
+        msg_id = kc.execute("import time; time.sleep(60)")
+        await asyncio.sleep(1.0)
+        await km.interrupt_kernel()
+        while True:
+            msg = await kc.get_shell_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") == msg_id:
+                break
+        assert msg["content"]["status"] == "error" and msg["content"]["ename"] == "KeyboardInterrupt"
+
+        # Restart: a new process on the same ports and key; the open channels keep working.
+        await run_code(kc, "x = 1")
+        before = km.get_connection_info()
+        await km.restart_kernel()
+        after = km.get_connection_info()
+        assert {k: after[k] for k in before} == before
+        await kc.wait_for_ready(timeout=60)
+        reply, out = await run_code(kc, PROBE)
+        assert reply["status"] == "ok" and reply["execution_count"] == 1
+        probe = json.loads(out)
+        assert probe["pid"] != first_pid and not psutil.pid_exists(first_pid)
+        assert "x" not in probe["names"] and probe["cwd"] == str(nb)
+        second_env = probe["prefix"]
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel()
+    # Both kernels' envs are deleted once their kernels are gone.
+    for path in (env_path, second_env):
+        wait_for(lambda p=path: not Path(p).exists(), timeout=30, what=f"{path} to be deleted")
+
+
+def test_kernel_in_pooled_env_when_none_is_prestarted(
+    daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = daemon_factory(config="[backends.uv]\npool_size = 2\n[daemon]\nlease_check_s = 0.3\n").start()
+    install_spec(daemon, tmp_path, monkeypatch)
+    daemon.wait_pool("uv", 2)  # one for the kernel, one for its restart
+    asyncio.run(_exercise_kernel(daemon, notebook_dir(tmp_path), expect_prestarted=False))
+    assert "launching a kernel in pooled env" in (daemon.cache_dir / "runtimed.log").read_text()
+
+
+def test_no_daemon_falls_back_to_the_kernelspec_argv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    (tmp_path / "nodaemon").mkdir()
+    daemon = DaemonProcess(tmp_path / "nodaemon")  # never started: its socket does not exist
+    install_spec(daemon, tmp_path, monkeypatch)
+
+    async def run() -> None:
+        km = AsyncKernelManager(kernel_name="rt")
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            assert km.provisioner._local is not None
+            _, out = await run_code(kc, "import sys; print(sys.executable)")
+            assert out.strip() == sys.executable
+            before = km.get_connection_info()
+            await km.restart_kernel()
+            assert km.get_connection_info() == before
+            await kc.wait_for_ready(timeout=60)
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel()
+
+    asyncio.run(run())
+
+
+def test_owner_death_shuts_the_kernel_down_and_frees_its_env(
+    daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = daemon_factory(config=PRESTARTED + "kernel_owner_grace_s = 1\n").start()
+    wait_kernels(daemon)
+    import subprocess
+    import sys
+
+    # The owner: a process that takes a kernel and then dies by SIGKILL.
+    code = (
+        "import os, sys, time\n"
+        "from runtimed.client import Client\n"
+        "from runtimed.protocol import TakeKernel\n"
+        f"with Client({str(daemon.socket)!r}) as c:\n"
+        "    k = c.take_kernel(TakeKernel(env_type='uv', env=dict(os.environ), owner_pid=os.getpid()))\n"
+        "print(k.pid, k.env.venv_path, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=daemon.env)
+    assert owner.stdout is not None
+    pid_text, env_path = owner.stdout.readline().split()
+    kernel_pid = int(pid_text)
+    assert psutil.pid_exists(kernel_pid)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    wait_for(lambda: not psutil.pid_exists(kernel_pid), timeout=30, what="the orphaned kernel to be shut down")
+    wait_for(lambda: not Path(env_path).exists(), timeout=30, what="its env to be deleted")
