@@ -134,6 +134,7 @@ class Supervisor:
         kill_stale_workers(self.paths.cache_dir / "backends")
         self.tasks.spawn(asyncio.to_thread(empty_trash, self.paths.trash), name="empty-trash")
         found = self.adopter.recover(await asyncio.to_thread(scan_disk, self.paths.envs))
+        await self.kernels.recover()  # before any worker: nothing awaits once they are spawned
         for name in sorted(self.plugins):
             runtime = BackendRuntime(name, self.config.backend(name), self._make_worker)
             runtime.startup_envs = found.pop(name, [])
@@ -142,7 +143,7 @@ class Supervisor:
             self.tasks.spawn(runtime.worker.run(), name=f"worker:{name}")
         for backend, envs in found.items():
             log.warning("%d env(s) of backend %r left alone: no such plugin installed", len(envs), backend)
-        await self.kernels.start(self._kernel_targets())
+        self.kernels.run(self._kernel_targets())
         daemon = self.config.daemon
         self.tasks.spawn(self._every(lambda: self.config.daemon.lease_check_s, self.housekeeping.check_leases))
         self.tasks.spawn(self._every(lambda: self.config.daemon.gc_interval_s, self.housekeeping.sweep))

@@ -44,7 +44,8 @@ def _no_subprocess(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def config(size: int = 2, packages: tuple[str, ...] = (), concurrency: int = 2) -> Config:
     return parse_config(
-        {"backends": {"toy": {"pool_size": size, "packages": list(packages), "concurrency": concurrency}}}
+        # No pre-started kernels: those start real processes (tests/kernels covers them).
+        {"backends": {"toy": {"pool_size": size, "packages": list(packages), "concurrency": concurrency, "kernels": 0}}}
     )
 
 

@@ -100,7 +100,15 @@ class KernelKeeper:
 
     async def start(self, targets: Mapping[str, int]) -> None:
         """Recover kernels left on disk, then keep ``targets`` idle kernels per backend."""
+        await self.recover()
+        self.run(targets)
+
+    async def recover(self) -> None:
+        """Kill idle kernels a previous daemon left; watch its handed-out ones again."""
         await asyncio.to_thread(self._recover)
+
+    def run(self, targets: Mapping[str, int]) -> None:
+        """Keep ``targets`` idle kernels per backend from now on (after :meth:`recover`)."""
         self._running = True
         self._spawn(self._watch())
         self.configure(targets)
