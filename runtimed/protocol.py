@@ -4,6 +4,8 @@ One JSON object per line, UTF-8, tagged by ``"type"``. Nothing here touches a
 socket: :class:`LineDecoder` turns bytes into messages (or :class:`ProtocolError`
 events), :func:`encode` turns a message into one line of bytes. The daemon and the
 client both drive these from their own I/O, the way h11 keeps HTTP apart from it.
+The records carried inside messages (envs, status, GC items) live in
+:mod:`runtimed.protocol_records`; every name is re-exported here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,17 @@ import attrs
 from attrs import define, field
 
 from runtimed._convert import describe_error, make_converter
-from runtimed.records import ReadyEnv
+from runtimed.protocol_records import (
+    DaemonInfo,
+    EnvEntry,
+    GcItem,
+    KernelPoolStatus,
+    LaunchedKernel,
+    PooledEnv,
+    PoolError,
+    PoolStatus,
+    WorkerStatus,
+)
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -65,134 +77,6 @@ __all__ = [
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 64 * 1024
-
-
-# ---------------------------------------------------------------- records
-
-
-@define(frozen=True)
-class PooledEnv:
-    """A ready environment, as handed to a client."""
-
-    env_type: str
-    venv_path: str  # the prefix, for conda too
-    python_path: str
-    id: str
-    packages: list[str] = field(factory=list)
-    created_at: str = ""
-
-    @classmethod
-    def from_ready(cls, env: ReadyEnv) -> PooledEnv:
-        """The wire form of a pooled env (paths as strings)."""
-        manifest = env.manifest
-        return cls(
-            env_type=manifest.env_type,
-            venv_path=str(env.path),
-            python_path=manifest.python_path,
-            id=manifest.id,
-            packages=list(manifest.packages),
-            created_at=manifest.created_at,
-        )
-
-
-@define(frozen=True)
-class DaemonInfo:
-    pid: int
-    version: str
-    protocol_version: int
-    started_at: str
-    socket: str
-    cache_dir: str
-    config_file: str = ""
-    config_error: str | None = None  # the last edit was rejected; the previous config is in force
-    broken_plugins: dict[str, str] = field(factory=dict)  # backend name -> why it is not served
-
-
-@define(frozen=True)
-class PoolError:
-    """The last failure of a pool, classified."""
-
-    kind: str  # tool_missing | network | invalid_package | timeout | setup_failed | crashed
-    message: str
-    package: str | None = None
-    failures: int = 1
-    retry_in_s: float | None = None
-
-
-@define(frozen=True)
-class WorkerStatus:
-    state: str  # starting | running | restarting | failed | stopped
-    pid: int | None = None
-    rss_bytes: int | None = None
-    cpu_percent: float | None = None
-    children: int = 0
-    restarts: int = 0
-    uptime_s: float | None = None
-    last_exit: str | None = None
-
-
-@define(frozen=True)
-class KernelPoolStatus:
-    """Pre-started kernels of one backend."""
-
-    available: int = 0
-    starting: int = 0
-    target: int = 0
-    handed_out: int = 0
-    error: str | None = None
-
-
-@define(frozen=True)
-class LaunchedKernel:
-    """A running kernel handed to a client (``kernel`` reply).
-
-    ``connection`` is the kernel's connection info (``key`` as a string: JSON);
-    ``prestarted`` says whether it came from the pre-started pool, and ``reason``
-    why not when it did not.
-    """
-
-    id: str
-    pid: int
-    create_time: float
-    connection: dict[str, Any]
-    env: PooledEnv
-    prestarted: bool
-    log_file: str = ""
-    reason: str = ""
-
-
-@define(frozen=True)
-class PoolStatus:
-    available: int
-    warming: int
-    target: int
-    leased: int = 0
-    outdated: int = 0  # built for an older config; served only as a fallback
-    disk_bytes: int | None = None  # pooled + leased envs of this backend
-    error: PoolError | None = None
-    worker: WorkerStatus | None = None
-    kernels: KernelPoolStatus | None = None
-
-
-@define(frozen=True)
-class EnvEntry:
-    """One env on disk, as ``runtimed envs`` shows it."""
-
-    path: str
-    backend: str
-    id: str
-    state: str  # pooled | outdated | warming | leased | kept | orphan | unknown_backend
-    size_bytes: int
-    age_s: float
-    holder_pid: int | None = None
-
-
-@define(frozen=True)
-class GcItem:
-    path: str
-    backend: str
-    reason: str  # expired | partial | untracked | holder_gone
-    size_bytes: int
 
 
 # ---------------------------------------------------------------- requests

@@ -4,6 +4,8 @@
 * :mod:`runtimed.kernels.pool` - pure bookkeeping of one backend's pre-started kernels.
 * :mod:`runtimed.kernels.environ` - a kernel's environment; when a pre-started kernel can serve.
 * :mod:`runtimed.kernels.process` - kernel dirs, connection files, records, liveness.
+* :mod:`runtimed.kernels.launch` - starting kernel processes and their control channel.
+* :mod:`runtimed.kernels.owners` - pure decision: when an owner's death ends a kernel.
 * :mod:`runtimed.kernels.keeper` - the daemon side (I/O): keeps, hands out, watches kernels.
 * :mod:`runtimed.kernels.provisioner` - the jupyter_client provisioner (front-end side).
 """

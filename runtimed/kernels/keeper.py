@@ -4,31 +4,44 @@ launches kernels in pooled envs, and watches the owners of handed-out kernels.
 It never sees the supervisor: it gets an :class:`EnvAccess` of callables to take an
 env (leased to the daemon), re-lease it to a kernel pid, discard it and tell its
 activation variables. Pool bookkeeping is :class:`~runtimed.kernels.pool.KernelPool`;
-the files and processes are :mod:`runtimed.kernels.process`.
+starting processes and talking to them is :mod:`runtimed.kernels.launch`; their
+files on disk are :mod:`runtimed.kernels.process`; when an owner's death ends a
+kernel is :class:`~runtimed.kernels.owners.OwnerWatch`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from attrs import define, field
+import attrs
+from attrs import define
 
 from runtimed.envdir import new_env_id
 from runtimed.kernels.environ import kernel_environ, refusal
+from runtimed.kernels.launch import (
+    KernelStartError,
+    LiveKernel,
+    claim,
+    close_control,
+    end_process,
+    launch_ipykernel,
+    log_tail,
+    read_ready,
+    spawn_host,
+    wait_connection,
+)
+from runtimed.kernels.owners import TERM_GRACE_S
 from runtimed.kernels.pool import KernelPool
 from runtimed.kernels.process import (
-    HOST_SCRIPT,
     KernelRecord,
     KernelState,
     alive,
@@ -36,7 +49,6 @@ from runtimed.kernels.process import (
     kill_group,
     make_kernel_dir,
     new_connection_file,
-    read_connection,
     read_record,
     remove_kernel_dir,
     write_record,
@@ -47,15 +59,8 @@ __all__ = ["EnvAccess", "KernelKeeper", "KernelStartError"]
 
 log = logging.getLogger("runtimed.kernels")
 
-START_TIMEOUT_S = 120.0  # a pre-started kernel must answer kernel_info within this
-CLAIM_TIMEOUT_S = 10.0
 ENV_WAIT_S = 5.0  # how long a pre-start waits for an env from the pool
 WATCH_INTERVAL_S = 0.5
-TERM_GRACE_S = 5.0  # SIGTERM, then SIGKILL after this
-
-
-class KernelStartError(RuntimeError):
-    """A kernel could not be started; the message has its log's tail."""
 
 
 @define(frozen=True)
@@ -68,19 +73,6 @@ class EnvAccess:
     activation: Callable[[PooledEnv], Mapping[str, str]]  # variables that activate it
 
 
-@define(eq=False)
-class _Kernel:
-    record: KernelRecord
-    dir: Path
-    env_python: str = ""
-    proc: subprocess.Popen[bytes] | None = None
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
-    connection: dict[str, Any] = field(factory=dict)
-    owner_dead_since: float | None = None
-    term_sent_at: float | None = None
-
-
 class KernelKeeper:
     """Pre-started kernels for every backend, and the kernels it handed out."""
 
@@ -89,7 +81,7 @@ class KernelKeeper:
         self.envs = envs
         self.owner_grace_s = owner_grace_s
         self.pools: dict[str, KernelPool] = {}
-        self.kernels: dict[str, _Kernel] = {}
+        self.kernels: dict[str, LiveKernel] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._fillers: dict[str, asyncio.Task[None]] = {}
@@ -131,7 +123,7 @@ class KernelKeeper:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         idle = [k for k in self.kernels.values() if k.record.state is KernelState.IDLE]
         for kernel in idle:
-            self._close_control(kernel)  # the host exits when its channel closes
+            close_control(kernel)  # the host exits when its channel closes
             kill_group(kernel.record.pid, signal.SIGTERM)
         deadline = time.monotonic() + TERM_GRACE_S
         while any(self._alive(k) for k in idle) and time.monotonic() < deadline:
@@ -152,7 +144,7 @@ class KernelKeeper:
                 remove_kernel_dir(kernel_dir)
             else:
                 log.info("watching handed-out kernel %s (pid %d, owner %s)", record.id, record.pid, record.owner_pid)
-                self.kernels[record.id] = _Kernel(record=record, dir=kernel_dir)
+                self.kernels[record.id] = LiveKernel(record=record, dir=kernel_dir)
 
     # ------------------------------------------------------------ pre-starting
 
@@ -190,14 +182,8 @@ class KernelKeeper:
             pool.failed(kernel_id, f"{type(exc).__name__}: {exc}", time.monotonic())
             self.envs.discard(Path(env.venv_path))
             return
-        try:
-            assert kernel.reader is not None
-            line = await asyncio.wait_for(kernel.reader.readline(), START_TIMEOUT_S)
-            event: dict[str, Any] = json.loads(line) if line else {"event": "failed", "error": "the kernel host exited"}
-        except asyncio.TimeoutError:
-            event = {"event": "failed", "error": f"no kernel_info reply within {START_TIMEOUT_S:.0f}s"}
-        except ValueError as exc:
-            event = {"event": "failed", "error": f"bad message from the kernel host: {exc}"}
+        assert kernel.reader is not None
+        event = await read_ready(kernel.reader)
         if event.get("event") == "ready":
             kernel.connection = dict(event["connection"])
             if pool.ready(kernel_id):
@@ -207,29 +193,23 @@ class KernelKeeper:
                 self._discard(kernel)
         else:
             error = str(event.get("error"))
-            log.error("pre-started kernel %s failed: %s\n%s", kernel_id, error, _log_tail(kernel.dir))
+            log.error("pre-started kernel %s failed: %s\n%s", kernel_id, error, log_tail(kernel.dir))
             pool.failed(kernel_id, error, time.monotonic())
             self._discard(kernel)
         self._wake[backend].set()
 
-    async def _spawn_host(self, backend: str, kernel_id: str, env: PooledEnv) -> _Kernel:
+    async def _spawn_host(self, backend: str, kernel_id: str, env: PooledEnv) -> LiveKernel:
         kernel_dir = make_kernel_dir(self.root, kernel_id)
         connection_file = new_connection_file(kernel_dir)
-        ours, theirs = socket.socketpair()
-        argv = [env.python_path, str(HOST_SCRIPT), "--control-fd", str(theirs.fileno()), "-f", str(connection_file)]
         environ = kernel_environ(self.prestart_env, self.envs.activation(env))
-        try:
-            proc = _popen(argv, kernel_dir, cwd=str(kernel_dir), env=environ, pass_fds=(theirs.fileno(),))
-        finally:
-            theirs.close()
+        proc, reader, writer = await spawn_host(env.python_path, kernel_dir, connection_file, environ)
         kernel = self._track(backend, kernel_id, kernel_dir, env, proc)
-        kernel.env_python = env.python_path
-        kernel.reader, kernel.writer = await asyncio.open_unix_connection(sock=ours)
+        kernel.reader, kernel.writer = reader, writer
         return kernel
 
     def _track(
         self, backend: str, kernel_id: str, kernel_dir: Path, env: PooledEnv, proc: subprocess.Popen[bytes]
-    ) -> _Kernel:
+    ) -> LiveKernel:
         self.envs.lease(Path(env.venv_path), proc.pid)
         record = KernelRecord(
             id=kernel_id,
@@ -240,7 +220,7 @@ class KernelKeeper:
             state=KernelState.IDLE,
         )
         write_record(kernel_dir, record)
-        kernel = _Kernel(record=record, dir=kernel_dir, proc=proc)
+        kernel = LiveKernel(record=record, dir=kernel_dir, proc=proc, env_python=env.python_path)
         self.kernels[kernel_id] = kernel
         return kernel
 
@@ -285,7 +265,7 @@ class KernelKeeper:
             return None
         kernel = self.kernels.pop(kernel_id)
         self.envs.lease(Path(kernel.record.env_path), os.getpid())  # not freed when its kernel exits
-        self._close_control(kernel)  # the host exits at once
+        close_control(kernel)  # the host exits at once
         kill_group(kernel.record.pid)
         if kernel.proc is not None:
             await asyncio.to_thread(kernel.proc.wait)
@@ -294,51 +274,30 @@ class KernelKeeper:
         log.info("took the env of pre-started kernel %s (the env pool is empty)", kernel_id)
         return PooledEnv(env_type=backend, venv_path=kernel.record.env_path, python_path=kernel.env_python, id="")
 
-    async def _claim(self, kernel: _Kernel, request: TakeKernel) -> None:
-        assert kernel.reader is not None and kernel.writer is not None
-        claim = {
-            "cwd": request.cwd,
-            "env": kernel_environ(request.env, self.envs.activation(self._env_of(kernel))),
-            "argv": request.argv,
-        }
-        kernel.writer.write((json.dumps(claim) + "\n").encode())
-        await kernel.writer.drain()
-        line = await asyncio.wait_for(kernel.reader.readline(), CLAIM_TIMEOUT_S)
-        event = json.loads(line) if line else {"event": "failed", "error": "the kernel host exited"}
-        if event.get("event") != "claimed":
-            raise KernelStartError(str(event.get("error", event)))
-        kernel.writer.close()
-        kernel.reader = kernel.writer = None
+    async def _claim(self, kernel: LiveKernel, request: TakeKernel) -> None:
+        environ = kernel_environ(request.env, self.envs.activation(self._env_of(kernel)))
+        await claim(kernel, {"cwd": request.cwd, "env": environ, "argv": request.argv})
 
-    async def _launch(self, backend: str, env: PooledEnv, request: TakeKernel) -> _Kernel:
+    async def _launch(self, backend: str, env: PooledEnv, request: TakeKernel) -> LiveKernel:
         """A normal ``ipykernel_launcher`` in ``env`` (fixed ports when asked)."""
         kernel_id = new_env_id()
         kernel_dir = make_kernel_dir(self.root, kernel_id)
         connection_file = new_connection_file(kernel_dir, request.connection)
-        argv = [env.python_path, "-m", "ipykernel_launcher", "-f", str(connection_file), *request.argv]
         environ = kernel_environ(request.env or self.prestart_env, self.envs.activation(env))
-        proc = _popen(argv, kernel_dir, cwd=request.cwd or str(Path.home()), env=environ)
+        cwd = request.cwd or str(Path.home())
+        proc = launch_ipykernel(env.python_path, kernel_dir, connection_file, request.argv, cwd=cwd, environ=environ)
         kernel = self._track(backend, kernel_id, kernel_dir, env, proc)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while (info := read_connection(connection_file)) is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self._forget(kernel)
-                raise KernelStartError(f"kernel in {env.venv_path} did not start:\n{_log_tail(kernel_dir)}")
-            await asyncio.sleep(0.02)
+        info = await wait_connection(proc, connection_file)
+        if info is None:
+            self._forget(kernel)
+            raise KernelStartError(f"kernel in {env.venv_path} did not start:\n{log_tail(kernel_dir)}")
         kernel.connection = info
         return kernel
 
-    def _hand_out(self, kernel: _Kernel, owner: int | None, *, prestarted: bool, reason: str) -> LaunchedKernel:
-        record = kernel.record
-        kernel.record = record = KernelRecord(
-            id=record.id,
-            backend=record.backend,
-            env_path=record.env_path,
-            pid=record.pid,
-            create_time=record.create_time,
-            state=KernelState.HANDED_OUT,
-            owner_pid=owner,
-            owner_create_time=create_time_of(owner) if owner else None,
+    def _hand_out(self, kernel: LiveKernel, owner: int | None, *, prestarted: bool, reason: str) -> LaunchedKernel:
+        owner_created = create_time_of(owner) if owner else None
+        kernel.record = record = attrs.evolve(
+            kernel.record, state=KernelState.HANDED_OUT, owner_pid=owner, owner_create_time=owner_created
         )
         write_record(kernel.dir, record)
         return LaunchedKernel(
@@ -352,7 +311,7 @@ class KernelKeeper:
             reason=reason,
         )
 
-    def _env_of(self, kernel: _Kernel) -> PooledEnv:
+    def _env_of(self, kernel: LiveKernel) -> PooledEnv:
         path = kernel.record.env_path
         return PooledEnv(env_type=kernel.record.backend, venv_path=path, python_path=kernel.env_python, id="")
 
@@ -374,7 +333,7 @@ class KernelKeeper:
                 if record.state is KernelState.IDLE:
                     pool = self.pools.get(record.backend)
                     if pool is not None and record.id in pool.idle:
-                        log.warning("pre-started kernel %s died:\n%s", record.id, _log_tail(kernel.dir))
+                        log.warning("pre-started kernel %s died:\n%s", record.id, log_tail(kernel.dir))
                         pool.lost(record.id)
                         self._wake[record.backend].set()
                     if record.id in (pool.starting if pool else ()):
@@ -385,37 +344,25 @@ class KernelKeeper:
                 continue
             if record.state is not KernelState.HANDED_OUT or not record.owner_pid:
                 continue
-            if alive(record.owner_pid, record.owner_create_time):
-                kernel.owner_dead_since = None
-                continue
-            kernel.owner_dead_since = kernel.owner_dead_since or now
-            if kernel.term_sent_at is None and now - kernel.owner_dead_since >= self.owner_grace_s():
+            owner_alive = alive(record.owner_pid, record.owner_create_time)
+            sig = kernel.owner.step(owner_alive, now, self.owner_grace_s())
+            if sig is signal.SIGTERM:
                 log.info("owner %d of kernel %s is gone: shutting the kernel down", record.owner_pid, record.id)
-                kill_group(record.pid, signal.SIGTERM)
-                kernel.term_sent_at = now
-            elif kernel.term_sent_at is not None and now - kernel.term_sent_at >= TERM_GRACE_S:
-                kill_group(record.pid, signal.SIGKILL)
+            if sig is not None:
+                kill_group(record.pid, sig)
 
-    def _alive(self, kernel: _Kernel) -> bool:
+    def _alive(self, kernel: LiveKernel) -> bool:
         if kernel.proc is not None and kernel.proc.poll() is not None:
             return False  # our child, now reaped
         return alive(kernel.record.pid, kernel.record.create_time)
 
-    def _close_control(self, kernel: _Kernel) -> None:
-        if kernel.writer is not None:
-            kernel.writer.close()
-            kernel.reader = kernel.writer = None
-
-    def _discard(self, kernel: _Kernel) -> None:
+    def _discard(self, kernel: LiveKernel) -> None:
         """Kill a kernel that was never handed out; forget it and discard its env."""
-        self._close_control(kernel)
+        close_control(kernel)
         self._forget(kernel)
 
-    def _forget(self, kernel: _Kernel) -> None:
-        if kernel.proc is not None and kernel.proc.poll() is None:
-            kill_group(kernel.record.pid)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                kernel.proc.wait(1)
+    def _forget(self, kernel: LiveKernel) -> None:
+        end_process(kernel)
         self.kernels.pop(kernel.record.id, None)
         remove_kernel_dir(kernel.dir)
         self.envs.discard(Path(kernel.record.env_path))
@@ -442,28 +389,3 @@ class KernelKeeper:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-
-def _popen(
-    argv: list[str], kernel_dir: Path, *, cwd: str, env: Mapping[str, str], pass_fds: tuple[int, ...] = ()
-) -> subprocess.Popen[bytes]:
-    """A kernel process in its own session (it outlives the daemon once handed out)."""
-    with open(kernel_dir / "kernel.log", "ab") as log_file:
-        return subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
-            pass_fds=pass_fds,
-            start_new_session=True,
-        )
-
-
-def _log_tail(kernel_dir: Path, lines: int = 15) -> str:
-    try:
-        text = (kernel_dir / "kernel.log").read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
