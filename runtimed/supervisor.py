@@ -27,7 +27,7 @@ from runtimed.builds import Builder
 from runtimed.bytecode_store import store_path
 from runtimed.config import Config, ConfigError, SupervisionConfig, config_diff
 from runtimed.configwatch import ConfigWatcher
-from runtimed.envdir import dir_size, empty_trash, move_to_trash, now_iso
+from runtimed.envdir import dir_size, empty_trash, fallback_trash, move_to_trash, now_iso
 from runtimed.failure import BackendError
 from runtimed.gc import scan_disk
 from runtimed.housekeeping import Housekeeper
@@ -132,7 +132,8 @@ class Supervisor:
         self._warn_unknown_backends(self.config)
         self.paths.envs.mkdir(parents=True, exist_ok=True)
         kill_stale_workers(self.paths.cache_dir / "backends")
-        self.tasks.spawn(asyncio.to_thread(empty_trash, self.paths.trash), name="empty-trash")
+        trash = (self.paths.trash, fallback_trash(self.paths.envs))  # the fallback: when trash/ is on another fs
+        self.tasks.spawn(asyncio.to_thread(empty_trash, *trash), name="empty-trash")
         found = self.adopter.recover(await asyncio.to_thread(scan_disk, self.paths.envs))
         await self.kernels.recover()  # before any worker: nothing awaits once they are spawned
         for name in sorted(self.plugins):

@@ -147,3 +147,17 @@ def test_pooled_env_replaced_by_a_symlink_is_never_handed_out(
     assert (outside / ".runtimed" / "manifest.json").exists()
     with daemon.client() as c:
         assert str(pooled) not in [e.path for e in c.envs()]
+
+
+def test_start_empties_both_trash_dirs(daemon_factory: type[DaemonProcess]) -> None:
+    """Envs left in ``trash/`` and in the fallback ``envs/.trash`` (trash on another
+    file system) by a daemon that died mid-delete are removed at the next start."""
+    daemon = daemon_factory(config="[backends.uv]\npool_size = 0\n")
+    envs = daemon.cache_dir / "envs"
+    left = [_env(daemon.cache_dir / "trash"), _env(fallback_trash(envs))]
+    assert all((env / "bin" / "python").exists() for env in left)
+    daemon.start()
+    wait_for(lambda: not any(os.path.lexists(env) for env in left), timeout=30, what="both trash dirs emptied")
+    assert fallback_trash(envs).is_dir()  # emptied, not removed: it is ours
+    with daemon.client() as c:
+        assert c.envs() == []  # nothing from the trash was adopted
