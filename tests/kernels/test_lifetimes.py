@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -72,3 +73,48 @@ def test_handed_out_kernel_outlives_a_daemon_crash_idle_ones_do_not(daemon_facto
     wait_for(lambda: not Path(kernel.env.venv_path).exists(), timeout=30, what="its env to be deleted")
     wait_for(lambda: kernel.id not in _kernels(daemon), timeout=30, what="its record to be removed")
     # Teardown stops the daemon and checks that no process (idle kernels included) is left.
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a stopped process counts as running)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_idle_kernels_never_outlive_a_supervisor_kill(daemon_factory: type[DaemonProcess]) -> None:
+    """After a ``kill -9`` of the supervisor, an idle kernel's host exits by itself (its
+    control channel closed); one that could not notice (frozen with SIGSTOP) is killed
+    by the next start. Both records and envs are cleaned up; no process is left."""
+    daemon = daemon_factory(config=CONFIG).start()
+
+    def two_ready() -> bool:
+        kernels = daemon.status().pools["uv"].kernels
+        return kernels is not None and kernels.available == 2
+
+    wait_for(two_ready, timeout=240, what="two pre-started kernels")
+    records = _kernels(daemon)
+    assert [r["state"] for r in records.values()] == ["idle", "idle"]
+    (exits, frozen) = [(str(r["id"]), int(str(r["pid"])), Path(str(r["env_path"]))) for r in records.values()]
+    try:
+        os.kill(frozen[1], signal.SIGSTOP)  # cannot see its channel close: it survives the supervisor
+        assert _running(exits[1]) and _running(frozen[1])  # both alive just before the kill
+        daemon.kill()
+
+        wait_for(lambda: not _running(exits[1]), timeout=15, what="the idle kernel host to exit by itself")
+        assert _running(frozen[1]) and psutil.Process(frozen[1]).status() == psutil.STATUS_STOPPED
+        assert (daemon.cache_dir / "kernels" / frozen[0]).is_dir()  # nobody cleaned up yet
+
+        daemon.start()
+        assert not _running(frozen[1])  # recovery runs before the daemon listens
+        assert f"killing pre-started kernel {frozen[0]} (pid {frozen[1]}) left by a previous daemon" in daemon.output()
+        for kernel_id, _pid, env in (exits, frozen):
+            wait_for(lambda: not env.exists(), timeout=30, what=f"the env of {kernel_id} deleted")  # noqa: B023
+            assert not (daemon.cache_dir / "kernels" / kernel_id).exists()
+        wait_for(two_ready, timeout=240, what="two new pre-started kernels")
+        assert not {exits[0], frozen[0]} & set(_kernels(daemon))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(frozen[1], signal.SIGKILL)
+    # Teardown stops the daemon and checks that no process is left.
