@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,16 +35,16 @@ def uv_cache() -> Path:
     from runtimed_uv.backend import find_uv
 
     cache = conda_channel.test_cache_root() / "uv-cache"
-    scratch = conda_channel.test_cache_root() / "uv-warm-venv"
     uv = find_uv()
     assert uv, "uv is a test dependency"
     env = {**os.environ, "UV_CACHE_DIR": str(cache)}
-    subprocess.run([uv, "venv", "--quiet", "--clear", str(scratch)], env=env, check=True)
-    subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", str(scratch / "bin" / "python"), "ipykernel", "ipywidgets"],
-        env=env,
-        check=True,
-    )
+    # A scratch venv of this session's own: test runs in several checkouts share the cache.
+    with tempfile.TemporaryDirectory(prefix="uv-warm-", dir=conda_channel.test_cache_root()) as scratch:
+        subprocess.run([uv, "venv", "--quiet", scratch], env=env, check=True)
+        python = str(Path(scratch) / "bin" / "python")
+        subprocess.run(
+            [uv, "pip", "install", "--quiet", "--python", python, "ipykernel", "ipywidgets"], env=env, check=True
+        )
     return cache
 
 
