@@ -187,3 +187,39 @@ def test_owner_death_shuts_the_kernel_down_and_frees_its_env(
     owner.wait()
     wait_for(lambda: not psutil.pid_exists(kernel_pid), timeout=30, what="the orphaned kernel to be shut down")
     wait_for(lambda: not Path(env_path).exists(), timeout=30, what="its env to be deleted")
+
+
+def test_required_transport_encryption_launches_the_kernelspec_argv(
+    daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """runtimed's kernels do not do CURVE: with ``transport_encryption = "required"``
+    the provisioner launches the kernelspec's own argv (as LocalProvisioner), which
+    gets CURVE keys, even with a pre-started kernel ready."""
+    import sys
+
+    daemon = daemon_factory(config=PRESTARTED).start()
+    install_spec(daemon, tmp_path, monkeypatch)
+    spec_file = tmp_path / "jupyter" / "kernels" / "rt" / "kernel.json"
+    spec = json.loads(spec_file.read_text())
+    spec["metadata"]["supported_encryption"] = ["curve"]  # its ipykernel can (jupyter_client checks this)
+    spec_file.write_text(json.dumps(spec))
+    wait_kernels(daemon)
+
+    async def run() -> None:
+        km = AsyncKernelManager(kernel_name="rt", transport_encryption="required")
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            assert km.provisioner._local is not None
+            assert km.get_connection_info().get("curve_publickey")
+            reply, out = await run_code(kc, "import sys; print(sys.executable)")
+            assert reply["status"] == "ok" and out.strip() == sys.executable
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel()
+
+    asyncio.run(run())
+    kernels = daemon.status().pools["uv"].kernels
+    assert kernels is not None and (kernels.available, kernels.handed_out) == (1, 0)  # the daemon was not used
