@@ -7,7 +7,8 @@ are owned by a :class:`~runtimed.leasetable.LeaseTable`. The pool answers events
 with decisions (envs to delete, builds to start); :meth:`Supervisor.carry_out` is
 the one place that executes them. Requests arrive from ``runtimed.server`` as
 protocol records and leave as protocol records. Housekeeping (lease checks, GC)
-and config reloading run alongside (``runtimed.housekeeping``, ``runtimed.reconfig``).
+and config reloading run alongside (``runtimed.housekeeping``, ``runtimed.configwatch``);
+:func:`runtimed.reconfig.reconfigure` applies a changed backend section.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from runtimed import __version__
 from runtimed.builds import Builder
 from runtimed.bytecode_store import store_path
-from runtimed.config import Config, ConfigError, SupervisionConfig, config_diff
+from runtimed.config import Config, ConfigError, SupervisionConfig
 from runtimed.configwatch import ConfigWatcher
 from runtimed.envdir import dir_size, empty_trash, fallback_trash, move_to_trash, now_iso
 from runtimed.failure import BackendError
@@ -56,12 +56,13 @@ from runtimed.protocol import (
     Take,
     TakeKernel,
 )
+from runtimed.reconfig import reconfigure
 from runtimed.records import ReadyEnv
 from runtimed.runtime import BackendRuntime, Worker, WorkerFactory, process_workers
 from runtimed.startup import Adopter
 from runtimed.statusview import pool_statuses
 from runtimed.taking import hand_out
-from runtimed.tasks import TaskSet
+from runtimed.tasks import TaskSet, every
 
 __all__ = ["Supervisor"]
 
@@ -146,8 +147,8 @@ class Supervisor:
             log.warning("%d env(s) of backend %r left alone: no such plugin installed", len(envs), backend)
         self.kernels.run(self._kernel_targets())
         daemon = self.config.daemon
-        self.tasks.spawn(self._every(lambda: self.config.daemon.lease_check_s, self.housekeeping.check_leases))
-        self.tasks.spawn(self._every(lambda: self.config.daemon.gc_interval_s, self.housekeeping.sweep))
+        self.tasks.spawn(every(lambda: self.config.daemon.lease_check_s, self.housekeeping.check_leases))
+        self.tasks.spawn(every(lambda: self.config.daemon.gc_interval_s, self.housekeeping.sweep))
         if self.config_loader is not None:
             watcher = ConfigWatcher(self.paths.config_file, self.reload_config, daemon.config_poll_s)
             self.tasks.spawn(watcher.run(), name="config-watch")
@@ -173,16 +174,6 @@ class Supervisor:
         builds = [t for r in self.runtimes.values() for t in r.builds.values()]
         await asyncio.gather(*builds, return_exceptions=True)
         await self.tasks.stop(keep=lambda task: task.get_name().startswith("discard:"))
-
-    async def _every(self, interval: Callable[[], float], action: Callable[[], Any]) -> None:
-        while True:
-            await asyncio.sleep(interval())
-            try:
-                result = action()
-                if asyncio.iscoroutine(result):
-                    await result
-            except Exception:
-                log.exception("periodic %s failed", getattr(action, "__name__", action))
 
     # ------------------------------------------------------------ workers and builds
 
@@ -388,25 +379,15 @@ class Supervisor:
         self._warn_unknown_backends(config)
         old, self.config = self.config, config
         for name, runtime in self.runtimes.items():
-            new = config.backend(name)
-            if new == runtime.config:
-                continue
-            log.info("backend %s reconfigured: %s", name, config_diff(runtime.config, new))
-            spec_changed = new.spec_fields() != runtime.config.spec_fields()
-            runtime.config = new
-            runtime.pool.concurrency = new.concurrency
-            shrunk = [(env, "pool shrank") for env in runtime.pool.resize(new.pool_size)]
-            runtime.pool.reset_backoff()
-            if spec_changed and runtime.worker.ready is not None:
-                # No builds until the new spec hash is known: they would be discarded.
-                self.carry_out(runtime, shrunk, fill=False)
-                self.tasks.spawn(self._respec(runtime), name=f"respec:{name}")
-            else:
-                self.carry_out(runtime, shrunk)
+            if (new := config.backend(name)) != runtime.config:
+                reconfigure(runtime, new, self.carry_out, self._start_respec)
         self.kernels.configure(self._kernel_targets())
         if config.supervision != old.supervision:
             for runtime in self.runtimes.values():
                 runtime.worker.supervision = config.supervision
+
+    def _start_respec(self, runtime: BackendRuntime) -> None:
+        self.tasks.spawn(self._respec(runtime), name=f"respec:{runtime.name}")
 
     async def _respec(self, runtime: BackendRuntime) -> None:
         if await self.update_spec_hash(runtime):

@@ -1,4 +1,5 @@
-"""Background tasks whose every failure is seen: logged, and passed to a handler."""
+"""Background tasks whose every failure is seen: logged, and passed to a handler;
+periodic actions that survive a failing round."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["TaskSet"]
+__all__ = ["TaskSet", "every"]
 
 log = logging.getLogger("runtimed.supervisor")
 
@@ -48,3 +49,16 @@ class TaskSet:
             if not keep(task):
                 task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def every(interval: Callable[[], float], action: Callable[[], Any]) -> None:
+    """Run ``action`` (sync or async) every ``interval()`` seconds, forever; a failing
+    round is logged and the next one runs as usual."""
+    while True:
+        await asyncio.sleep(interval())
+        try:
+            result = action()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("periodic %s failed", getattr(action, "__name__", action))
