@@ -34,6 +34,7 @@ class InstalledSpec:
     path: Path  # the kernel.json
     argv: list[str]
     provisioner: str | None  # metadata.kernel_provisioner.provisioner_name
+    provisioner_socket: str | None = None  # metadata.kernel_provisioner.config.socket
 
     @property
     def uses_launcher(self) -> bool:
@@ -75,7 +76,9 @@ def find_runtimed_kernelspecs(dirs: list[Path]) -> list[InstalledSpec]:
             meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
             prov = (meta or {}).get("kernel_provisioner")
             provisioner = prov.get("provisioner_name") if isinstance(prov, dict) else None
-            spec = InstalledSpec(name, kernel_json, argv, provisioner)
+            config = prov.get("config") if isinstance(prov, dict) else None
+            socket = config.get("socket") if isinstance(config, dict) else None
+            spec = InstalledSpec(name, kernel_json, argv, provisioner, str(socket) if socket else None)
             if spec.uses_launcher or provisioner == PROVISIONER_NAME:
                 found[name] = spec
     return list(found.values())
@@ -103,7 +106,7 @@ def _check_spec(ctx: DoctorContext, spec: InstalledSpec, has_provisioner: bool) 
     if spec.provisioner == PROVISIONER_NAME and not has_provisioner:
         summary = f"{spec.path} names the {PROVISIONER_NAME} provisioner, which is not installed here"
         return CheckResult(check, FAIL, summary, f"pip install runtimed (with the provisioner), or {reinstall}")
-    socket = _socket_arg(spec.argv)
+    socket = _socket_arg(spec.argv) or spec.provisioner_socket
     if socket is not None and Path(socket) != ctx.paths.socket:
         summary = f"{spec.path} talks to the daemon at {socket}, not {ctx.paths.socket}"
         return CheckResult(check, WARN, summary, f"{reinstall} (with the --cache-dir you use)")

@@ -159,7 +159,8 @@ def test_kernelspecs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     python = tmp_path / "bin" / "python"
     python.parent.mkdir()
     python.symlink_to(sys.executable)
-    good = {**kernel_spec("uv"), "argv": [str(python), "-m", "runtimed.kernel", "-f", "{connection_file}"]}
+    # The older launcher kernelspec (no provisioner metadata).
+    good = {"argv": [str(python), "-m", "runtimed.kernel", "-f", "{connection_file}"], "language": "python"}
     install(kernels, "rt-good", good)
     install(kernels, "rt-other-daemon", kernel_spec("uv", socket=str(tmp_path / "other.sock")))
     install(kernels, "plain-python", {"argv": [sys.executable, "-m", "ipykernel_launcher"], "language": "python"})
