@@ -202,3 +202,19 @@ def test_a_stopped_daemon_is_not_duplicated(
         assert [p.pid for p in daemon_processes(daemon.cache_dir)] == [daemon.proc.pid]
     finally:
         os.kill(daemon.proc.pid, signal.SIGCONT)
+
+
+def test_doctor_reports_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtimed.doctor.records import CheckStatus, DoctorContext
+    from runtimed.doctor.service_check import check_auto_start
+
+    ctx = DoctorContext(Paths.resolve(cache_dir=tmp_path / "c", config_file=tmp_path / "config.toml"), None)
+    monkeypatch.setenv("RUNTIMED_AUTO_START", "0")
+    (result,) = check_auto_start(ctx)
+    assert result.status is CheckStatus.PASS and result.summary == "auto-start is off (RUNTIMED_AUTO_START=0)"
+    monkeypatch.delenv("RUNTIMED_AUTO_START")
+    (result,) = check_auto_start(ctx)
+    assert result.status is CheckStatus.PASS and "auto-start is on (the default" in result.summary
+    monkeypatch.setenv("RUNTIMED_AUTO_START", "perhaps")
+    (result,) = check_auto_start(ctx)
+    assert result.status is CheckStatus.WARN and result.fix and "RUNTIMED_AUTO_START" in result.fix
