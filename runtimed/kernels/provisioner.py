@@ -74,8 +74,10 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     )
     # 0: the kernel that triggers an auto-start is launched from the kernelspec's argv
     # right away. Waiting for the new daemon was measured slower on every path
-    # (bench/autostart.py, README "Automatic start"): a daemon needs ~1 s to listen,
-    # then an env and a kernel, while the argv kernel is ready in about 0.5 s.
+    # (bench/autostart.py, README "Automatic start"; medians to ready on a loaded
+    # 2-core machine): argv at once 1.5 s (plain python3: 1.1 s), waiting with pooled
+    # envs already on disk 6.6 s, waiting on first use (env to build) 25 s. A new daemon
+    # must start, load plugins and pool or build an env before it can launch a kernel.
     auto_start_wait_s = Float(
         0.0,
         config=True,
@@ -153,7 +155,7 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         outcome = auto_start(cache_dir=self.cache_dir or None, socket=self.socket or None)
         if outcome.started:
             assert outcome.paths is not None
-            self.log.warning(
+            self.log.info(
                 "runtimed: started a daemon in the background (pid %s, cache dir %s, log %s) because %s; "
                 "the next kernels come from its pool",
                 outcome.pid,
