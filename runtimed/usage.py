@@ -87,11 +87,14 @@ def percentile(histogram: Histogram, q: float) -> float | None:
     """The ``q`` quantile (0 < q <= 1) of the durations, None if there are none.
 
     Nearest rank: the bucket holding the ``ceil(q * count)``-th smallest value,
-    estimated at its geometric middle, clamped to the smallest and largest values seen.
+    estimated at its geometric middle, clamped to the smallest and largest values seen
+    (the largest value itself for the last rank).
     """
     if histogram.count == 0 or histogram.min_s is None or histogram.max_s is None:
         return None
     rank = max(1, math.ceil(q * histogram.count - 1e-9))
+    if rank >= histogram.count:
+        return histogram.max_s  # known exactly
     seen = 0
     estimate = histogram.max_s
     for index, n in enumerate(histogram.buckets):
