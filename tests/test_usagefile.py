@@ -52,7 +52,8 @@ def test_missing_file_starts_fresh(tmp_path: Path) -> None:
         '{"version": 99, "usage": {}}',
         '{"version": 1, "usage": {"since": 5}}',
         '{"version": 1, "usage": {"since": "t", "backends": {"uv": {"takes": {"served": -3}}}}}',
-        '{"version": 1, "usage": {"since": "t", "backends": {"uv": {"takes": {"wait_s": {"buckets": [1], "count": 7}}}}}}',
+        '{"version": 1, "usage": {"since": "t", "backends": {"uv": '
+        '{"takes": {"wait_s": {"buckets": [1], "count": 7}}}}}}',
         "\udcff",
     ],
 )
