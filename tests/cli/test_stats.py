@@ -138,3 +138,14 @@ def read_until(proc: subprocess.Popen[str], done: Any, timeout: float) -> str:
                 text += chunk.decode(errors="replace")
     os.set_blocking(fd, True)
     return text
+
+
+def test_a_real_uv_build_reports_every_phase(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config="[backends.uv]\npool_size = 1\n").start()
+    daemon.wait_pool("uv", 1)
+    builds = stats_json(daemon)["backends"]["uv"]["builds"]
+    assert builds["succeeded"] == 1 and builds["failed"] == 0
+    phases = builds["phases_s"]
+    assert set(phases) == {"creating", "installing", "compiling", "warming_up"}
+    assert all(p["count"] == 1 and p["p50"] is not None for p in phases.values())
+    assert sum(p["max"] for p in phases.values()) <= builds["total_s"]["max"] + 0.01
