@@ -65,6 +65,7 @@ def watch(client: Client, interval: float, out: TextIO, *, as_json: bool = False
     try:
         while True:
             reply = client.status()
+            client.close()  # reconnect for the next view: the daemon closes idle connections
             if as_json:
                 print_json(unstructure(reply))
             else:

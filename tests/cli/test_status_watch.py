@@ -45,6 +45,9 @@ class Statuses:
         self.left -= 1
         return REPLY
 
+    def close(self) -> None:
+        pass
+
 
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
