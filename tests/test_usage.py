@@ -7,7 +7,7 @@ import random
 import pytest
 
 from runtimed.failure import ErrorKind
-from runtimed.phases import BuildPhase, BuildTrack
+from runtimed.phases import BuildPhase
 from runtimed.usage import (
     BUCKETS,
     Histogram,
@@ -106,21 +106,3 @@ def test_usage_log_counts_changes() -> None:
     log.kernel("uv", prestarted=True)
     log.build("uv", {}, 1.0)
     assert log.changes == 4 and log.usage.backends["uv"].builds.succeeded == 1
-
-
-def test_build_track_times_each_phase() -> None:
-    track = BuildTrack(started=10.0)
-    track.advance(None, "queued", 10.5)
-    assert track.phase is None and track.message == "queued"
-    track.advance(BuildPhase.CREATING, "creating", 11.0)
-    track.advance(BuildPhase.INSTALLING, "uv pip install", 12.0)
-    track.advance(None, "uv pip install (online)", 13.0)  # a message within the phase
-    assert track.phase is BuildPhase.INSTALLING and track.phase_started == 12.0
-    track.advance(BuildPhase.COMPILING, "bytecode", 15.0)
-    track.advance(BuildPhase.INSTALLING, "again", 16.0)  # a phase entered twice adds up
-    durations = track.finish(16.5)
-    assert durations == {
-        BuildPhase.CREATING: 1.0,
-        BuildPhase.INSTALLING: 3.5,
-        BuildPhase.COMPILING: 1.0,
-    }
