@@ -36,6 +36,8 @@ from runtimed.protocol import (
     ProtocolError,
     Release,
     Shutdown,
+    Stats,
+    StatsReply,
     Status,
     StatusReply,
     Take,
@@ -218,6 +220,11 @@ class Client:
 
     def status(self) -> StatusReply:
         reply: StatusReply = self.request(Status())
+        return reply
+
+    def stats(self) -> StatsReply:
+        """The daemon's usage stats (see ``runtimed stats``)."""
+        reply: StatsReply = self.request(Stats())
         return reply
 
     def flush(self, env_type: str | None = None) -> int:

@@ -17,6 +17,7 @@ import attrs
 from attrs import define, field
 
 from runtimed._convert import describe_error, make_converter
+from runtimed.protocol_stats import BuildStatus, Stats, StatsReply
 from runtimed.records import ReadyEnv
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "Request",
     "Shutdown",
     "ShuttingDown",
+    "Stats",
+    "StatsReply",
     "Status",
     "StatusReply",
     "Take",
@@ -172,6 +175,7 @@ class PoolStatus:
     error: PoolError | None = None
     worker: WorkerStatus | None = None
     kernels: KernelPoolStatus | None = None
+    builds: list[BuildStatus] = field(factory=list)  # in flight, with their phase
 
 
 @define(frozen=True)
@@ -345,15 +349,26 @@ class Error:
     message: str
 
 
-Request = Ping | Take | Release | Status | Flush | Shutdown | Gc | Envs | TakeKernel
+Request = Ping | Take | Release | Status | Flush | Shutdown | Gc | Envs | TakeKernel | Stats
 Reply = (
-    Pong | EnvReply | Empty | Released | StatusReply | Flushed | ShuttingDown | GcReport | EnvList | KernelReply | Error
+    Pong
+    | EnvReply
+    | Empty
+    | Released
+    | StatusReply
+    | Flushed
+    | ShuttingDown
+    | GcReport
+    | EnvList
+    | KernelReply
+    | StatsReply
+    | Error
 )
 
 REQUEST_TYPES: dict[str, type] = {
-    c.TYPE: c for c in (Ping, Take, Release, Status, Flush, Shutdown, Gc, Envs, TakeKernel)
+    c.TYPE: c for c in (Ping, Take, Release, Status, Flush, Shutdown, Gc, Envs, TakeKernel, Stats)
 }
-# "status" names both a request and its reply; the direction decides which.
+# "status" and "stats" name both a request and its reply; the direction decides which.
 REPLY_TYPES: dict[str, type] = {
     c.TYPE: c
     for c in (
@@ -367,6 +382,7 @@ REPLY_TYPES: dict[str, type] = {
         GcReport,
         EnvList,
         KernelReply,
+        StatsReply,
         Error,
     )
 }
