@@ -25,12 +25,14 @@ from runtimed.bytecode import BytecodeError
 from runtimed.config import BackendConfig
 from runtimed.envwarm import WarmupFailed, warm_env
 from runtimed.failure import BackendError, ErrorKind, Failure
+from runtimed.phases import BuildPhase
 from runtimed.process import clean_env, run_command
 
 __all__ = [
     "Availability",
     "Backend",
     "BackendError",
+    "BuildPhase",
     "BuildRequest",
     "ErrorKind",
     "Failure",
@@ -54,12 +56,20 @@ def _no_progress(_message: str) -> None:
     pass
 
 
+def _no_phase(_phase: BuildPhase) -> None:
+    pass
+
+
 @define(frozen=True)
 class BuildRequest:
     """One env to build: its id, final path, config and the backend's cache dir.
 
     ``bytecode_store`` is the shared bytecode store (``<cache>/bytecode``) that
     :meth:`Backend.warm` links ``.pyc`` files from; None compiles per env.
+    ``progress`` reports what the build is doing (free text, shown in ``status``);
+    ``phase`` reports that it enters a :class:`BuildPhase` (a backend calls
+    ``request.phase(BuildPhase.INSTALLING)`` in :meth:`Backend.create`; the
+    creating, compiling and warming-up phases are reported by runtimed).
     """
 
     env_id: str
@@ -68,6 +78,7 @@ class BuildRequest:
     cache_dir: Path
     progress: Callable[[str], None] = field(default=_no_progress, eq=False)
     bytecode_store: Path | None = None
+    phase: Callable[[BuildPhase], None] = field(default=_no_phase, eq=False)
 
 
 class Backend:
@@ -127,6 +138,7 @@ class Backend:
                 modules=self.warmup_modules,
                 env=clean_env(),
                 progress=request.progress,
+                phase=request.phase,
             )
         except (BytecodeError, WarmupFailed) as exc:
             raise BackendError(ErrorKind.SETUP_FAILED, str(exc)) from exc

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
 from runtimed.envdir import Manifest, now_iso, write_manifest
 from runtimed.envwarm import read_warm_report
+from runtimed.phases import BuildPhase
 
 __all__ = ["build_env"]
 
@@ -27,7 +28,7 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
         availability = backend.availability()
         if not availability.ok:
             raise BackendError(ErrorKind.TOOL_MISSING, availability.reason or f"{backend.name} is not available")
-        request.progress("creating")
+        request.phase(BuildPhase.CREATING)
         backend.create(request)
         # Listing the installed packages only reads metadata: it overlaps the warm-up.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="packages") as pool:

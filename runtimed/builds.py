@@ -3,7 +3,9 @@
 This is the one place where what :class:`~runtimed.pool.Pool` decides happens. A
 build runs as a job on the backend's worker; whatever way it ends (success,
 classified failure, worker crash, or an unforeseen exception) is reported back to
-the pool, so no env id stays ``warming`` for good.
+the pool, so no env id stays ``warming`` for good. The worker's progress reports
+move the build's :class:`~runtimed.phases.BuildTrack` (shown in ``status``); how a
+build ended goes to the usage recorder.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Any
 
 from runtimed.envdir import new_env_id
 from runtimed.failure import BackendError, ErrorKind, Failure
-from runtimed.jobs import CreateEnv
+from runtimed.jobs import CreateEnv, Progress
+from runtimed.phases import BuildTrack
 from runtimed.records import ReadyEnv
 from runtimed.runtime import BackendRuntime
+from runtimed.usage import UsageRecorder
 
 __all__ = ["Builder"]
 
@@ -38,8 +42,10 @@ class Builder:
         discard: Callable[[Path], None],
         measure: Callable[[Path], None],
         stopping: Callable[[], bool],
+        usage: UsageRecorder,
     ) -> None:
         self.env_path = env_path
+        self.usage = usage
         self.spawn = spawn
         self.discard = discard
         self.measure = measure
@@ -74,19 +80,27 @@ class Builder:
     def _build_crashed(self, runtime: BackendRuntime, env_id: str, exc: BaseException) -> None:
         """A build task died of something unforeseen: its slot must not stay warming."""
         runtime.builds.pop(env_id, None)
+        runtime.tracks.pop(env_id, None)
         if env_id in runtime.pool.warming:
             failure = Failure(ErrorKind.SETUP_FAILED, f"internal error: {type(exc).__name__}: {exc}")
             runtime.pool.build_failed(env_id, failure, time.monotonic())
+            self.usage.build_failed(runtime.name, failure.kind)
 
     async def _build(self, runtime: BackendRuntime, env_id: str) -> None:
         path = self.env_path(runtime.name, env_id)
         started = time.monotonic()
+        track = runtime.tracks[env_id] = BuildTrack(started=started)
+
+        def progress(report: Progress) -> None:
+            log.debug("build %s: %s", path.name, report.message)
+            track.advance(report.phase, report.message, time.monotonic())
+
         delete: list[tuple[ReadyEnv, str]] = []
         try:
             result = await runtime.worker.submit(
                 CreateEnv(env_id=env_id, path=path, config=runtime.config),
                 timeout=runtime.config.build_timeout,
-                progress=lambda message: log.debug("build %s: %s", path.name, message),
+                progress=progress,
             )
         except BackendError as exc:
             self.discard(path)
@@ -96,6 +110,7 @@ class Builder:
                 # A dead worker is restarted with its own backoff (and marked failed if it
                 # keeps dying); builds resume as soon as it is back.
                 runtime.pool.build_failed(env_id, exc.failure, time.monotonic(), back_off=exc.kind != ErrorKind.CRASHED)
+                self.usage.build_failed(runtime.name, exc.kind)
                 log.error(
                     "build of %s failed [%s]%s: %s", path.name, exc.kind,
                     f" (package {exc.package})" if exc.package else "", exc.message,
@@ -105,6 +120,7 @@ class Builder:
             self.discard(path)
             failure = Failure(ErrorKind.SETUP_FAILED, f"internal error: {type(exc).__name__}: {exc}")
             runtime.pool.build_failed(env_id, failure, time.monotonic())
+            self.usage.build_failed(runtime.name, failure.kind)
         else:
             manifest = result.manifest
             if manifest.spec_hash != runtime.spec_hash:
@@ -117,9 +133,12 @@ class Builder:
                 delete = [
                     (gone, "surplus" if gone.id == env_id else "replaced") for gone in runtime.pool.build_succeeded(env)
                 ]
-                log.info("built %s in %.2fs", path.name, time.monotonic() - started)
+                now = time.monotonic()
+                log.info("built %s in %.2fs", path.name, now - started)
+                self.usage.build(runtime.name, track.finish(now), now - started)
                 self.measure(path)
         finally:
             runtime.builds.pop(env_id, None)
+            runtime.tracks.pop(env_id, None)
         self.carry_out(runtime, delete)
         await runtime.notify()

@@ -36,6 +36,8 @@ from runtimed.protocol import (
     ProtocolError,
     Release,
     Shutdown,
+    Stats,
+    StatsReply,
     Status,
     StatusReply,
     Take,
@@ -45,6 +47,7 @@ from runtimed.protocol import (
 
 __all__ = [
     "Client",
+    "DaemonAbsent",
     "DaemonError",
     "DaemonNotResponding",
     "DaemonNotRunning",
@@ -58,6 +61,14 @@ CONNECT_TIMEOUT_S = 2.0
 
 class DaemonNotRunning(ConnectionError):
     """No daemon answers on the socket."""
+
+
+class DaemonAbsent(DaemonNotRunning):
+    """Nothing listens on the socket: no socket file, or a stale one (connection refused).
+
+    The only case in which a client may start a daemon (:mod:`runtimed.autostart`):
+    a daemon that does not answer or that is not ours is never replaced.
+    """
 
 
 class DaemonNotResponding(DaemonNotRunning):
@@ -110,6 +121,9 @@ class Client:
         except (TimeoutError, BlockingIOError) as exc:  # the backlog is full: nobody accepts
             sock.close()
             raise DaemonNotResponding(f"runtimed at {self.socket_path} does not accept connections ({exc})") from exc
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            sock.close()
+            raise DaemonAbsent(f"no runtimed daemon at {self.socket_path} ({exc})") from exc
         except OSError as exc:
             sock.close()
             raise DaemonNotRunning(f"no runtimed daemon at {self.socket_path} ({exc})") from exc
@@ -206,6 +220,11 @@ class Client:
 
     def status(self) -> StatusReply:
         reply: StatusReply = self.request(Status())
+        return reply
+
+    def stats(self) -> StatsReply:
+        """The daemon's usage stats (see ``runtimed stats``)."""
+        reply: StatsReply = self.request(Stats())
         return reply
 
     def flush(self, env_type: str | None = None) -> int:

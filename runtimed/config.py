@@ -196,6 +196,9 @@ class DaemonConfig:
     log_backups: int = field(default=3, validator=_between(1, 100))
     # A handed-out kernel whose owner (the KernelManager's process) died is shut down after this.
     kernel_owner_grace_s: float = field(default=10.0, validator=_seconds)
+    # Read by clients, not by the daemon: may the kernel provisioner, `python -m
+    # runtimed.kernel` and `runtimed take` start a daemon when none runs (runtimed.autostart)?
+    auto_start: bool = True
 
 
 @define(frozen=True)

@@ -21,6 +21,7 @@ from runtimed.protocol import PROTOCOL_VERSION
 from runtimed.server import Server
 from runtimed.singleton import DaemonLock, prepare_socket_path
 from runtimed.supervisor import Supervisor
+from runtimed.usagefile import UsageFile, stats_path
 
 __all__ = ["log_traceback", "run_daemon", "setup_logging"]
 
@@ -66,7 +67,9 @@ async def _serve(paths: Paths, load: Callable[[], Config], lock: DaemonLock) -> 
     prepare_socket_path(paths)
     plugins = discover_plugins()
     log.info("runtimed %s starting (pid %d); backends: %s", __version__, os.getpid(), ", ".join(plugins) or "none")
-    supervisor = Supervisor(paths, load(), plugins, config_loader=load)
+    usage_file = UsageFile(stats_path(paths.cache_dir))
+    usage = usage_file.load()
+    supervisor = Supervisor(paths, load(), plugins, config_loader=load, usage=usage)
     stop = asyncio.Event()
     server = Server(supervisor, paths.socket, on_shutdown=lambda: _set(stop))
     loop = asyncio.get_running_loop()
@@ -94,11 +97,14 @@ async def _serve(paths: Paths, load: Callable[[], Config], lock: DaemonLock) -> 
             }
         )
         log.info("listening on %s", paths.socket)
+        autosave = asyncio.create_task(usage_file.autosave(usage), name="stats-autosave")
         await stop.wait()
         log.info("stopping")
+        autosave.cancel()
     finally:
         await server.close()
         await supervisor.shutdown()
+        usage_file.save(usage)
 
 
 async def _set(event: asyncio.Event) -> None:

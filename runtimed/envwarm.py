@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from runtimed.bytecode import BytecodeReport, compile_pending, link_from_store
 from runtimed.envdir import META_DIR, write_json_atomic
+from runtimed.phases import BuildPhase
 
 __all__ = ["OVERLAP_MAX_FILES", "REPORT_FILE", "WarmupFailed", "read_warm_report", "warm_env"]
 
@@ -51,12 +52,14 @@ def warm_env(
     modules: Sequence[str],
     env: Mapping[str, str],
     progress: Callable[[str], None] = lambda _message: None,
+    phase: Callable[[BuildPhase], None] = lambda _phase: None,
 ) -> BytecodeReport:
     """Give the env its bytecode (shared where possible) and run the warm-up import.
 
     Raises :class:`~runtimed.bytecode.BytecodeError` or :class:`WarmupFailed`.
     """
     started = time.monotonic()
+    phase(BuildPhase.COMPILING)
     progress("bytecode: linking from the store" if store is not None else "bytecode: compiling")
     pending = link_from_store(python, prefix, store, env)
     linked = time.monotonic()
@@ -69,6 +72,7 @@ def warm_env(
                 progress(f"bytecode: compiling {len(pending)} files")
             report = compile_pending(pending, env)
             compiled = time.monotonic()
+            phase(BuildPhase.WARMING_UP)  # overlapped: what is left is waiting for the warm-up
             if warmup is None:
                 progress("warm-up import")
                 warmup_started = compiled

@@ -20,6 +20,7 @@ from attrs import define, field
 from runtimed._convert import describe_error, make_converter
 from runtimed.config import BackendConfig
 from runtimed.failure import Failure
+from runtimed.phases import BuildPhase
 from runtimed.records import Manifest
 
 __all__ = [
@@ -142,9 +143,12 @@ class Ready:
 
 @define(frozen=True)
 class Progress:
+    """Worker -> supervisor, during a job: a message, and the build phase it enters (if any)."""
+
     TYPE: ClassVar[str] = "progress"
     id: str
     message: str
+    phase: BuildPhase | None = None
 
 
 @define(frozen=True)

@@ -7,8 +7,9 @@ with this interpreter, used only when runtimed cannot serve.
 ``python -m runtimed.kernel`` is kept for front ends without kernel provisioners
 (jupyter_client < 7): it takes a ready env from the daemon, leased to its own pid,
 then *execs* that env's python as ``-m ipykernel_launcher`` (the kernel keeps the
-pid, so it holds the lease). With no daemon it starts the kernel with this
-interpreter instead.
+pid, so it holds the lease). With no daemon it starts one in the background
+(:mod:`runtimed.autostart`) for the next kernels, and starts this kernel with this
+interpreter at once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from attrs import define
 
-from runtimed.client import Client, DaemonError, DaemonNotRunning
+from runtimed.client import Client, DaemonAbsent, DaemonError, DaemonNotRunning
 
 __all__ = [
     "PROVISIONER_NAME",
@@ -49,11 +50,16 @@ def default_kernels_dir() -> Path:
     return Path(xdg) / "jupyter" / "kernels"
 
 
-def kernel_spec(backend: str, display_name: str | None = None, socket: str | None = None) -> dict[str, object]:
-    """The ``kernel.json`` of a kernel served by runtimed from ``backend``."""
+def kernel_spec(
+    backend: str, display_name: str | None = None, socket: str | None = None, cache_dir: str | None = None
+) -> dict[str, object]:
+    """The ``kernel.json`` of a kernel served by runtimed from ``backend`` (pinned to
+    the daemon of ``socket`` / ``cache_dir`` when given)."""
     config: dict[str, str] = {"backend": backend}
     if socket:
         config["socket"] = socket
+    if cache_dir:
+        config["cache_dir"] = cache_dir
     return {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": display_name or f"Python (runtimed {backend})",
@@ -113,13 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--backend", default="uv", help="pool to take the env from (default: uv)")
     parser.add_argument("--socket", help="the daemon's socket (default: the usual place)")
+    parser.add_argument("--cache-dir", help="the daemon's cache dir (default: the usual place)")
     parser.add_argument("--wait", type=float, default=10.0, help="seconds to wait for a warming env")
     args, kernel_args = parser.parse_known_args(argv)
     env = None
     try:
-        with Client(args.socket) as client:
+        with Client(args.socket, cache_dir=args.cache_dir) as client:
             env = client.take(args.backend, wait_s=args.wait, lease_pid=os.getpid())
         reason = f"the {args.backend} pool is empty"
+    except DaemonAbsent as exc:
+        # Start one for the next kernels; this one starts now, from this interpreter
+        # (waiting for a new daemon is slower: see runtimed.autostart).
+        reason = f"{exc}; {_auto_start_note(args.cache_dir, args.socket)}"
     except (DaemonNotRunning, DaemonError) as exc:
         reason = str(exc)
     if env is not None:
@@ -130,6 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"runtimed: {reason}; starting the kernel with {python}", file=sys.stderr, flush=True)
     os.execv(python, [python, "-m", "ipykernel_launcher", *kernel_args])
     return 1  # not reached
+
+
+def _auto_start_note(cache_dir: str | None, socket: str | None) -> str:
+    from runtimed.autostart import auto_start
+
+    outcome = auto_start(cache_dir=cache_dir, socket=socket)
+    if outcome.started:
+        return f"started a daemon in the background (pid {outcome.pid}) because {outcome.reason}"
+    return f"not starting a daemon: {outcome.reason}"
 
 
 def install(kernels_dir: Path, name: str, spec: dict[str, object]) -> Path:

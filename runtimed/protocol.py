@@ -30,6 +30,7 @@ from runtimed.protocol_records import (
     PoolStatus,
     WorkerStatus,
 )
+from runtimed.protocol_stats import Stats, StatsReply
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -64,6 +65,8 @@ __all__ = [
     "Request",
     "Shutdown",
     "ShuttingDown",
+    "Stats",
+    "StatsReply",
     "Status",
     "StatusReply",
     "Take",
@@ -229,15 +232,26 @@ class Error:
     message: str
 
 
-Request = Ping | Take | Release | Status | Flush | Shutdown | Gc | Envs | TakeKernel
+Request = Ping | Take | Release | Status | Flush | Shutdown | Gc | Envs | TakeKernel | Stats
 Reply = (
-    Pong | EnvReply | Empty | Released | StatusReply | Flushed | ShuttingDown | GcReport | EnvList | KernelReply | Error
+    Pong
+    | EnvReply
+    | Empty
+    | Released
+    | StatusReply
+    | Flushed
+    | ShuttingDown
+    | GcReport
+    | EnvList
+    | KernelReply
+    | StatsReply
+    | Error
 )
 
 REQUEST_TYPES: dict[str, type] = {
-    c.TYPE: c for c in (Ping, Take, Release, Status, Flush, Shutdown, Gc, Envs, TakeKernel)
+    c.TYPE: c for c in (Ping, Take, Release, Status, Flush, Shutdown, Gc, Envs, TakeKernel, Stats)
 }
-# "status" names both a request and its reply; the direction decides which.
+# "status" and "stats" name both a request and its reply; the direction decides which.
 REPLY_TYPES: dict[str, type] = {
     c.TYPE: c
     for c in (
@@ -251,6 +265,7 @@ REPLY_TYPES: dict[str, type] = {
         GcReport,
         EnvList,
         KernelReply,
+        StatsReply,
         Error,
     )
 }

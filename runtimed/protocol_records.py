@@ -11,6 +11,7 @@ from typing import Any
 
 from attrs import define, field
 
+from runtimed.protocol_stats import BuildStatus
 from runtimed.records import ReadyEnv
 
 __all__ = [
@@ -128,6 +129,7 @@ class PoolStatus:
     error: PoolError | None = None
     worker: WorkerStatus | None = None
     kernels: KernelPoolStatus | None = None
+    builds: list[BuildStatus] = field(factory=list)  # in flight, with their phase
 
 
 @define(frozen=True)

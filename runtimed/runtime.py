@@ -16,8 +16,9 @@ from typing import Any, Protocol, TypeVar
 from runtimed.config import BackendConfig, SupervisionConfig
 from runtimed.failure import Failure
 from runtimed.gc import DiskEnv
-from runtimed.jobs import Operation, Ready
+from runtimed.jobs import Operation, Progress, Ready
 from runtimed.paths import Paths
+from runtimed.phases import BuildTrack
 from runtimed.pool import Pool
 from runtimed.protocol import WorkerStatus
 from runtimed.records import WorkerState
@@ -45,7 +46,11 @@ class Worker(Protocol):
         """Stop for good, abandoning jobs in flight."""
 
     async def submit(
-        self, operation: Operation[R], *, timeout: float | None = None, progress: Callable[[str], None] | None = None
+        self,
+        operation: Operation[R],
+        *,
+        timeout: float | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ) -> R:
         """Run one job; raises ``BackendError`` (``timeout``, ``crashed``, or the backend's own)."""
 
@@ -79,6 +84,7 @@ class BackendRuntime:
         self.pool = Pool(name=name, target=config.pool_size, concurrency=config.concurrency)
         self.spec_hash: str | None = None
         self.builds: dict[str, asyncio.Task[Any]] = {}
+        self.tracks: dict[str, BuildTrack] = {}  # the builds' phases, by env id
         self.changed = asyncio.Condition()
         self.startup_envs: list[DiskEnv] | None = []  # found on disk, adopted once the spec hash is known
         self.wakeup: asyncio.TimerHandle | None = None

@@ -31,6 +31,7 @@ from runtimed.protocol import (
     Reply,
     Shutdown,
     ShuttingDown,
+    Stats,
     Status,
     Take,
     TakeKernel,
@@ -128,6 +129,8 @@ class Server:
                 return await self.supervisor.release(event.path, pid)
             if isinstance(event, Status):
                 return self.supervisor.status()
+            if isinstance(event, Stats):
+                return await self.supervisor.stats()
             if isinstance(event, Flush):
                 return await self.supervisor.flush(event.env_type)
             if isinstance(event, Gc):

@@ -1,4 +1,5 @@
-"""What ``status`` shows for each pool: counts, disk use, the last failure, the worker.
+"""What ``status`` shows for each pool: counts, disk use, the last failure, the worker,
+and each build in flight with its phase.
 
 Core failure records become wire ``PoolError`` records here, at the edge.
 """
@@ -9,12 +10,14 @@ from collections.abc import Callable, Mapping
 
 from runtimed.failure import ErrorKind, Failure
 from runtimed.leasetable import LeaseTable
+from runtimed.phases import BuildTrack
 from runtimed.pool import PoolFailure
 from runtimed.protocol import KernelPoolStatus, PoolError, PoolStatus
+from runtimed.protocol_stats import BuildStatus
 from runtimed.records import WorkerState
 from runtimed.runtime import BackendRuntime
 
-__all__ = ["pool_statuses"]
+__all__ = ["build_status", "pool_statuses"]
 
 
 def pool_statuses(
@@ -40,8 +43,21 @@ def pool_statuses(
             error=_from_pool(pool_error) if pool_error else _pool_error(other),
             worker=runtime.worker.status(),
             kernels=kernels(name),
+            builds=[build_status(env_id, track, now) for env_id, track in sorted(runtime.tracks.items())],
         )
     return pools
+
+
+def build_status(env_id: str, track: BuildTrack, now: float) -> BuildStatus:
+    """A build in flight as ``status`` shows it (elapsed times at ``now``, to 0.1 s)."""
+    in_phase = None if track.phase_started is None else round(max(0.0, now - track.phase_started), 1)
+    return BuildStatus(
+        env_id=env_id,
+        phase=None if track.phase is None else track.phase.value,
+        elapsed_s=round(max(0.0, now - track.started), 1),
+        phase_elapsed_s=in_phase,
+        message=track.message,
+    )
 
 
 def _from_pool(state: PoolFailure) -> PoolError:

@@ -56,13 +56,17 @@ from runtimed.protocol import (
     Take,
     TakeKernel,
 )
+from runtimed.protocol_stats import StatsReply
 from runtimed.reconfig import reconfigure
 from runtimed.records import ReadyEnv
 from runtimed.runtime import BackendRuntime, Worker, WorkerFactory, process_workers
 from runtimed.startup import Adopter
+from runtimed.statsview import stats_reply
 from runtimed.statusview import pool_statuses
 from runtimed.taking import hand_out
 from runtimed.tasks import TaskSet, every
+from runtimed.usage import Usage, UsageLog
+from runtimed.usagefile import stats_path
 
 __all__ = ["Supervisor"]
 
@@ -79,8 +83,10 @@ class Supervisor:
         plugins: dict[str, PluginInfo],
         config_loader: Callable[[], Config] | None = None,
         worker_factory: WorkerFactory | None = None,
+        usage: UsageLog | None = None,
     ) -> None:
         self.paths = paths
+        self.usage = usage or UsageLog(Usage(since=now_iso()))  # persisted by the daemon (runtimed.usagefile)
         self.config = config
         self.plugins = {name: info for name, info in plugins.items() if info.error is None}
         self.broken_plugins = {name: info.error for name, info in plugins.items() if info.error is not None}
@@ -109,6 +115,7 @@ class Supervisor:
             discard=self.discard,
             measure=self.measure,
             stopping=lambda: self.stopping,
+            usage=self.usage,
         )
         self.adopter = Adopter(
             leases=self.leases,
@@ -119,7 +126,13 @@ class Supervisor:
             settled=self._settled,
         )
         self.stopping = False
-        envs = KernelEnvs(take=self.take, leases=self.leases, discard=self.discard, stopping=lambda: self.stopping)
+        # Envs taken for kernels are counted as kernels, not as takes.
+        envs = KernelEnvs(
+            take=lambda req, pid: self.take(req, pid, counted=False),
+            leases=self.leases,
+            discard=self.discard,
+            stopping=lambda: self.stopping,
+        )
         self.kernels = KernelKeeper(
             paths.cache_dir / "kernels", envs.access(), lambda: self.config.daemon.kernel_owner_grace_s
         )
@@ -250,10 +263,16 @@ class Supervisor:
     # ------------------------------------------------------------ requests
 
     async def take(
-        self, request: Take, peer_pid: int | None, client_gone: Callable[[], bool] = lambda: False
+        self,
+        request: Take,
+        peer_pid: int | None,
+        client_gone: Callable[[], bool] = lambda: False,
+        *,
+        counted: bool = True,
     ) -> EnvReply | Empty | Error:
         """Hand out a ready env, exactly once (see ``runtimed.taking`` for the checks
-        and the lease's durability), or wait up to ``wait_s`` for one."""
+        and the lease's durability), or wait up to ``wait_s`` for one. A ``counted``
+        take that is answered goes into the usage stats."""
         runtime = self.runtimes.get(request.env_type)
         if runtime is None:
             known = ", ".join(sorted(self.runtimes)) or "none"
@@ -261,7 +280,16 @@ class Supervisor:
         holder = request.lease_pid or peer_pid
         if holder is not None and holder <= 0:
             return Error(code="invalid_message", message=f"lease_pid must be a positive pid, got {holder}")
-        deadline = time.monotonic() + max(0.0, request.wait_s or 0.0)
+        started = time.monotonic()
+        deadline = started + max(0.0, request.wait_s or 0.0)
+        waited = False
+
+        def answered(reply: EnvReply | Empty) -> EnvReply | Empty:
+            if counted:
+                wait_s = time.monotonic() - started if waited else None
+                self.usage.take(runtime.name, served=isinstance(reply, EnvReply), wait_s=wait_s)
+            return reply
+
         async with runtime.changed:
             while True:
                 if client_gone():
@@ -276,14 +304,15 @@ class Supervisor:
                 if handed is not None and not isinstance(handed, Error):
                     # Start the replacement build after the reply has gone out.
                     asyncio.get_running_loop().call_soon(self.fill, runtime)
-                    return EnvReply(env=PooledEnv.from_ready(handed))
+                    return answered(EnvReply(env=PooledEnv.from_ready(handed)))
                 self.fill(runtime)
                 if isinstance(handed, Error):
                     return handed
                 remaining = deadline - time.monotonic()
                 pending = runtime.pool.warming or (not runtime.ready and runtime.pool.target > 0)
                 if remaining <= 0 or not pending or self.stopping:
-                    return Empty(retry_in_s=runtime.pool.retry_in(time.monotonic()))
+                    return answered(Empty(retry_in_s=runtime.pool.retry_in(time.monotonic())))
+                waited = True
                 with contextlib.suppress(asyncio.TimeoutError):
                     # Wake at least every second to notice a client that went away.
                     await asyncio.wait_for(runtime.changed.wait(), min(remaining, 1.0))
@@ -337,6 +366,14 @@ class Supervisor:
             daemon=daemon, pools=pool_statuses(self.runtimes, self.leases, time.monotonic(), self.kernels.status)
         )
 
+    async def stats(self) -> StatsReply:
+        """The usage stats, with each backend's disk use now and the bytecode store's."""
+        disk = {name: pool.disk_bytes for name, pool in self.status().pools.items()}
+        store = store_path(self.paths.cache_dir)
+        store_bytes = await asyncio.to_thread(dir_size, store) if store.is_dir() else None
+        file = str(stats_path(self.paths.cache_dir))
+        return stats_reply(self.usage.usage, file=file, disk=disk, store_bytes=store_bytes)
+
     # ------------------------------------------------------------ kernels (runtimed.kernels does the work)
 
     async def take_kernel(self, request: TakeKernel, peer_pid: int | None) -> KernelReply | Empty | Error:
@@ -346,9 +383,11 @@ class Supervisor:
         try:
             kernel = await self.kernels.take(request, peer_pid)
         except KernelStartError as exc:
+            self.usage.kernel(request.env_type, prestarted=None)
             return Error(code="kernel_failed", message=str(exc))
         if kernel is None:
             return Empty(retry_in_s=self.runtimes[request.env_type].pool.retry_in(time.monotonic()))
+        self.usage.kernel(request.env_type, prestarted=kernel.prestarted)
         return KernelReply(kernel=kernel)
 
     def _kernel_targets(self) -> dict[str, int]:

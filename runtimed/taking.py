@@ -24,8 +24,11 @@ log = logging.getLogger("runtimed.supervisor")
 
 
 def looks_whole(env: ReadyEnv) -> str | None:
-    """Why a pooled env cannot be handed out (None if it can), from two ``stat`` calls:
+    """Why a pooled env cannot be handed out (None if it can), from three ``stat`` calls:
+    the env dir must still be runtimed's own (not a symlink planted in its place), and
     its manifest and its python must still exist (cache cleaners delete files)."""
+    if os.path.islink(env.path):
+        return "it was replaced by a symlink"
     if not os.path.exists(env.path / META_DIR / "manifest.json"):
         return "its manifest is gone"
     if not os.path.exists(env.python_path):

@@ -127,6 +127,7 @@ class WorkerLoop:
                 cache_dir=self.cache_dir,
                 progress=lambda message: self.send(Progress(id=job.id, message=message)),
                 bytecode_store=store_for_backend_cache(self.cache_dir),
+                phase=lambda phase: self.send(Progress(id=job.id, message=phase.value, phase=phase)),
             )
             log.info("creating %s", request.path)
             return EnvCreated(manifest=build_env(self.backend, request))

@@ -68,7 +68,7 @@ class WorkerHandle:
         self._proc: asyncio.subprocess.Process | None = None
         self._psutil: psutil.Process | None = None
         self._started_at: float | None = None
-        self._jobs: dict[str, tuple[asyncio.Future[Done], Callable[[str], None] | None]] = {}
+        self._jobs: dict[str, tuple[asyncio.Future[Done], Callable[[Progress], None] | None]] = {}
         self._ids = itertools.count(1)
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
         self._up = asyncio.Event()
@@ -258,7 +258,7 @@ class WorkerHandle:
         elif isinstance(event, Progress):
             entry = self._jobs.get(event.id)
             if entry and entry[1]:
-                entry[1](event.message)
+                entry[1](event)
         elif isinstance(event, (Done, Failed)):
             entry = self._jobs.pop(event.id, None)
             if entry is None or entry[0].done():
@@ -295,7 +295,7 @@ class WorkerHandle:
         operation: Operation[R],
         *,
         timeout: float | None = None,
-        progress: Callable[[str], None] | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ) -> R:
         """Run a job on the worker; raises :class:`BackendError` (``timeout``, ``crashed``, ...)."""
         proc = self._proc

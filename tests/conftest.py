@@ -20,10 +20,13 @@ for _var in ("RUNTIMED_CACHE_DIR", "RUNTIMED_CONFIG", "RUNTIMED_SOCKET"):
 
 @pytest.fixture(autouse=True)
 def _isolated_runtimed(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point every test's default runtimed paths at a temp dir."""
+    """Point every test's default runtimed paths at a temp dir, with auto-start off
+    (a test that finds no daemon must not leave one behind; tests of auto-start turn
+    it on and stop what they started)."""
     base = tmp_path_factory.mktemp("runtimed-home")
     monkeypatch.setenv("RUNTIMED_CACHE_DIR", str(base / "cache"))
     monkeypatch.setenv("RUNTIMED_CONFIG", str(base / "config.toml"))
+    monkeypatch.setenv("RUNTIMED_AUTO_START", "0")
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,29 @@ import sys
 from collections.abc import Sequence
 
 from runtimed import __version__
-from runtimed.cli import config, doctor, envs, flush, gc, kernel, logs, ping, plugins, run, service, status, stop, take
+from runtimed.cli import (
+    config,
+    doctor,
+    envs,
+    flush,
+    gc,
+    kernel,
+    logs,
+    ping,
+    plugins,
+    run,
+    service,
+    stats,
+    status,
+    stop,
+    take,
+)
 from runtimed.cli._util import not_running
 from runtimed.client import DaemonError, DaemonNotResponding, DaemonNotRunning, DaemonUntrusted
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (run, status, stop, ping, take, flush, envs, gc, config, kernel, plugins, service, logs, doctor)
+COMMANDS = (run, status, stats, stop, ping, take, flush, envs, gc, config, kernel, plugins, service, logs, doctor)
 
 
 def _common() -> argparse.ArgumentParser:

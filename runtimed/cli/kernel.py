@@ -49,9 +49,12 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    # Pin the socket only when asked for a non-default daemon.
-    socket = str(paths_from(args).socket) if args.cache_dir or args.socket else None
-    spec = kernel_spec(args.backend, args.display_name, socket)
+    # Pin the socket only when asked for a non-default daemon, and its cache dir with
+    # it: a daemon auto-started for this kernelspec must use that cache dir.
+    paths = paths_from(args)
+    socket = str(paths.socket) if args.cache_dir or args.socket else None
+    cache_dir = str(paths.cache_dir) if args.cache_dir else None
+    spec = kernel_spec(args.backend, args.display_name, socket, cache_dir)
     target = install(args.kernels_dir or default_kernels_dir(), args.name or f"runtimed-{args.backend}", spec)
     print(f"installed kernelspec {target}")
     return 0

@@ -1,13 +1,20 @@
-"""``runtimed status``: the pools, their workers and their errors."""
+"""``runtimed status``: the pools, their workers and their errors; ``--watch`` redraws it live."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import sys
+import time
+from datetime import datetime
+from typing import Any, TextIO
 
+from runtimed.client import Client
 from runtimed.protocol import PoolStatus, StatusReply, unstructure
 
 from ._util import client_from, human_bytes, print_json, table
+
+#: Clear the screen and go home (ANSI), before each redraw on a terminal.
+CLEAR = "\x1b[H\x1b[2J"
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -17,20 +24,80 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="show the pools and workers",
         description="Show each backend's pool (available/target, warming, leased), its pre-started kernels "
         "(ready/target, starting, in use), its worker "
-        "(pid, RSS, restarts) and its last error. Exits 1 if no daemon runs.",
+        "(pid, RSS, restarts) and its last error. --json adds each build in flight with its phase "
+        "(creating, installing, compiling, warming_up) and elapsed time. --watch redraws every "
+        "--interval seconds with the builds and the failures' retry countdowns (on a terminal in place; "
+        "otherwise one snapshot per interval), until Ctrl-C. Exits 1 if no daemon runs.",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--watch", action="store_true", help="redraw live until Ctrl-C")
+    p.add_argument("--interval", type=_interval, default=1.0, metavar="S", help="seconds between redraws (default 1)")
     p.set_defaults(func=main)
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.1 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"the interval must be between 0.1 and 60 seconds, got {text}")
+    return value
 
 
 def main(args: argparse.Namespace) -> int:
     with client_from(args) as client:
+        if args.watch:
+            return watch(client, args.interval, sys.stdout, as_json=args.json)
         reply = client.status()
     if args.json:
         print_json(unstructure(reply))
     else:
         print(render(reply))
     return 0
+
+
+def watch(client: Client, interval: float, out: TextIO, *, as_json: bool = False) -> int:
+    """Show the status every ``interval`` seconds until Ctrl-C (exit 0). On a terminal
+    each view replaces the last; otherwise (a pipe, a file) views follow each other,
+    separated by a blank line. A daemon that goes away ends it like plain ``status``."""
+    redraw = out.isatty() and not as_json
+    try:
+        while True:
+            reply = client.status()
+            client.close()  # reconnect for the next view: the daemon closes idle connections
+            if as_json:
+                print_json(unstructure(reply))
+            else:
+                view = f"{datetime.now():%H:%M:%S} every {interval:g}s (Ctrl-C to stop)\n" + render_live(reply)
+                out.write((CLEAR if redraw else "") + view + ("\n" if redraw else "\n\n"))
+            out.flush()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:  # the reader went away (e.g. `| head`)
+        return 0
+
+
+def render_live(reply: StatusReply) -> str:
+    """The plain view, then every build in flight and every failure waiting for a retry."""
+    lines = [render(reply), ""]
+    builds = [["BACKEND", "BUILD", "PHASE", "IN PHASE", "ELAPSED", "DOING"]]
+    for name, pool in sorted(reply.pools.items()):
+        for b in pool.builds:
+            in_phase = "-" if b.phase_elapsed_s is None else f"{b.phase_elapsed_s:.1f}s"
+            doing = b.message if len(b.message) <= 60 else b.message[:57] + "..."
+            builds.append([name, b.env_id, b.phase or "starting", in_phase, f"{b.elapsed_s:.1f}s", doing])
+    lines.append(table(builds) if len(builds) > 1 else "no builds in flight")
+    failures = [["BACKEND", "FAILURE", "FAILURES", "RETRY IN"]]
+    for name, pool in sorted(reply.pools.items()):
+        err = pool.error
+        if err is not None:
+            retry = "-" if err.retry_in_s is None else f"{err.retry_in_s:.0f}s"
+            failures.append([name, err.kind, str(err.failures), retry])
+    if len(failures) > 1:
+        lines += ["", table(failures)]
+    return "\n".join(lines)
 
 
 def _error_text(pool: PoolStatus) -> str:

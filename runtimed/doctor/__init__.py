@@ -19,7 +19,7 @@ from runtimed.doctor.daemon_checks import (
 )
 from runtimed.doctor.kernelspecs import check_kernelspecs
 from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
-from runtimed.doctor.service_check import check_service
+from runtimed.doctor.service_check import check_auto_start, check_service
 from runtimed.doctor.tool_checks import check_conda_channels, check_plugins, check_uv
 from runtimed.paths import Paths
 from runtimed.pluginprobe import describe
@@ -45,6 +45,7 @@ def run_checks(paths: Paths) -> list[CheckResult]:
             check_stale_processes,
             check_kernelspecs,
             check_service,
+            check_auto_start,
         ):
             results += check(ctx)
         results += check_uv(ctx, installed="uv" in plugins)

@@ -10,7 +10,7 @@ from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
 from runtimed.service.manager import ServicePlatform, manager_for
 from runtimed.service.render import service_spec
 
-__all__ = ["check_service", "installed_program"]
+__all__ = ["check_auto_start", "check_service", "installed_program"]
 
 
 def installed_program(platform: ServicePlatform, content: bytes) -> str | None:
@@ -47,3 +47,22 @@ def check_service(ctx: DoctorContext) -> list[CheckResult]:
         summary = f"{manager.unit_path} differs from what this runtimed would install (another version, cache dir?)"
         return [CheckResult("service", CheckStatus.WARN, summary, "`runtimed service install --force`")]
     return [CheckResult("service", CheckStatus.PASS, f"{manager.unit_path} is up to date")]
+
+
+def check_auto_start(ctx: DoctorContext) -> list[CheckResult]:
+    """Whether clients may start the daemon when none runs (:mod:`runtimed.autostart`)."""
+    from runtimed.autostart import AUTO_START_ENV, auto_start_setting, parse_switch
+
+    setting = auto_start_setting(ctx.paths.config_file)
+    raw = os.environ.get(AUTO_START_ENV, "").strip()
+    if raw and parse_switch(raw) is None:
+        return [
+            CheckResult(
+                "auto-start",
+                CheckStatus.WARN,
+                f"auto-start is off: {setting.source}",
+                f"set {AUTO_START_ENV} to 1 or 0, or unset it",
+            )
+        ]
+    state = "on" if setting.enabled else "off"
+    return [CheckResult("auto-start", CheckStatus.PASS, f"auto-start is {state} ({setting.source})")]

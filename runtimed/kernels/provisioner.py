@@ -10,6 +10,12 @@ install``) gets, in order of preference:
    (no daemon, or an empty pool after ``wait_s``), or when transport encryption
    is required (runtimed's kernels do not do CURVE).
 
+With no daemon at all it also starts one in the background (``auto_start``, see
+:mod:`runtimed.autostart`), so the next kernel comes from the pool; the kernel
+that triggered it is launched from the kernelspec's argv at once, without waiting
+for the new daemon (``auto_start_wait_s = 0``): measured, a new daemon cannot serve
+a kernel before that argv is ready (README, "Automatic start").
+
 Each fallback is logged with its reason. The kernel runs in its own session, not
 as a child of this process: signals go to its process group, and liveness is
 checked by pid and start time. A restart keeps the connection info (ports and
@@ -21,14 +27,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from typing import Any
 
+import attrs
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, Float, Unicode
 
-from runtimed.client import Client, DaemonError, DaemonNotRunning
+from runtimed.autostart import AutoStart, auto_start, wait_until_answering
+from runtimed.client import Client, DaemonAbsent, DaemonError, DaemonNotRunning
 from runtimed.kernels.process import alive, kill_group
 from runtimed.protocol import LaunchedKernel, TakeKernel
 
@@ -56,6 +65,24 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     socket = Unicode("", config=True, help="the daemon's socket (default: the usual place)")
     wait_s = Float(2.0, config=True, help="seconds to wait for an env when no pre-started kernel is ready")
     prestarted = Bool(True, config=True, help="use pre-started kernels (False: always a fresh kernel in a pooled env)")
+    cache_dir = Unicode("", config=True, help="the daemon's cache dir (default: the usual place)")
+    auto_start = Bool(
+        True,
+        config=True,
+        help="start a daemon in the background when none runs (also needs RUNTIMED_AUTO_START "
+        "and [daemon] auto_start to allow it)",
+    )
+    # 0: the kernel that triggers an auto-start is launched from the kernelspec's argv
+    # right away. Waiting for the new daemon was measured slower on every path
+    # (bench/autostart.py, README "Automatic start"; medians to ready on a loaded
+    # 2-core machine): argv at once 1.5 s (plain python3: 1.1 s), waiting with pooled
+    # envs already on disk 6.6 s, waiting on first use (env to build) 25 s. A new daemon
+    # must start, load plugins and pool or build an env before it can launch a kernel.
+    auto_start_wait_s = Float(
+        0.0,
+        config=True,
+        help="after starting a daemon, seconds to wait for it to serve this kernel (0: launch the argv at once)",
+    )
 
     kernel: LaunchedKernel | None = None
     _local: LocalProvisioner | None = None
@@ -92,6 +119,15 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         )
         try:
             kernel = await asyncio.to_thread(self._take, request)
+        except DaemonAbsent as exc:
+            reason = f"runtimed: {exc}"
+            started = await asyncio.to_thread(self._auto_start)
+            if started is None or self.auto_start_wait_s <= 0:
+                return await self._launch_locally(reason, original, keep_ports=restart)
+            try:
+                kernel = await asyncio.to_thread(self._take_after_start, request, started)
+            except (DaemonNotRunning, DaemonError) as again:
+                return await self._launch_locally(f"runtimed: {again}", original, keep_ports=restart)
         except (DaemonNotRunning, DaemonError) as exc:
             return await self._launch_locally(f"runtimed: {exc}", original, keep_ports=restart)
         if kernel is None:
@@ -108,7 +144,38 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         return kwargs
 
     def _take(self, request: TakeKernel) -> LaunchedKernel | None:
-        with Client(self.socket or None) as client:
+        with Client(self.socket or None, cache_dir=self.cache_dir or None) as client:
+            return client.take_kernel(request)
+
+    def _auto_start(self) -> AutoStart | None:
+        """Start a daemon in the background (the settings allowing); the outcome if one was started."""
+        if not self.auto_start:
+            self.log.info("runtimed: not starting a daemon: auto_start is off in the kernelspec")
+            return None
+        outcome = auto_start(cache_dir=self.cache_dir or None, socket=self.socket or None)
+        if outcome.started:
+            assert outcome.paths is not None
+            self.log.info(
+                "runtimed: started a daemon in the background (pid %s, cache dir %s, log %s) because %s; "
+                "the next kernels come from its pool",
+                outcome.pid,
+                outcome.paths.cache_dir,
+                outcome.paths.log,
+                outcome.reason,
+            )
+            return outcome
+        self.log.info("runtimed: not starting a daemon: %s", outcome.reason)
+        return None
+
+    def _take_after_start(self, request: TakeKernel, started: AutoStart) -> LaunchedKernel | None:
+        """Wait (``auto_start_wait_s`` in all) for the new daemon and take a kernel from it."""
+        assert started.paths is not None
+        deadline = time.monotonic() + self.auto_start_wait_s
+        problem = wait_until_answering(started.paths, self.auto_start_wait_s, started.pid)
+        if problem is not None:
+            raise DaemonNotRunning(problem)
+        request = attrs.evolve(request, wait_s=max(0.0, deadline - time.monotonic()))
+        with Client(started.paths.socket) as client:
             return client.take_kernel(request)
 
     async def _launch_locally(self, reason: str, kwargs: dict[str, Any], keep_ports: bool = False) -> dict[str, Any]:

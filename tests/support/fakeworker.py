@@ -23,11 +23,13 @@ from runtimed.jobs import (
     CreateEnv,
     EnvCreated,
     Operation,
+    Progress,
     Ready,
     SpecHash,
     Validated,
     ValidateEnv,
 )
+from runtimed.phases import BuildPhase
 from runtimed.protocol import WorkerStatus
 from runtimed.records import Manifest, WorkerState
 
@@ -78,14 +80,18 @@ class FakeWorker:
         return WorkerStatus(state=self.state.value, pid=None, last_exit=self.last_exit)
 
     async def submit(
-        self, operation: Operation[R], *, timeout: float | None = None, progress: Callable[[str], None] | None = None
+        self,
+        operation: Operation[R],
+        *,
+        timeout: float | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ) -> R:
         self.jobs.append(operation)
         if self.ready is None:
             raise BackendError(ErrorKind.CRASHED, f"worker {self.name} is not running ({self.state})")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._in_flight.add(future)
-        task = asyncio.ensure_future(self._answer(operation))
+        task = asyncio.ensure_future(self._answer(operation, progress or (lambda _p: None)))
         task.add_done_callback(lambda t: _settle(future, t))
         try:
             result: R = await future
@@ -119,7 +125,7 @@ class FakeWorker:
             if not future.done():
                 future.set_exception(BackendError(ErrorKind.CRASHED, f"worker {self.name} died ({how})"))
 
-    async def _answer(self, operation: Operation[Any]) -> object:
+    async def _answer(self, operation: Operation[Any], progress: Callable[[Progress], None]) -> object:
         if isinstance(operation, ComputeSpecHash):
             return SpecHash(spec_hash=spec_hash_of(operation.config.packages))
         if isinstance(operation, ValidateEnv):
@@ -127,9 +133,12 @@ class FakeWorker:
                 raise BackendError(ErrorKind.SETUP_FAILED, "warm-up import failed")
             return Validated()
         if isinstance(operation, CreateEnv):
+            # Phases as a real worker reports them: creating, then installing (where held builds wait).
+            progress(Progress(id=operation.env_id, message="creating", phase=BuildPhase.CREATING))
             operation.path.mkdir(parents=True)
             (operation.path / "bin").mkdir()
             (operation.path / "bin" / "python").write_text("#!/bin/sh\n")
+            progress(Progress(id=operation.env_id, message="fake install", phase=BuildPhase.INSTALLING))
             if self.hold:
                 gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 self.held.append(gate)

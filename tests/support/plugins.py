@@ -74,6 +74,12 @@ class ToyBackend(Backend):
             time.sleep(0.5)
         if MODE == "slow3":
             time.sleep(3)
+        if MODE == "installing":  # stays in the installing phase for good
+            from runtimed.backend import BuildPhase
+
+            request.phase(BuildPhase.INSTALLING)
+            request.progress("toy install")
+            time.sleep(3600)
 
     def warm(self, request):
         pass

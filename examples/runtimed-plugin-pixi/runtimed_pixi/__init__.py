@@ -11,7 +11,16 @@ import shutil
 from pathlib import Path
 from typing import ClassVar
 
-from runtimed.backend import Availability, Backend, BackendError, BuildRequest, ErrorKind, clean_env, run_command
+from runtimed.backend import (
+    Availability,
+    Backend,
+    BackendError,
+    BuildPhase,
+    BuildRequest,
+    ErrorKind,
+    clean_env,
+    run_command,
+)
 from runtimed.plugins import hookimpl
 
 __all__ = ["PixiBackend", "runtimed_backend"]
@@ -38,6 +47,7 @@ class PixiBackend(Backend):
         env = clean_env({"PIXI_CACHE_DIR": str(request.cache_dir)})
         request.progress("pixi init")
         run_command([pixi, "init", *channels, str(request.path)], env=env)
+        request.phase(BuildPhase.INSTALLING)  # shown in `runtimed status`, timed in `runtimed stats`
         request.progress("pixi add")
         # pixi resolves and installs; unsolvable specs fail here. Classifying its
         # messages finely (network vs invalid_package) is left to a real plugin.

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from runtimed.backend import Availability, Backend, BackendError, BuildRequest, ErrorKind
+from runtimed.backend import Availability, Backend, BackendError, BuildPhase, BuildRequest, ErrorKind
 from runtimed.config import BackendConfig
 from runtimed.envdir import META_DIR, write_json_atomic
 from runtimed_conda.errors import classify_error
@@ -81,6 +81,7 @@ class CondaBackend(Backend):
         specs = self.packages(request.config)
         _check_specs(specs)
         cache = RepodataCache(request.cache_dir / "repodata", self.repodata_ttl_s)
+        request.phase(BuildPhase.INSTALLING)  # solving is part of it
         started = time.monotonic()
         solved = solve_specs(request.config.channels, specs, cache, request.progress)
         solved_at = time.monotonic()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
-from runtimed.backend import Availability, Backend, BackendError, BuildRequest, ErrorKind, clean_env
+from runtimed.backend import Availability, Backend, BackendError, BuildPhase, BuildRequest, ErrorKind, clean_env
 from runtimed_uv.errors import classify_uv_error
 
 __all__ = ["UvBackend", "find_uv"]
@@ -66,6 +66,7 @@ class UvBackend(Backend):
         # No --compile-bytecode: warm() links each file's .pyc from the shared bytecode
         # store and compiles only what the store lacks (uv would compile every file).
         install = ["pip", "install", "--quiet", "--python", target, *self.packages(request.config)]
+        request.phase(BuildPhase.INSTALLING)
         request.progress("uv pip install --offline")
         offline = self._uv_run([*install, "--offline"])
         if offline.returncode == 0:
