@@ -10,8 +10,8 @@ round by round, it times three kernelspecs:
   * pooled      - runtimed-provisioner, a fresh kernel in a pooled env (prestarted = false)
   * prestarted  - runtimed-provisioner, a pre-started kernel
 and the same three through a real jupyter_server: ``POST /api/sessions`` to the first
-output of ``print`` over the kernel websocket. Before each pre-started round it waits
-for the daemon to have a kernel ready again (a refill is not what is measured).
+output of ``print`` over the kernel websocket. Before each round it waits for the daemon to
+settle (env pool full, nothing building, kernel ready): a refill is not what is measured.
 It starts a real daemon in a temp dir (uv backend; UV_CACHE_DIR as set). Nothing is
 asserted; medians and ratios are printed.
 """
@@ -86,12 +86,22 @@ def time_through_server(server: JupyterServer, name: str) -> float:
 
 
 def wait_prestarted(daemon: DaemonProcess) -> None:
-    def ready() -> bool:
-        kernels = daemon.status().pools["uv"].kernels
-        pool = daemon.status().pools["uv"]
-        return kernels is not None and kernels.available >= 1 and pool.available >= 1
+    """Wait until the daemon is settled: env pool full, no build in flight, every
+    pre-started kernel ready (a refill running on the 2 cores is not what is measured)."""
 
-    wait_for(ready, timeout=600, what="a pre-started kernel and a pooled env")
+    def settled() -> bool:
+        pool = daemon.status().pools["uv"]
+        kernels = pool.kernels
+        return (
+            kernels is not None
+            and kernels.available >= kernels.target >= 1
+            and kernels.starting == 0
+            and pool.available >= pool.target
+            and pool.warming == 0
+            and not pool.builds
+        )
+
+    wait_for(settled, timeout=600, what="a settled daemon (full env pool, pre-started kernel ready)")
 
 
 def report(title: str, times: dict[str, list[float]]) -> None:

@@ -27,6 +27,8 @@ def _isolated_runtimed(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("RUNTIMED_CACHE_DIR", str(base / "cache"))
     monkeypatch.setenv("RUNTIMED_CONFIG", str(base / "config.toml"))
     monkeypatch.setenv("RUNTIMED_AUTO_START", "0")
+    # Kernels keep IPython's history (a sqlite file) and profile here, not in ~/.ipython.
+    monkeypatch.setenv("IPYTHONDIR", str(base / "ipython"))
 
 
 @pytest.fixture(scope="session")

@@ -67,10 +67,24 @@ def _apply_claim(app: object, claim: dict[str, Any]) -> None:
         if arg.startswith(HISTORY_FILE_ARG) and shell is not None:
             value = arg[len(HISTORY_FILE_ARG) :]
             if value == ":memory:":
-                shell.history_manager._switch_to_memory_history()
+                _use_memory_history(shell.history_manager)
     import importlib
 
     importlib.invalidate_caches()
+
+
+def _use_memory_history(history: Any) -> None:
+    """As a kernel started with ``--HistoryManager.hist_file=:memory:``: no saving
+    thread, an in-memory database. The thread must go first: it keeps its own
+    connection to the history file, and would go on writing there under the new
+    in-memory session number (IPython then prints "Session/line number was not
+    unique in database" into the user's cell output)."""
+    thread = getattr(history, "save_thread", None)
+    if thread is not None:
+        thread.stop()
+        history.save_thread = None
+    history.using_thread = False
+    history._switch_to_memory_history()
 
 
 def _check_ready(connection_file: str, timeout: float) -> None:

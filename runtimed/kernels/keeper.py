@@ -168,7 +168,7 @@ class KernelKeeper:
                     self._spawn(self._prestart(backend, kernel_id, env))
                 continue
             wake.clear()
-            timeout = max(0.1, pool.retry_at - now) if pool.retry_at > now else 5.0
+            timeout = max(0.05, pool.next_start_at - now) if pool.next_start_at > now else 5.0
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
 
@@ -230,12 +230,13 @@ class KernelKeeper:
         """A kernel set up as ``request`` asks: pre-started if one can serve, else
         launched in a pooled env. None if the pool has no env either."""
         backend = request.env_type
+        began = time.monotonic()
         pool = self.pools.get(backend)
         owner = request.owner_pid or peer_pid
         reason = refusal(request, self.prestart_env)
         if reason is None and pool is not None:
-            while (kernel_id := pool.take()) is not None:
-                self._wake[backend].set()  # refill
+            while (kernel_id := pool.take(time.monotonic())) is not None:
+                self._wake[backend].set()  # the filler schedules the refill (pool.REFILL_DELAY_S)
                 kernel = self.kernels[kernel_id]
                 try:
                     await self._claim(kernel, request)
@@ -243,8 +244,10 @@ class KernelKeeper:
                     log.warning("pre-started kernel %s could not be claimed: %s", kernel_id, exc)
                     self._discard(kernel)
                     continue
-                log.info("handed out pre-started kernel %s (pid %d) to pid %s", kernel_id, kernel.record.pid, owner)
-                return self._hand_out(kernel, owner, prestarted=True, reason="")
+                handed = self._hand_out(kernel, owner, prestarted=True, reason="")
+                log.info("handed out pre-started kernel %s (pid %d) to pid %s in %.1f ms", kernel_id,
+                         kernel.record.pid, owner, (time.monotonic() - began) * 1e3)  # fmt: skip
+                return handed
             reason = "no pre-started kernel ready" if pool.target else "pre-started kernels are disabled"
         reason = reason or f"no kernels configured for {backend}"
         env = await self.envs.take(backend, 0.0) or await self._env_of_idle_kernel(backend)
@@ -260,7 +263,7 @@ class KernelKeeper:
     async def _env_of_idle_kernel(self, backend: str) -> PooledEnv | None:
         """With the env pool empty, a pre-started kernel gives up its (unused) env."""
         pool = self.pools.get(backend)
-        kernel_id = pool.take() if pool is not None else None
+        kernel_id = pool.take(time.monotonic()) if pool is not None else None
         if kernel_id is None:
             return None
         kernel = self.kernels.pop(kernel_id)

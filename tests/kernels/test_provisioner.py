@@ -49,7 +49,9 @@ PROBE = (
     "print(json.dumps({'cwd': os.getcwd(), 'session': os.environ.get('JPY_SESSION_NAME'),"
     " 'var': os.environ.get('RT_TEST_VAR'), 'value': helper_mod.VALUE, 'prefix': sys.prefix,"
     " 'venv': os.environ.get('VIRTUAL_ENV'), 'path0': os.environ['PATH'].split(os.pathsep)[0],"
-    " 'pid': os.getpid(), 'inputs': len(In), 'names': sorted(k for k in globals() if not k.startswith('_'))}))"
+    " 'pid': os.getpid(), 'inputs': len(In), 'names': sorted(k for k in globals() if not k.startswith('_')),"
+    " 'hist': str(get_ipython().history_manager.hist_file),"
+    " 'saver': get_ipython().history_manager.save_thread is not None}))"
 )
 
 
@@ -87,6 +89,8 @@ async def _exercise_kernel(daemon: DaemonProcess, nb: Path, *, expect_prestarted
         assert env_path.startswith(str(daemon.cache_dir / "envs"))
         assert probe["venv"] == env_path and probe["path0"] == str(Path(env_path) / "bin")  # activated
         assert probe["inputs"] == 2  # In = ['', this cell]: no warm-up in history
+        # --HistoryManager.hist_file=:memory: applied as at start-up: nothing writes to the file.
+        assert probe["hist"] == ":memory:" and probe["saver"] is False
         assert not {"x", "helper_mod_value"} & set(probe["names"])
         first_pid = probe["pid"]
         assert first_pid == kernel.pid
