@@ -88,10 +88,13 @@ def store_for_backend_cache(backend_cache: Path, environ: Mapping[str, str] = os
     return store_for_build(backend_cache.parent.parent, environ)
 
 
-def entry_path(store: Path, interpreter_tag: str, st: os.stat_result) -> Path:
-    """Where the ``.pyc`` for the source with stat ``st`` lives, for one interpreter (tag + magic)."""
+def entry_path(store: str | os.PathLike[str], interpreter_tag: str, st: os.stat_result) -> str:
+    """Where the ``.pyc`` for the source with stat ``st`` lives, for one interpreter (tag + magic).
+
+    A plain string: it is computed for every source of every build (pathlib cost more
+    than the links themselves)."""
     name = f"{st.st_dev:x}-{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}.pyc"
-    return store / interpreter_tag / f"{st.st_ino & 0xFF:02x}" / name
+    return f"{os.fspath(store)}{os.sep}{interpreter_tag}{os.sep}{st.st_ino & 0xFF:02x}{os.sep}{name}"
 
 
 def pyc_header_matches(pyc: str | os.PathLike[str], magic: bytes, st: os.stat_result) -> bool:
@@ -115,7 +118,7 @@ def _temp_name(path: Path, mark: str) -> Path:
     return path.with_name(f"{path.name}{mark}{os.getpid()}-{time.monotonic_ns()}")
 
 
-def link_entry(entry: Path, pyc: str, *, exists: bool = True) -> bool:
+def link_entry(entry: str | os.PathLike[str], pyc: str, *, exists: bool = True) -> bool:
     """Hardlink the store ``entry`` to ``pyc`` (replacing it atomically); False if unusable.
 
     Unusable: missing (or collected meanwhile), or linked by nobody else (its
@@ -141,15 +144,16 @@ def link_entry(entry: Path, pyc: str, *, exists: bool = True) -> bool:
     return True
 
 
-def publish_entry(pyc: str, entry: Path) -> None:
+def publish_entry(pyc: str, entry: str | os.PathLike[str]) -> None:
     """Make the env's freshly compiled ``pyc`` the store's ``entry`` (read-only, atomic).
 
     A concurrent build may have published the same entry: the last rename wins,
     which is harmless (both are valid for the same source).
     """
     os.chmod(pyc, 0o444)
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_name(entry, _TEMP_MARK)
+    entry = os.fspath(entry)
+    os.makedirs(os.path.dirname(entry), exist_ok=True)
+    temp = f"{entry}{_TEMP_MARK}{os.getpid()}-{time.monotonic_ns()}"
     os.link(pyc, temp)
     try:
         os.replace(temp, entry)

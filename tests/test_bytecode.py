@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runtimed.bytecode import BytecodeError, compile_prefix, library_dirs
+import runtimed.bytecode as bytecode
+from runtimed.bytecode import BytecodeError, compile_prefix, library_dirs, probe_interpreter
 
 
 @pytest.fixture
@@ -49,3 +50,29 @@ def test_a_python_that_cannot_run_is_an_error(tmp_path: Path) -> None:
     broken.chmod(0o755)
     with pytest.raises(BytecodeError, match="exit 3"):
         compile_prefix(broken, tmp_path)
+
+
+def test_a_second_env_on_the_same_interpreter_is_not_probed_again(
+    venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bytecode, "_LAYOUTS", {})
+    probes: list[Path] = []
+    real_probe = bytecode._probe
+
+    def counting_probe(python: Path, prefix: Path, env: object) -> bytecode.Interpreter:
+        probes.append(prefix)
+        return real_probe(python, prefix, None)
+
+    monkeypatch.setattr(bytecode, "_probe", counting_probe)
+    other = tmp_path / "other"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(other)], check=True)
+    first = probe_interpreter(venv / "bin" / "python", venv)
+    second = probe_interpreter(other / "bin" / "python", other)
+    assert probes == [venv]  # the layout was remembered
+    assert second.dirs == (str(_site_packages(other).parent),)
+    assert (second.cache_tag, second.magic) == (first.cache_tag, first.magic)
+    # A prefix without the remembered dirs is asked again.
+    for item in sorted(_site_packages(other).parent.parent.rglob("*"), reverse=True):
+        item.rmdir() if item.is_dir() else item.unlink()
+    probe_interpreter(other / "bin" / "python", other)
+    assert probes == [venv, other]

@@ -36,7 +36,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
 def test_published_entry_is_linked_and_read_only(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
     store, source, pyc = setup
     st = source.stat()
-    entry = entry_path(store, "tag", st)
+    entry = Path(entry_path(store, "tag", st))
     assert pyc_header_matches(pyc, MAGIC, st)
     publish_entry(str(pyc), entry)
     assert entry.stat().st_ino == pyc.stat().st_ino and entry.stat().st_mode & 0o222 == 0
@@ -48,7 +48,7 @@ def test_published_entry_is_linked_and_read_only(setup: tuple[Path, Path, Path],
 
 def test_an_entry_nobody_links_is_not_reused_and_is_collected(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
     store, source, pyc = setup
-    entry = entry_path(store, "tag", source.stat())
+    entry = Path(entry_path(store, "tag", source.stat()))
     publish_entry(str(pyc), entry)
     assert collect_store(store).removed == 0
     pyc.unlink()  # the env is gone
@@ -63,7 +63,7 @@ def test_gc_puts_back_an_entry_a_build_linked_during_collection(
     setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, source, pyc = setup
-    entry = entry_path(store, "tag", source.stat())
+    entry = Path(entry_path(store, "tag", source.stat()))
     publish_entry(str(pyc), entry)
     pyc.unlink()
     real_rename = os.rename
