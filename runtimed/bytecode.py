@@ -113,7 +113,7 @@ class PendingCompile:
 
     interpreter: Interpreter
     report: BytecodeReport
-    to_store: list[tuple[str, str, os.stat_result, Path]] = field(factory=list)  # source, pyc, stat, entry
+    to_store: list[tuple[str, str, os.stat_result, str]] = field(factory=list)  # source, pyc, stat, entry
     per_env: list[tuple[str, str]] = field(factory=list)  # source, pyc
 
     def __len__(self) -> int:
