@@ -27,6 +27,7 @@ import subprocess
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import attrs
 from attrs import define, field
@@ -155,20 +156,7 @@ def _layout_key(python: Path, prefix: Path) -> tuple[int, int, int, int, str] | 
 
 
 def _probe(python: Path, prefix: Path, env: Mapping[str, str] | None) -> Interpreter:
-    try:
-        proc = subprocess.run(
-            [os.fspath(python), "-c", _PROBE],
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError as exc:
-        raise BytecodeError(f"cannot run {python}: {exc}") from exc
-    if proc.returncode != 0:
-        raise BytecodeError(f"python (sysconfig) failed (exit {proc.returncode}): {_tail(proc.stderr or proc.stdout)}")
-    data = json.loads(proc.stdout)
+    data = json.loads(_run_python(python, ["-c", _PROBE], env, what="python (sysconfig)"))
     root = os.path.realpath(prefix)
     inside = [d for d in data["dirs"] if _within(d, root) and os.path.isdir(d)]
     # The walk recurses: site-packages inside the stdlib dir would be compiled twice.
@@ -297,21 +285,29 @@ def compile_pending(pending: PendingCompile, env: Mapping[str, str] | None = Non
 
 
 def _run_compiler(python: Path, jobs: list[list[str]], env: Mapping[str, str] | None) -> list[str]:
+    output = _run_python(python, ["-I", os.fspath(_COMPILER)], env, what="bytecode compilation", stdin=json.dumps(jobs))
+    return [source for source, _error in json.loads(output)]
+
+
+def _run_python(
+    python: Path, args: list[str], env: Mapping[str, str] | None, *, what: str, stdin: str | None = None
+) -> str:
+    """``python ARGS`` (fed ``stdin``); its stdout. Raises :class:`BytecodeError` if it cannot run or fails."""
+    feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
     try:
         proc = subprocess.run(
-            [os.fspath(python), "-I", os.fspath(_COMPILER)],
+            [os.fspath(python), *args],
             env=dict(env) if env is not None else None,
-            input=json.dumps(jobs),
             capture_output=True,
             text=True,
             check=False,
+            **feed,
         )
     except OSError as exc:
         raise BytecodeError(f"cannot run {python}: {exc}") from exc
     if proc.returncode != 0:
-        tail = _tail(proc.stderr or proc.stdout)
-        raise BytecodeError(f"bytecode compilation failed (exit {proc.returncode}): {tail}")
-    return [source for source, _error in json.loads(proc.stdout)]
+        raise BytecodeError(f"{what} failed (exit {proc.returncode}): {_tail(proc.stderr or proc.stdout)}")
+    return str(proc.stdout)
 
 
 def compile_prefix(python: Path, prefix: Path, store: Path | None = None) -> list[str]:

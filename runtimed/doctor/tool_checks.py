@@ -49,16 +49,12 @@ def check_plugins(ctx: DoctorContext, reports: list[PluginReport]) -> list[Check
 
 
 def find_uv() -> str | None:
-    """uv from the ``uv`` wheel, else from PATH (as the uv backend finds it)."""
+    """uv as the uv backend finds it (its ``find_uv``), else from PATH."""
     try:
-        import uv  # type: ignore[import-not-found,unused-ignore]
-
-        path = uv.find_uv_bin()
-        if path and os.path.exists(path):
-            return str(path)
-    except (ImportError, FileNotFoundError):
-        pass
-    return shutil.which("uv")
+        from runtimed_uv.backend import find_uv as backend_find_uv
+    except ImportError:  # the uv backend is not installed
+        return shutil.which("uv")
+    return backend_find_uv()
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str] | None:
