@@ -188,8 +188,9 @@ class Client:
 
     # ------------------------------------------------------------ requests
 
-    def ping(self) -> Pong:
-        reply: Pong = self.request(Ping())
+    def ping(self, *, timeout: float | None = None) -> Pong:
+        """A round trip; :class:`DaemonNotResponding` if no answer within ``timeout``."""
+        reply: Pong = self.request(Ping(), timeout=timeout)
         return reply
 
     def take(

@@ -44,6 +44,7 @@ from runtimed.protocol import LaunchedKernel, TakeKernel
 __all__ = ["RuntimedProvisioner", "kernel_arguments"]
 
 _LAUNCHERS = (["-m", "ipykernel_launcher"], ["-m", "ipykernel"])
+RESPONSIVE_S = 3.0  # a daemon that does not answer a ping within this is passed over
 
 
 def kernel_arguments(spec_argv: list[str], extra: list[str]) -> list[str] | None:
@@ -145,6 +146,10 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     def _take(self, request: TakeKernel) -> LaunchedKernel | None:
         with Client(self.socket or None, cache_dir=self.cache_dir or None) as client:
+            # A daemon that accepts but does not answer (stopped, wedged) is found in
+            # seconds: the take itself may rightly take minutes (a kernel launched in
+            # a pooled env), so its own timeout cannot tell. The ping costs ~0.2 ms.
+            client.ping(timeout=RESPONSIVE_S)
             return client.take_kernel(request)
 
     def _auto_start(self) -> AutoStart | None:

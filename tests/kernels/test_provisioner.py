@@ -164,6 +164,42 @@ def test_no_daemon_falls_back_to_the_kernelspec_argv(tmp_path: Path, monkeypatch
     asyncio.run(run())
 
 
+def test_a_stopped_daemon_is_passed_over_in_seconds(
+    daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon that accepts connections but never answers (SIGSTOP) must not hold the
+    notebook for the take's long timeout: the kernelspec's argv is launched instead."""
+    import time
+
+    from runtimed.kernels.provisioner import RESPONSIVE_S
+
+    daemon = daemon_factory(config="[backends.uv]\npool_size = 0\n").start()
+    install_spec(daemon, tmp_path, monkeypatch)
+    assert daemon.proc is not None
+    os.kill(daemon.proc.pid, signal.SIGSTOP)
+
+    async def run() -> float:
+        km = AsyncKernelManager(kernel_name="rt")
+        began = time.monotonic()
+        await km.start_kernel()
+        took = time.monotonic() - began
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            assert km.provisioner._local is not None  # the kernelspec's own argv
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+        return took
+
+    try:
+        took = asyncio.run(run())
+    finally:
+        os.kill(daemon.proc.pid, signal.SIGCONT)
+    assert took < RESPONSIVE_S + 30  # not the take's timeout (wait_s + 120 s)
+
+
 def test_owner_death_shuts_the_kernel_down_and_frees_its_env(
     daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
