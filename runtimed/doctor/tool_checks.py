@@ -51,10 +51,11 @@ def check_plugins(ctx: DoctorContext, reports: list[PluginReport]) -> list[Check
 def find_uv() -> str | None:
     """uv as the uv backend finds it (its ``find_uv``), else from PATH."""
     try:
-        from runtimed_uv.backend import find_uv as backend_find_uv
+        from runtimed_uv.backend import find_uv as backend_find_uv  # type: ignore[import-not-found,unused-ignore]
     except ImportError:  # the uv backend is not installed
         return shutil.which("uv")
-    return backend_find_uv()
+    found: str | None = backend_find_uv()
+    return found
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str] | None:
