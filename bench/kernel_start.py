@@ -9,6 +9,7 @@ round by round, it times three kernelspecs:
   * python3     - the plain ipykernel kernelspec (this interpreter)
   * pooled      - runtimed-provisioner, a fresh kernel in a pooled env (prestarted = false)
   * prestarted  - runtimed-provisioner, a pre-started kernel
+then, for each, a restart (``restart_kernel()`` to the first reply, same ports),
 and the same three through a real jupyter_server: ``POST /api/sessions`` to the first
 output of ``print`` over the kernel websocket. Before each round it waits for the daemon to
 settle (env pool full, nothing building, kernel ready): a refill is not what is measured.
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -52,24 +54,38 @@ def write_specs(kernels: Path, socket: str) -> None:
         install(kernels, name, spec)
 
 
-async def time_to_ready(name: str) -> float:
+async def time_to_ready(name: str) -> tuple[float, float]:
+    """Seconds to ready from ``start_kernel()``, then from ``restart_kernel()`` (as a
+    front end restarts: a shutdown request, then a new kernel on the same ports)."""
     km = AsyncKernelManager(kernel_name=name)
     t0 = time.perf_counter()
     await km.start_kernel()
     kc = km.client()
     kc.start_channels()
     try:
-        while True:  # nudge every 50 ms; the first kernel_info_reply (to any nudge) ends it
-            kc.kernel_info()
-            try:
-                reply = await kc.get_shell_msg(timeout=0.05)
-            except Exception:
-                continue
-            if reply["msg_type"] == "kernel_info_reply":
-                return time.perf_counter() - t0
+        await first_reply(kc)
+        started = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        await km.restart_kernel()
+        await first_reply(kc)
+        return started, time.perf_counter() - t1
     finally:
         kc.stop_channels()
         await km.shutdown_kernel(now=True)
+
+
+async def first_reply(kc: Any) -> None:
+    """Nudge every 50 ms; the first kernel_info_reply to one of these nudges ends it
+    (replies to an earlier phase's nudges may still be queued: they do not count)."""
+    sent: set[str] = set()
+    while True:
+        sent.add(kc.kernel_info())
+        try:
+            reply = await kc.get_shell_msg(timeout=0.05)
+        except Exception:
+            continue
+        if reply["msg_type"] == "kernel_info_reply" and reply["parent_header"].get("msg_id") in sent:
+            return
 
 
 def time_through_server(server: JupyterServer, name: str) -> float:
@@ -135,11 +151,15 @@ def main() -> None:
             print("waiting for the pool and a pre-started kernel ...", flush=True)
             wait_prestarted(daemon)
             direct: dict[str, list[float]] = {k: [] for k in SPECS}
+            restarts: dict[str, list[float]] = {k: [] for k in SPECS}
             for _ in range(args.rounds):
                 for name in SPECS:
                     wait_prestarted(daemon)
-                    direct[name].append(asyncio.run(time_to_ready(name)))
+                    started, restarted = asyncio.run(time_to_ready(name))
+                    direct[name].append(started)
+                    restarts[name].append(restarted)
             report("KernelManager.start_kernel() -> first kernel_info_reply", direct)
+            report("KernelManager.restart_kernel() -> first kernel_info_reply (same ports)", restarts)
             if not args.no_server:
                 (base / "root").mkdir()
                 server = JupyterServer(base / "root", dict(os.environ)).start()
@@ -150,7 +170,7 @@ def main() -> None:
                         wait_prestarted(daemon)
                         served[name].append(time_through_server(server, name))
                 report("jupyter_server: POST /api/sessions -> first output over the websocket", served)
-            print("\n" + json.dumps({"direct": direct, **({"server": served} if server else {})}))
+            print("\n" + json.dumps({"direct": direct, "restart": restarts, **({"server": served} if server else {})}))
         finally:
             if server is not None:
                 server.stop()

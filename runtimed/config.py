@@ -152,6 +152,9 @@ class BackendConfig:
     max_age: float | str = field(default="2d", validator=_duration)
     build_timeout: float = field(default=900.0, validator=_seconds)  # seconds per create job
     kernels: int | None = field(default=None, validator=attrs.validators.optional(_pool_size))  # pre-started
+    # interpreters with ipykernel imported, which start a kernel on the ports a claim
+    # gives: restarts (same ports) and kernels with their own arguments
+    preimported: int | None = field(default=None, validator=attrs.validators.optional(_pool_size))
 
     @property
     def kernel_target(self) -> int:
@@ -159,6 +162,13 @@ class BackendConfig:
         if self.kernels is not None:
             return self.kernels
         return 1 if self.pool_size > 0 else 0
+
+    @property
+    def preimported_target(self) -> int:
+        """Pre-imported interpreters to keep: ``preimported``, else 1 when kernels are pre-started."""
+        if self.preimported is not None:
+            return self.preimported
+        return 1 if self.kernel_target > 0 else 0
 
     @property
     def max_age_s(self) -> float:

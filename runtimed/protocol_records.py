@@ -97,6 +97,8 @@ class KernelPoolStatus:
     target: int = 0
     handed_out: int = 0
     error: str | None = None
+    preimported: int = 0  # pre-imported interpreters ready (restarts, kernels with their own arguments)
+    preimported_target: int = 0
 
 
 @define(frozen=True)

@@ -158,7 +158,7 @@ class Supervisor:
             self.tasks.spawn(runtime.worker.run(), name=f"worker:{name}")
         for backend, envs in found.items():
             log.warning("%d env(s) of backend %r left alone: no such plugin installed", len(envs), backend)
-        self.kernels.run(self._kernel_targets())
+        self.kernels.run(self._kernel_targets(), self._spare_targets())
         daemon = self.config.daemon
         self.tasks.spawn(every(lambda: self.config.daemon.lease_check_s, self.housekeeping.check_leases))
         self.tasks.spawn(every(lambda: self.config.daemon.gc_interval_s, self.housekeeping.sweep))
@@ -393,6 +393,9 @@ class Supervisor:
     def _kernel_targets(self) -> dict[str, int]:
         return {name: self.config.backend(name).kernel_target for name in self.runtimes}
 
+    def _spare_targets(self) -> dict[str, int]:
+        return {name: self.config.backend(name).preimported_target for name in self.runtimes}
+
     # ------------------------------------------------------------ configuration
 
     def reload_config(self) -> None:
@@ -420,7 +423,7 @@ class Supervisor:
         for name, runtime in self.runtimes.items():
             if (new := config.backend(name)) != runtime.config:
                 reconfigure(runtime, new, self.carry_out, self._start_respec)
-        self.kernels.configure(self._kernel_targets())
+        self.kernels.configure(self._kernel_targets(), self._spare_targets())
         if config.supervision != old.supervision:
             for runtime in self.runtimes.values():
                 runtime.worker.supervision = config.supervision

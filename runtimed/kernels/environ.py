@@ -4,8 +4,10 @@ Pure functions. The rule for serving a request from a pre-started kernel: it mus
 not pin the connection (a restart), its kernel arguments must all be ones a running
 kernel can apply (:data:`APPLIED_ARGS`), and the variables Python, IPython and
 Jupyter read only at start-up (:data:`STARTUP_VARS`) must have the values the
-pre-started kernel was started with. Anything else gets a normally launched kernel
-in a pooled env, with those arguments and variables.
+pre-started kernel was started with. A pre-imported interpreter (the kernel starts
+on claim, on the ports and with the arguments asked) needs only the last. Anything
+else gets a normally launched kernel in a pooled env, with those arguments and
+variables.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 
 from runtimed.protocol import TakeKernel
 
-__all__ = ["APPLIED_ARGS", "STARTUP_VARS", "kernel_environ", "refusal"]
+__all__ = ["APPLIED_ARGS", "STARTUP_VARS", "kernel_environ", "refusal", "startup_refusal"]
 
 #: Kernel arguments a pre-started kernel applies on claim (nbclient and papermill pass this one).
 APPLIED_ARGS = frozenset({"--HistoryManager.hist_file=:memory:"})
@@ -56,11 +58,17 @@ def refusal(request: TakeKernel, prestart_env: Mapping[str, str]) -> str | None:
     """Why a pre-started kernel cannot serve ``request`` (None: it can)."""
     if request.connection is not None:
         return "the connection info is fixed (a restart)"
-    if not request.prestarted:
-        return "the client asked for a fresh kernel"
     for arg in request.argv:
         if arg not in APPLIED_ARGS:
             return f"kernel argument {arg!r} needs a freshly started kernel"
+    return startup_refusal(request, prestart_env)
+
+
+def startup_refusal(request: TakeKernel, prestart_env: Mapping[str, str]) -> str | None:
+    """Why an interpreter started beforehand (a pre-started kernel, or a pre-imported
+    one that starts the kernel on claim) cannot serve ``request`` (None: it can)."""
+    if not request.prestarted:
+        return "the client asked for a fresh kernel"
     for name in STARTUP_VARS:
         if request.env.get(name) != prestart_env.get(name):
             return f"{name} differs from the pre-started kernels' (read only at start-up)"

@@ -26,7 +26,7 @@ import attrs
 from attrs import define
 
 from runtimed.envdir import new_env_id
-from runtimed.kernels.environ import kernel_environ, refusal
+from runtimed.kernels.environ import kernel_environ, refusal, startup_refusal
 from runtimed.kernels.launch import (
     KernelStartError,
     LiveKernel,
@@ -49,6 +49,7 @@ from runtimed.kernels.process import (
     kill_group,
     make_kernel_dir,
     new_connection_file,
+    read_connection,
     read_record,
     remove_kernel_dir,
     write_record,
@@ -80,7 +81,8 @@ class KernelKeeper:
         self.root = root
         self.envs = envs
         self.owner_grace_s = owner_grace_s
-        self.pools: dict[str, KernelPool] = {}
+        self.pools: dict[str, KernelPool] = {}  # pre-started kernels
+        self.spares: dict[str, KernelPool] = {}  # pre-imported interpreters (start a kernel on claim)
         self.kernels: dict[str, LiveKernel] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -90,27 +92,34 @@ class KernelKeeper:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def start(self, targets: Mapping[str, int]) -> None:
-        """Recover kernels left on disk, then keep ``targets`` idle kernels per backend."""
+    async def start(self, targets: Mapping[str, int], spares: Mapping[str, int] | None = None) -> None:
+        """Recover kernels left on disk, then keep ``targets`` idle kernels (and
+        ``spares`` pre-imported interpreters) per backend."""
         await self.recover()
-        self.run(targets)
+        self.run(targets, spares)
 
     async def recover(self) -> None:
         """Kill idle kernels a previous daemon left; watch its handed-out ones again."""
         await asyncio.to_thread(self._recover)
 
-    def run(self, targets: Mapping[str, int]) -> None:
-        """Keep ``targets`` idle kernels per backend from now on (after :meth:`recover`)."""
+    def run(self, targets: Mapping[str, int], spares: Mapping[str, int] | None = None) -> None:
+        """Keep ``targets`` idle kernels (and ``spares`` pre-imported interpreters) per
+        backend from now on (after :meth:`recover`)."""
         self._running = True
         self._spawn(self._watch())
-        self.configure(targets)
+        self.configure(targets, spares)
 
-    def configure(self, targets: Mapping[str, int]) -> None:
-        for backend, target in targets.items():
-            pool = self.pools.setdefault(backend, KernelPool(target=target))
-            for kernel_id in pool.resize(target):
-                log.info("stopping pre-started kernel %s (kernels shrank)", kernel_id)
-                self._discard(self.kernels[kernel_id])
+    def configure(self, targets: Mapping[str, int], spares: Mapping[str, int] | None = None) -> None:
+        spares = spares or {}
+        for backend in {*targets, *spares}:
+            for pools, target, what in (
+                (self.pools, targets.get(backend, 0), "pre-started kernel"),
+                (self.spares, spares.get(backend, 0), "pre-imported interpreter"),
+            ):
+                pool = pools.setdefault(backend, KernelPool(target=target))
+                for kernel_id in pool.resize(target):
+                    log.info("stopping %s %s (fewer wanted)", what, kernel_id)
+                    self._discard(self.kernels[kernel_id])
             self._wake.setdefault(backend, asyncio.Event()).set()
             if self._running and backend not in self._fillers:
                 self._fillers[backend] = self._spawn(self._fill(backend))
@@ -149,11 +158,14 @@ class KernelKeeper:
     # ------------------------------------------------------------ pre-starting
 
     async def _fill(self, backend: str) -> None:
-        pool = self.pools[backend]
+        """Start what the backend's pools lack: kernels first, then pre-imported interpreters."""
         wake = self._wake[backend]
         while True:
             now = time.monotonic()
-            if pool.deficit(now) > 0:
+            pools = [p for p in (self.pools.get(backend), self.spares.get(backend)) if p is not None]
+            pool = next((p for p in pools if p.deficit(now) > 0), None)
+            if pool is not None:
+                deferred = pool is self.spares.get(backend)
                 kernel_id = new_env_id()
                 pool.start(kernel_id)
                 try:
@@ -165,46 +177,50 @@ class KernelKeeper:
                     pool.abandoned(kernel_id)
                     await asyncio.sleep(1.0)
                 else:
-                    self._spawn(self._prestart(backend, kernel_id, env))
+                    self._spawn(self._prestart(backend, kernel_id, env, pool, deferred=deferred))
                 continue
             wake.clear()
-            timeout = max(0.05, pool.next_start_at - now) if pool.next_start_at > now else 5.0
+            later = [p.next_start_at for p in pools if p.next_start_at > now]
+            timeout = max(0.05, min(later) - now) if later else 5.0
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
 
-    async def _prestart(self, backend: str, kernel_id: str, env: PooledEnv) -> None:
-        pool = self.pools[backend]
+    async def _prestart(
+        self, backend: str, kernel_id: str, env: PooledEnv, pool: KernelPool, *, deferred: bool
+    ) -> None:
+        what = "pre-imported interpreter" if deferred else "pre-started kernel"
         started = time.monotonic()
         try:
-            kernel = await self._spawn_host(backend, kernel_id, env)
+            kernel = await self._spawn_host(backend, kernel_id, env, deferred=deferred)
         except Exception as exc:
-            log.exception("pre-starting a kernel in %s failed", env.venv_path)
+            log.exception("starting a %s in %s failed", what, env.venv_path)
             pool.failed(kernel_id, f"{type(exc).__name__}: {exc}", time.monotonic())
             self.envs.discard(Path(env.venv_path))
             return
         assert kernel.reader is not None
         event = await read_ready(kernel.reader)
-        if event.get("event") == "ready":
-            kernel.connection = dict(event["connection"])
+        if event.get("event") == ("imported" if deferred else "ready"):
+            if not deferred:
+                kernel.connection = dict(event["connection"])
             if pool.ready(kernel_id):
-                log.info("pre-started kernel %s ready in %.2fs (pid %d)", kernel_id, time.monotonic() - started,
+                log.info("%s %s ready in %.2fs (pid %d)", what, kernel_id, time.monotonic() - started,
                          kernel.record.pid)  # fmt: skip
             else:
                 self._discard(kernel)
         else:
             error = str(event.get("error"))
-            log.error("pre-started kernel %s failed: %s\n%s", kernel_id, error, log_tail(kernel.dir))
+            log.error("%s %s failed: %s\n%s", what, kernel_id, error, log_tail(kernel.dir))
             pool.failed(kernel_id, error, time.monotonic())
             self._discard(kernel)
         self._wake[backend].set()
 
-    async def _spawn_host(self, backend: str, kernel_id: str, env: PooledEnv) -> LiveKernel:
+    async def _spawn_host(self, backend: str, kernel_id: str, env: PooledEnv, *, deferred: bool) -> LiveKernel:
         kernel_dir = make_kernel_dir(self.root, kernel_id)
-        connection_file = new_connection_file(kernel_dir)
+        connection_file = None if deferred else new_connection_file(kernel_dir)
         environ = kernel_environ(self.prestart_env, self.envs.activation(env))
         proc, reader, writer = await spawn_host(env.python_path, kernel_dir, connection_file, environ)
         kernel = self._track(backend, kernel_id, kernel_dir, env, proc)
-        kernel.reader, kernel.writer = reader, writer
+        kernel.reader, kernel.writer, kernel.deferred = reader, writer, deferred
         return kernel
 
     def _track(
@@ -250,6 +266,23 @@ class KernelKeeper:
                 return handed
             reason = "no pre-started kernel ready" if pool.target else "pre-started kernels are disabled"
         reason = reason or f"no kernels configured for {backend}"
+        spares = self.spares.get(backend)
+        if spares is not None and startup_refusal(request, self.prestart_env) is None:
+            while (kernel_id := spares.take(time.monotonic())) is not None:
+                self._wake[backend].set()
+                kernel = self.kernels[kernel_id]
+                try:
+                    await self._start_deferred(kernel, request)
+                except Exception as exc:
+                    log.warning("pre-imported interpreter %s could not start a kernel: %s\n%s", kernel_id, exc,
+                                log_tail(kernel.dir))  # fmt: skip
+                    self._discard(kernel)
+                    continue
+                handed = self._hand_out(kernel, owner, prestarted=False, reason=f"{reason}; a pre-imported "
+                                        "interpreter started it")  # fmt: skip
+                log.info("started a kernel in pre-imported interpreter %s (pid %d) for pid %s in %.1f ms: %s",
+                         kernel_id, kernel.record.pid, owner, (time.monotonic() - began) * 1e3, reason)  # fmt: skip
+                return handed
         env = await self.envs.take(backend, 0.0) or await self._env_of_idle_kernel(backend)
         if env is None:
             env = await self.envs.take(backend, request.wait_s if request.wait_s is not None else ENV_WAIT_S)
@@ -280,6 +313,18 @@ class KernelKeeper:
     async def _claim(self, kernel: LiveKernel, request: TakeKernel) -> None:
         environ = kernel_environ(request.env, self.envs.activation(self._env_of(kernel)))
         await claim(kernel, {"cwd": request.cwd, "env": environ, "argv": request.argv})
+
+    async def _start_deferred(self, kernel: LiveKernel, request: TakeKernel) -> None:
+        """Have a pre-imported interpreter start its kernel as ``request`` asks (fixed
+        ports for a restart, its kernel arguments), and take its connection info."""
+        connection_file = new_connection_file(kernel.dir, request.connection)
+        environ = kernel_environ(request.env, self.envs.activation(self._env_of(kernel)))
+        message = {"connection_file": str(connection_file), "cwd": request.cwd, "env": environ, "argv": request.argv}
+        await claim(kernel, message)
+        info = read_connection(connection_file)
+        if info is None:
+            raise KernelStartError("the kernel did not write its ports to its connection file")
+        kernel.connection = info
 
     async def _launch(self, backend: str, env: PooledEnv, request: TakeKernel) -> LiveKernel:
         """A normal ``ipykernel_launcher`` in ``env`` (fixed ports when asked)."""
@@ -334,12 +379,12 @@ class KernelKeeper:
             record = kernel.record
             if not self._alive(kernel):
                 if record.state is KernelState.IDLE:
-                    pool = self.pools.get(record.backend)
+                    pool = self._pool_holding(record)
                     if pool is not None and record.id in pool.idle:
-                        log.warning("pre-started kernel %s died:\n%s", record.id, log_tail(kernel.dir))
+                        log.warning("idle kernel %s died:\n%s", record.id, log_tail(kernel.dir))
                         pool.lost(record.id)
                         self._wake[record.backend].set()
-                    if record.id in (pool.starting if pool else ()):
+                    if pool is not None and record.id in pool.starting:
                         continue  # its start task reports the failure
                 else:
                     log.info("kernel %s (pid %d) ended; deleting its env", record.id, record.pid)
@@ -353,6 +398,14 @@ class KernelKeeper:
                 log.info("owner %d of kernel %s is gone: shutting the kernel down", record.owner_pid, record.id)
             if sig is not None:
                 kill_group(record.pid, sig)
+
+    def _pool_holding(self, record: KernelRecord) -> KernelPool | None:
+        """The pool in which an idle (or starting) kernel is counted, if any."""
+        for pools in (self.pools, self.spares):
+            pool = pools.get(record.backend)
+            if pool is not None and (record.id in pool.idle or record.id in pool.starting):
+                return pool
+        return None
 
     def _alive(self, kernel: LiveKernel) -> bool:
         if kernel.proc is not None and kernel.proc.poll() is not None:
@@ -377,6 +430,7 @@ class KernelKeeper:
         handed_out = sum(
             1 for k in self.kernels.values() if k.record.backend == backend and k.record.state is KernelState.HANDED_OUT
         )
+        spares = self.spares.get(backend) or KernelPool(target=0)
         if pool is None:
             return KernelPoolStatus(handed_out=handed_out)
         return KernelPoolStatus(
@@ -384,7 +438,9 @@ class KernelKeeper:
             starting=len(pool.starting),
             target=pool.target,
             handed_out=handed_out,
-            error=pool.last_error,
+            error=pool.last_error or spares.last_error,
+            preimported=len(spares.idle),
+            preimported_target=spares.target,
         )
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:

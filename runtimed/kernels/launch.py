@@ -60,14 +60,18 @@ class LiveKernel:
     writer: asyncio.StreamWriter | None = None
     connection: dict[str, Any] = field(factory=dict)
     owner: OwnerWatch = field(factory=OwnerWatch)  # once handed out
+    deferred: bool = False  # a pre-imported interpreter: the kernel starts on claim
 
 
 async def spawn_host(
-    python: str, kernel_dir: Path, connection_file: Path, environ: Mapping[str, str]
+    python: str, kernel_dir: Path, connection_file: Path | None, environ: Mapping[str, str]
 ) -> tuple[subprocess.Popen[bytes], asyncio.StreamReader, asyncio.StreamWriter]:
-    """The pre-started host in ``python``, with its end of the control channel."""
+    """The kernel host in ``python``, with its end of the control channel: a kernel
+    started on ``connection_file``, or (None) a pre-imported interpreter that starts
+    its kernel on claim (``--defer``)."""
     ours, theirs = socket.socketpair()
-    argv = [python, str(HOST_SCRIPT), "--control-fd", str(theirs.fileno()), "-f", str(connection_file)]
+    argv = [python, str(HOST_SCRIPT), "--control-fd", str(theirs.fileno())]
+    argv += ["-f", str(connection_file)] if connection_file is not None else ["--defer"]
     try:
         proc = _popen(argv, kernel_dir, cwd=str(kernel_dir), env=environ, pass_fds=(theirs.fileno(),))
     except BaseException:
@@ -80,7 +84,8 @@ async def spawn_host(
 
 
 async def read_ready(reader: asyncio.StreamReader) -> dict[str, Any]:
-    """The host's first event: ``{"event": "ready", "connection": ...}`` or a failure."""
+    """The host's first event: ``{"event": "ready", "connection": ...}`` (pre-started),
+    ``{"event": "imported"}`` (pre-imported) or a failure."""
     try:
         line = await asyncio.wait_for(reader.readline(), START_TIMEOUT_S)
         event: dict[str, Any] = json.loads(line) if line else {"event": "failed", "error": "the kernel host exited"}

@@ -29,12 +29,12 @@ def install_spec(daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter-runtime"))
 
 
-def wait_kernels(daemon: DaemonProcess, available: int = 1) -> None:
+def wait_kernels(daemon: DaemonProcess, available: int = 1, preimported: int = 0) -> None:
     def check() -> bool:
         kernels = daemon.status().pools["uv"].kernels
-        return kernels is not None and kernels.available >= available
+        return kernels is not None and kernels.available >= available and kernels.preimported >= preimported
 
-    wait_for(check, timeout=180, what=f"{available} pre-started kernel(s)")
+    wait_for(check, timeout=180, what=f"{available} pre-started kernel(s), {preimported} pre-imported")
 
 
 def notebook_dir(tmp_path: Path) -> Path:
@@ -60,15 +60,16 @@ def test_prestarted_kernel_is_like_a_fresh_one(
 ) -> None:
     daemon = daemon_factory(config=PRESTARTED).start()
     install_spec(daemon, tmp_path, monkeypatch)
-    wait_kernels(daemon)
-    daemon.wait_pool("uv", 1)  # and an env for the restart
+    wait_kernels(daemon, preimported=1)  # the restart is served by the pre-imported interpreter
     nb = notebook_dir(tmp_path)
-    asyncio.run(_exercise_kernel(daemon, nb, expect_prestarted=True))
+    asyncio.run(_exercise_kernel(daemon, nb, expect_prestarted=True, restart_preimported=True))
     # Refilled after the hand-out.
     wait_kernels(daemon)
 
 
-async def _exercise_kernel(daemon: DaemonProcess, nb: Path, *, expect_prestarted: bool) -> None:
+async def _exercise_kernel(
+    daemon: DaemonProcess, nb: Path, *, expect_prestarted: bool, restart_preimported: bool = False
+) -> None:
     km = AsyncKernelManager(kernel_name="rt")
     env = {**os.environ, "JPY_SESSION_NAME": str(nb / "probe.ipynb"), "RT_TEST_VAR": "hello"}
     await km.start_kernel(cwd=str(nb), env=env, extra_arguments=["--HistoryManager.hist_file=:memory:"])
@@ -111,12 +112,17 @@ async def _exercise_kernel(daemon: DaemonProcess, nb: Path, *, expect_prestarted
         await km.restart_kernel()
         after = km.get_connection_info()
         assert {k: after[k] for k in before} == before
+        restarted = km.provisioner.kernel
+        assert restarted is not None and not restarted.prestarted
+        assert ("pre-imported" in restarted.reason) is restart_preimported, restarted.reason
         await kc.wait_for_ready(timeout=60)
         reply, out = await run_code(kc, PROBE)
         assert reply["status"] == "ok" and reply["execution_count"] == 1
         probe = json.loads(out)
         assert probe["pid"] != first_pid and not psutil.pid_exists(first_pid)
         assert "x" not in probe["names"] and probe["cwd"] == str(nb)
+        assert probe["session"] == str(nb / "probe.ipynb") and probe["var"] == "hello"
+        assert probe["hist"] == ":memory:" and probe["saver"] is False  # the kernel arguments again
         second_env = probe["prefix"]
     finally:
         kc.stop_channels()
@@ -124,6 +130,44 @@ async def _exercise_kernel(daemon: DaemonProcess, nb: Path, *, expect_prestarted
     # Both kernels' envs are deleted once their kernels are gone.
     for path in (env_path, second_env):
         wait_for(lambda p=path: not Path(p).exists(), timeout=30, what=f"{path} to be deleted")
+
+
+def test_kernel_arguments_are_served_by_a_pre_imported_interpreter(
+    daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An argument a running kernel cannot apply: no pre-started kernel, but a
+    pre-imported interpreter starts the kernel with it (not a whole new launch)."""
+    daemon = daemon_factory(config=PRESTARTED).start()
+    install_spec(daemon, tmp_path, monkeypatch)
+    wait_kernels(daemon, preimported=1)
+    nb = notebook_dir(tmp_path)
+
+    async def run() -> None:
+        km = AsyncKernelManager(kernel_name="rt")
+        env = {**os.environ, "JPY_SESSION_NAME": str(nb / "args.ipynb")}
+        await km.start_kernel(cwd=str(nb), env=env, extra_arguments=["--InteractiveShell.autocall=2"])
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            kernel = km.provisioner.kernel
+            assert kernel is not None and not kernel.prestarted and "pre-imported" in kernel.reason, kernel
+            assert "--InteractiveShell.autocall=2" in kernel.reason  # why the pre-started one could not
+            code = "import json, os, helper_mod; print(json.dumps([get_ipython().autocall, os.getcwd(),"
+            code += " os.environ['JPY_SESSION_NAME'], os.environ['VIRTUAL_ENV'], len(In)]))"
+            reply, out = await run_code(kc, code)
+            assert reply["execution_count"] == 1
+            autocall, cwd, session, venv, inputs = json.loads(out)
+            assert (autocall, cwd, session, inputs) == (2, str(nb), str(nb / "args.ipynb"), 2)
+            assert venv == kernel.env.venv_path
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel()
+
+    asyncio.run(run())
+    # The pre-started kernel was left alone; the pre-imported one is replaced.
+    assert daemon.status().pools["uv"].kernels.available == 1  # type: ignore[union-attr]
+    wait_kernels(daemon, preimported=1)
 
 
 def test_kernel_in_pooled_env_when_none_is_prestarted(
