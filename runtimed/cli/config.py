@@ -54,6 +54,8 @@ def _effective(args: argparse.Namespace) -> dict[str, Any]:
     for name in discover_plugins():  # show installed backends with their defaults too
         config = config.with_backend(name) if name not in config.backends else config
     data: dict[str, Any] = unstructure(config)
+    for name, backend in config.backends.items():  # defaults that follow other keys, as in force
+        data["backends"][name].update(kernels=backend.kernel_target, preimported=backend.preimported_target)
     return data
 
 

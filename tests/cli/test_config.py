@@ -52,3 +52,18 @@ def test_set_refuses_a_bad_value_and_leaves_the_file_alone(tmp_path: Path) -> No
     result = _set(config, "backends.uv.pool_size", "99")
     assert result.returncode == 2 and "pool_size" in result.stderr
     assert config.read_text() == COMMENTED
+def test_show_and_get_give_the_kernel_defaults_in_force(tmp_path: Path) -> None:
+    """``kernels`` and ``preimported`` default from other keys: shown as in force, not left out."""
+    config = tmp_path / "config.toml"
+    config.write_text("[backends.uv]\npool_size = 0\n[backends.conda]\npool_size = 2\npreimported = 0\n")
+    env = {**os.environ, "RUNTIMED_CONFIG": str(config)}
+
+    def get(key: str) -> str:
+        result = subprocess.run(runtimed_cmd("config", "get", key), env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert (get("backends.uv.kernels"), get("backends.uv.preimported")) == ("0", "0")  # no pool, no kernels
+    assert (get("backends.conda.kernels"), get("backends.conda.preimported")) == ("1", "0")
+    shown = subprocess.run(runtimed_cmd("config", "show"), env=env, capture_output=True, text=True).stdout
+    assert "kernels = 1" in shown and "preimported = 0" in shown
