@@ -114,8 +114,9 @@ def pyc_header_matches(pyc: str | os.PathLike[str], magic: bytes, st: os.stat_re
     return bool(flags == 0 and (mtime, size) == expected)
 
 
-def _temp_name(path: Path, mark: str) -> Path:
-    return path.with_name(f"{path.name}{mark}{os.getpid()}-{time.monotonic_ns()}")
+def _temp_name(path: str | os.PathLike[str], mark: str) -> str:
+    """A name next to ``path`` that no other process or call uses."""
+    return f"{os.fspath(path)}{mark}{os.getpid()}-{time.monotonic_ns()}"
 
 
 def link_entry(entry: str | os.PathLike[str], pyc: str, *, exists: bool = True) -> bool:
@@ -132,7 +133,7 @@ def link_entry(entry: str | os.PathLike[str], pyc: str, *, exists: bool = True) 
             with contextlib.suppress(FileExistsError):  # appeared meanwhile: replace it below
                 os.link(entry, pyc)
                 return True
-        temp = pyc + f"{_TEMP_MARK}{os.getpid()}-{time.monotonic_ns()}"
+        temp = _temp_name(pyc, _TEMP_MARK)
         os.link(entry, temp)
     except FileNotFoundError:  # not in the store, or GC took it since
         return False
@@ -153,7 +154,7 @@ def publish_entry(pyc: str, entry: str | os.PathLike[str]) -> None:
     os.chmod(pyc, 0o444)
     entry = os.fspath(entry)
     os.makedirs(os.path.dirname(entry), exist_ok=True)
-    temp = f"{entry}{_TEMP_MARK}{os.getpid()}-{time.monotonic_ns()}"
+    temp = _temp_name(entry, _TEMP_MARK)
     os.link(pyc, temp)
     try:
         os.replace(temp, entry)

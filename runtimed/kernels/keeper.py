@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -220,7 +221,7 @@ class KernelKeeper:
         environ = kernel_environ(self.prestart_env, self.envs.activation(env))
         proc, reader, writer = await spawn_host(env.python_path, kernel_dir, connection_file, environ)
         kernel = self._track(backend, kernel_id, kernel_dir, env, proc)
-        kernel.reader, kernel.writer, kernel.deferred = reader, writer, deferred
+        kernel.reader, kernel.writer = reader, writer
         return kernel
 
     def _track(
@@ -251,37 +252,25 @@ class KernelKeeper:
         owner = request.owner_pid or peer_pid
         reason = refusal(request, self.prestart_env)
         if reason is None and pool is not None:
-            while (kernel_id := pool.take(time.monotonic())) is not None:
-                self._wake[backend].set()  # the filler schedules the refill (pool.REFILL_DELAY_S)
-                kernel = self.kernels[kernel_id]
-                try:
-                    await self._claim(kernel, request)
-                except Exception as exc:
-                    log.warning("pre-started kernel %s could not be claimed: %s", kernel_id, exc)
-                    self._discard(kernel)
-                    continue
+            claim_it = functools.partial(self._claim, request=request)
+            kernel = await self._take_idle(backend, pool, claim_it, "could not be claimed")
+            if kernel is not None:
                 handed = self._hand_out(kernel, owner, prestarted=True, reason="")
-                log.info("handed out pre-started kernel %s (pid %d) to pid %s in %.1f ms", kernel_id,
+                log.info("handed out pre-started kernel %s (pid %d) to pid %s in %.1f ms", kernel.record.id,
                          kernel.record.pid, owner, (time.monotonic() - began) * 1e3)  # fmt: skip
                 return handed
             reason = "no pre-started kernel ready" if pool.target else "pre-started kernels are disabled"
         reason = reason or f"no kernels configured for {backend}"
         spares = self.spares.get(backend)
         if spares is not None and startup_refusal(request, self.prestart_env) is None:
-            while (kernel_id := spares.take(time.monotonic())) is not None:
-                self._wake[backend].set()
-                kernel = self.kernels[kernel_id]
-                try:
-                    await self._start_deferred(kernel, request)
-                except Exception as exc:
-                    log.warning("pre-imported interpreter %s could not start a kernel: %s\n%s", kernel_id, exc,
-                                log_tail(kernel.dir))  # fmt: skip
-                    self._discard(kernel)
-                    continue
-                handed = self._hand_out(kernel, owner, prestarted=False, reason=f"{reason}; a pre-imported "
-                                        "interpreter started it")  # fmt: skip
+            start_it = functools.partial(self._start_deferred, request=request)
+            kernel = await self._take_idle(backend, spares, start_it, "could not start a kernel")
+            if kernel is not None:
+                reason += "; a pre-imported interpreter started it"
+                handed = self._hand_out(kernel, owner, prestarted=False, reason=reason)
                 log.info("started a kernel in pre-imported interpreter %s (pid %d) for pid %s in %.1f ms: %s",
-                         kernel_id, kernel.record.pid, owner, (time.monotonic() - began) * 1e3, reason)  # fmt: skip
+                         kernel.record.id, kernel.record.pid, owner, (time.monotonic() - began) * 1e3,
+                         reason)  # fmt: skip
                 return handed
         env = await self.envs.take(backend, 0.0) or await self._env_of_idle_kernel(backend)
         if env is None:
@@ -292,6 +281,23 @@ class KernelKeeper:
         log.info("launching a kernel in pooled env %s: %s", Path(env.venv_path).name, reason)
         kernel = await self._launch(backend, env, request)
         return self._hand_out(kernel, owner, prestarted=False, reason=reason)
+
+    async def _take_idle(
+        self, backend: str, pool: KernelPool, start: Callable[[LiveKernel], Awaitable[None]], failing: str
+    ) -> LiveKernel | None:
+        """The next idle kernel of ``pool`` that ``start`` sets up (one that fails is
+        discarded and the next tried); None when the pool has none."""
+        while (kernel_id := pool.take(time.monotonic())) is not None:
+            self._wake[backend].set()  # the filler schedules the refill (pool.REFILL_DELAY_S)
+            kernel = self.kernels[kernel_id]
+            try:
+                await start(kernel)
+            except Exception as exc:
+                log.warning("idle kernel %s %s: %s\n%s", kernel_id, failing, exc, log_tail(kernel.dir))
+                self._discard(kernel)
+                continue
+            return kernel
+        return None
 
     async def _env_of_idle_kernel(self, backend: str) -> PooledEnv | None:
         """With the env pool empty, a pre-started kernel gives up its (unused) env."""

@@ -60,7 +60,6 @@ class LiveKernel:
     writer: asyncio.StreamWriter | None = None
     connection: dict[str, Any] = field(factory=dict)
     owner: OwnerWatch = field(factory=OwnerWatch)  # once handed out
-    deferred: bool = False  # a pre-imported interpreter: the kernel starts on claim
 
 
 async def spawn_host(

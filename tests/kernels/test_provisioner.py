@@ -10,10 +10,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from jupyter_client.manager import AsyncKernelManager
 
 from tests.support.daemon import DaemonProcess, wait_for
-from tests.support.kernel import run_code
+from tests.support.kernel import run_code, running_kernel
 
 PRESTARTED = "[backends.uv]\npool_size = 2\nkernels = 1\n[daemon]\nlease_check_s = 0.3\n"
 
@@ -70,12 +69,9 @@ def test_prestarted_kernel_is_like_a_fresh_one(
 async def _exercise_kernel(
     daemon: DaemonProcess, nb: Path, *, expect_prestarted: bool, restart_preimported: bool = False
 ) -> None:
-    km = AsyncKernelManager(kernel_name="rt")
     env = {**os.environ, "JPY_SESSION_NAME": str(nb / "probe.ipynb"), "RT_TEST_VAR": "hello"}
-    await km.start_kernel(cwd=str(nb), env=env, extra_arguments=["--HistoryManager.hist_file=:memory:"])
-    kc = km.client()
-    kc.start_channels()
-    try:
+    args = ["--HistoryManager.hist_file=:memory:"]
+    async with running_kernel("rt", cwd=str(nb), env=env, extra_arguments=args) as (km, kc):
         await kc.wait_for_ready(timeout=60)
         kernel = km.provisioner.kernel
         assert kernel is not None and kernel.prestarted is expect_prestarted, kernel
@@ -124,9 +120,6 @@ async def _exercise_kernel(
         assert probe["session"] == str(nb / "probe.ipynb") and probe["var"] == "hello"
         assert probe["hist"] == ":memory:" and probe["saver"] is False  # the kernel arguments again
         second_env = probe["prefix"]
-    finally:
-        kc.stop_channels()
-        await km.shutdown_kernel()
     # Both kernels' envs are deleted once their kernels are gone.
     for path in (env_path, second_env):
         wait_for(lambda p=path: not Path(p).exists(), timeout=30, what=f"{path} to be deleted")
@@ -143,12 +136,9 @@ def test_kernel_arguments_are_served_by_a_pre_imported_interpreter(
     nb = notebook_dir(tmp_path)
 
     async def run() -> None:
-        km = AsyncKernelManager(kernel_name="rt")
         env = {**os.environ, "JPY_SESSION_NAME": str(nb / "args.ipynb")}
-        await km.start_kernel(cwd=str(nb), env=env, extra_arguments=["--InteractiveShell.autocall=2"])
-        kc = km.client()
-        kc.start_channels()
-        try:
+        args = ["--InteractiveShell.autocall=2"]
+        async with running_kernel("rt", cwd=str(nb), env=env, extra_arguments=args) as (km, kc):
             await kc.wait_for_ready(timeout=60)
             kernel = km.provisioner.kernel
             assert kernel is not None and not kernel.prestarted and "pre-imported" in kernel.reason, kernel
@@ -160,9 +150,6 @@ def test_kernel_arguments_are_served_by_a_pre_imported_interpreter(
             autocall, cwd, session, venv, inputs = json.loads(out)
             assert (autocall, cwd, session, inputs) == (2, str(nb), str(nb / "args.ipynb"), 2)
             assert venv == kernel.env.venv_path
-        finally:
-            kc.stop_channels()
-            await km.shutdown_kernel()
 
     asyncio.run(run())
     # The pre-started kernel was left alone; the pre-imported one is replaced.
@@ -188,11 +175,7 @@ def test_no_daemon_falls_back_to_the_kernelspec_argv(tmp_path: Path, monkeypatch
     install_spec(daemon, tmp_path, monkeypatch)
 
     async def run() -> None:
-        km = AsyncKernelManager(kernel_name="rt")
-        await km.start_kernel()
-        kc = km.client()
-        kc.start_channels()
-        try:
+        async with running_kernel("rt") as (km, kc):
             await kc.wait_for_ready(timeout=60)
             assert km.provisioner._local is not None
             _, out = await run_code(kc, "import sys; print(sys.executable)")
@@ -201,9 +184,6 @@ def test_no_daemon_falls_back_to_the_kernelspec_argv(tmp_path: Path, monkeypatch
             await km.restart_kernel()
             assert km.get_connection_info() == before
             await kc.wait_for_ready(timeout=60)
-        finally:
-            kc.stop_channels()
-            await km.shutdown_kernel()
 
     asyncio.run(run())
 
@@ -223,18 +203,11 @@ def test_a_stopped_daemon_is_passed_over_in_seconds(
     os.kill(daemon.proc.pid, signal.SIGSTOP)
 
     async def run() -> float:
-        km = AsyncKernelManager(kernel_name="rt")
         began = time.monotonic()
-        await km.start_kernel()
-        took = time.monotonic() - began
-        kc = km.client()
-        kc.start_channels()
-        try:
+        async with running_kernel("rt", now=True) as (km, kc):
+            took = time.monotonic() - began  # start_kernel() and the channels
             await kc.wait_for_ready(timeout=60)
             assert km.provisioner._local is not None  # the kernelspec's own argv
-        finally:
-            kc.stop_channels()
-            await km.shutdown_kernel(now=True)
         return took
 
     try:
@@ -290,19 +263,12 @@ def test_required_transport_encryption_launches_the_kernelspec_argv(
     wait_kernels(daemon)
 
     async def run() -> None:
-        km = AsyncKernelManager(kernel_name="rt", transport_encryption="required")
-        await km.start_kernel()
-        kc = km.client()
-        kc.start_channels()
-        try:
+        async with running_kernel("rt", manager={"transport_encryption": "required"}) as (km, kc):
             await kc.wait_for_ready(timeout=60)
             assert km.provisioner._local is not None
             assert km.get_connection_info().get("curve_publickey")
             reply, out = await run_code(kc, "import sys; print(sys.executable)")
             assert reply["status"] == "ok" and out.strip() == sys.executable
-        finally:
-            kc.stop_channels()
-            await km.shutdown_kernel()
 
     asyncio.run(run())
     kernels = daemon.status().pools["uv"].kernels

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager, KernelManager
 
 
 def execute_in_kernel(python: str, code: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -74,3 +76,20 @@ async def run_code(kc: Any, code: str, timeout: float = 60.0) -> tuple[dict[str,
         elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             idle = True
     return reply, "".join(out)
+
+
+@contextlib.asynccontextmanager
+async def running_kernel(
+    name: str, *, now: bool = False, manager: dict[str, Any] | None = None, **start: Any
+) -> AsyncIterator[tuple[AsyncKernelManager, Any]]:
+    """``AsyncKernelManager(kernel_name=name, **manager)`` started with ``start_kernel(**start)``,
+    and its client with channels open; both closed (the kernel shut down) at the end."""
+    km = AsyncKernelManager(kernel_name=name, **(manager or {}))
+    await km.start_kernel(**start)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel(now=now)
