@@ -156,3 +156,23 @@ def test_a_full_file_system_publishes_nothing_short_and_says_so(tmp_path: Path) 
         assert (result.returncode, result.stdout) == (0, "281\n"), result.stderr
     finally:
         subprocess.run(["umount", "-l", str(fs)], check=True)
+
+
+def test_a_read_only_store_is_reported_as_such(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    cached = tmp_path / "cache" / "rt_small.py"
+    cached.write_text("X = 1\n")
+    venv = make_venv(tmp_path / "v")
+    install(cached, venv)
+    store = tmp_path / "bytecode"
+    store.mkdir(mode=0o555)
+    try:
+        (store / "probe").touch()
+    except PermissionError:
+        pass
+    else:
+        pytest.skip("this process ignores permission bits (root with CAP_DAC_OVERRIDE)")
+    report = compile_pending(link_from_store(venv / "bin" / "python", venv, store))
+    assert report.mode.value == "per-env" and report.per_env == 1
+    assert report.reason is not None
+    assert report.reason.startswith("cannot publish to the bytecode store: [Errno 13] Permission denied"), report.reason
