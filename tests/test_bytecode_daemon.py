@@ -61,7 +61,7 @@ def test_a_damaged_store_entry_does_not_fail_the_builds_after_a_flush(daemon_fac
         return pool if pool.available or pool.error else None
 
     pool = wait_for(settled, timeout=300, what="a new build to succeed or fail")
-    assert pool.error is None and pool.available == 1
+    assert pool is not None and pool.error is None and pool.available == 1
     new_env = next(p for p in (daemon.cache_dir / "envs").glob("runtimed-uv-*") if p != Path(taken.venv_path))
     assert _pyc(new_env).parent.joinpath(init.name).stat().st_ino != init.stat().st_ino
     log = daemon.log_path.read_text(errors="replace")

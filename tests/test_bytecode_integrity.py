@@ -123,7 +123,8 @@ def test_the_compiler_removes_and_reports_a_short_write(tmp_path: Path, monkeypa
     pyc = tmp_path / "rt_big.pyc"
     failure = pyc_compile._compile([str(source), str(pyc)])
     assert failure is not None and failure[0] == str(source)
-    assert "was written short or damaged" in failure[1] and "marshal data too short" in failure[1]
+    message = str(failure[1])
+    assert "was written short or damaged" in message and "marshal data too short" in message
     assert not pyc.exists()
 
 
