@@ -1,6 +1,8 @@
 """Compile listed sources to listed ``.pyc`` paths; run by an *env's* python, not runtimed's.
 
 ``python -I _pyc_compile.py < jobs.json``: ``jobs.json`` is ``[[source, pyc], ...]``.
+``python -I _pyc_compile.py --check < pycs.json`` only loads each listed ``.pyc``
+and prints the ones whose body does not load.
 Each source is compiled with :func:`py_compile.compile` (timestamp-based, the
 interpreter's own magic number, written atomically: temp file + rename), in
 parallel over the CPUs this process may use, at a lower priority (for more than
@@ -50,17 +52,25 @@ def _compile(job: list[str]) -> list[object] | None:
     return None
 
 
+def _load_error(data: bytes) -> str | None:
+    """Why the ``.pyc`` bytes ``data`` do not hold a loadable code object, or None."""
+    try:
+        if len(data) <= 16 or type(marshal.loads(data[16:])).__name__ != "code":
+            return "no code object after the header"
+    except (EOFError, ValueError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _check_written(pyc: str) -> None:
     """Raise OSError (and remove ``pyc``) unless its body loads as a code object."""
     with open(pyc, "rb") as f:
         data = f.read()
-    try:
-        if len(data) <= 16 or type(marshal.loads(data[16:])).__name__ != "code":
-            raise ValueError("no code object")
-    except (EOFError, ValueError, TypeError) as exc:
+    error = _load_error(data)
+    if error is not None:
         with contextlib.suppress(OSError):
             os.unlink(pyc)
-        what = f"{pyc} was written short or damaged ({len(data)} bytes: {exc})"
+        what = f"{pyc} was written short or damaged ({len(data)} bytes: {error})"
         if _nearly_full(os.path.dirname(pyc)):
             raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {what}") from None
         raise OSError(what) from None
@@ -82,7 +92,18 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _damaged(pyc: str) -> bool:
+    try:
+        with open(pyc, "rb") as f:
+            return _load_error(f.read()) is not None
+    except OSError:
+        return True
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--check"]:
+        json.dump([pyc for pyc in json.load(sys.stdin) if _damaged(pyc)], sys.stdout)
+        return
     jobs: list[list[str]] = json.load(sys.stdin)
     if len(jobs) >= _POOL_THRESHOLD:  # a few files cost nothing: niced, they would only wait under load
         with contextlib.suppress(AttributeError, OSError):

@@ -20,6 +20,7 @@ classifies.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -46,6 +47,7 @@ __all__ = [
     "library_dirs",
     "link_from_store",
     "probe_interpreter",
+    "replace_damaged",
 ]
 
 log = logging.getLogger("runtimed.bytecode")
@@ -128,6 +130,7 @@ class PendingCompile:
     report: BytecodeReport
     to_store: list[tuple[str, str, os.stat_result, str]] = field(factory=list)  # source, pyc, stat, entry
     per_env: list[tuple[str, str]] = field(factory=list)  # source, pyc
+    linked: list[tuple[str, str, os.stat_result, str]] = field(factory=list)  # as to_store, linked from the store
 
     def __len__(self) -> int:
         return len(self.to_store) + len(self.per_env)
@@ -216,6 +219,7 @@ def link_from_store(
                 linked = False
             if linked:
                 report.shared += 1
+                pending.linked.append((source, pyc, st, entry))
             else:
                 pending.to_store.append((source, pyc, st, entry))
         else:
@@ -275,7 +279,7 @@ def compile_pending(pending: PendingCompile, env: Mapping[str, str] | None = Non
     report = pending.report
     jobs = [[source, pyc] for source, pyc, _st, _entry in pending.to_store] + [list(job) for job in pending.per_env]
     failed = _run_compiler(pending.interpreter.python, jobs, env) if jobs else {}
-    report.not_compiled = sorted(failed)
+    report.not_compiled = sorted({*report.not_compiled, *failed})
     _raise_if_full(failed)
     magic = pending.interpreter.magic
     for source, pyc, st, entry in pending.to_store:
@@ -308,6 +312,35 @@ def _explain(report: BytecodeReport) -> None:
         report.reason = report.store_error or "no source file is hardlinked from a cache on the store's file system"
     if report.mode is SharingMode.PER_ENV:
         log.info("bytecode compiled per env: %s", report.reason)
+
+
+def replace_damaged(pending: PendingCompile, env: Mapping[str, str] | None = None) -> int:
+    """Load every ``.pyc`` linked from the store in the env's python; replace the damaged ones.
+
+    For a damage the store's seal cannot see (the entry's mtime restored, a disk
+    error): each is removed from the env and, while it is still the same inode,
+    from the store, then compiled and published afresh. Returns how many.
+    """
+    if not pending.linked:
+        return 0
+    pycs = json.dumps([pyc for _source, pyc, _st, _entry in pending.linked])
+    out = _run_python(
+        pending.interpreter.python, ["-I", os.fspath(_COMPILER), "--check"], env, what="bytecode check", stdin=pycs
+    )
+    damaged = set(json.loads(out))
+    redo = [job for job in pending.linked if job[1] in damaged]
+    for _source, pyc, _st, entry in redo:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(pyc, entry):
+                os.unlink(entry)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pyc)
+    pending.linked = [job for job in pending.linked if job[1] not in damaged]
+    report = pending.report
+    report.shared -= len(redo)
+    report.replaced += len(redo)
+    compile_pending(PendingCompile(pending.interpreter, report, to_store=redo), env)
+    return len(redo)
 
 
 @define(frozen=True)

@@ -7,7 +7,9 @@ Order, for speed without giving up the proof:
    and compile the rest (files only this env has) while it runs; otherwise
    compile first, so the warm-up does not compile the same modules in memory;
 3. the warm-up import must succeed before :func:`warm_env` returns: the env is
-   pooled only after that.
+   pooled only after that. If it fails, every ``.pyc`` linked from the store is
+   loaded once: damaged ones (a damage the store's seal cannot see) are replaced
+   by fresh ones and the warm-up runs again, so a bad entry fails one build only.
 
 The warm-up runs with ``-B``: it never writes bytecode, so an env's ``.pyc`` files
 are exactly the ones compiled or linked here. What happened is written to
@@ -26,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from runtimed.bytecode import BytecodeReport, compile_pending, link_from_store
+from runtimed.bytecode import BytecodeReport, PendingCompile, compile_pending, link_from_store, replace_damaged
 from runtimed.envdir import META_DIR, write_json_atomic
 from runtimed.phases import BuildPhase
 
@@ -77,7 +79,15 @@ def warm_env(
                 progress("warm-up import")
                 warmup_started = compiled
                 warmup = _start_warmup(python, modules, env, output)
-            _finish_warmup(warmup, output)
+            try:
+                _finish_warmup(warmup, output)
+            except WarmupFailed:
+                if not _replaced_damaged(pending, env, progress):
+                    raise
+                output.seek(0)
+                output.truncate()
+                warmup = _start_warmup(python, modules, env, output)
+                _finish_warmup(warmup, output)
         finally:
             if warmup is not None and warmup.poll() is None:
                 warmup.kill()
@@ -102,6 +112,15 @@ def warm_env(
         done - started,
     )
     return report
+
+
+def _replaced_damaged(pending: PendingCompile, env: Mapping[str, str], progress: Callable[[str], None]) -> bool:
+    """After a failed warm-up: whether damaged ``.pyc`` linked from the store were replaced."""
+    replaced = replace_damaged(pending, env)
+    if replaced:
+        log.warning("warm-up import failed; %d damaged .pyc from the bytecode store replaced, retrying", replaced)
+        progress(f"bytecode: {replaced} damaged files from the store replaced; warm-up import again")
+    return replaced > 0
 
 
 def _start_warmup(

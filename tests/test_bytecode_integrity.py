@@ -19,6 +19,7 @@ import pytest
 import runtimed._pyc_compile as pyc_compile
 from runtimed import bytecode_store
 from runtimed.bytecode import BytecodeError, compile_pending, compile_prefix, link_from_store
+from runtimed.envwarm import warm_env
 
 TAG = sys.implementation.cache_tag
 #: A module whose .pyc is a few hundred KB.
@@ -177,3 +178,27 @@ def test_a_read_only_store_is_reported_as_such(tmp_path: Path) -> None:
     assert report.mode.value == "per-env" and report.per_env == 1
     assert report.reason is not None
     assert report.reason.startswith("cannot publish to the bytecode store: [Errno 13] Permission denied"), report.reason
+
+
+def test_a_damage_the_seal_misses_fails_one_warm_up_not_the_build(tmp_path: Path) -> None:
+    """An entry damaged with its seal intact (bit rot, or a write then utime) is found by loading it."""
+    (tmp_path / "cache").mkdir()
+    cached = tmp_path / "cache" / "rt_big.py"
+    cached.write_text(BIG_SOURCE)
+    store = tmp_path / "bytecode"
+    a, b = make_venv(tmp_path / "a"), make_venv(tmp_path / "b")
+    in_a, in_b = install(cached, a), install(cached, b)
+    compile_prefix(a / "bin" / "python", a, store)
+    [entry] = store_entries(store)
+    entry.chmod(0o644)
+    cut_the_body(entry)
+    entry.chmod(0o444)
+    os.utime(entry, ns=(0, entry.stat().st_size * 10**9))  # the seal of its new size
+    assert bytecode_store.entry_is_sealed(entry.stat())
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    report = warm_env(b / "bin" / "python", b, store=store, modules=["rt_big"], env=clean)
+    assert (report.replaced, report.shared, report.compiled) == (1, 0, 1)
+    [fresh] = store_entries(store)
+    assert fresh.stat().st_ino == pyc_of(in_b).stat().st_ino != pyc_of(in_a).stat().st_ino
+    assert imports(b, "rt_big").stdout == "281\n"
