@@ -20,7 +20,6 @@ classifies.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import logging
@@ -44,10 +43,10 @@ __all__ = [
     "SharingMode",
     "compile_pending",
     "compile_prefix",
+    "damaged_pycs",
     "library_dirs",
     "link_from_store",
     "probe_interpreter",
-    "replace_damaged",
 ]
 
 log = logging.getLogger("runtimed.bytecode")
@@ -279,7 +278,7 @@ def compile_pending(pending: PendingCompile, env: Mapping[str, str] | None = Non
     report = pending.report
     jobs = [[source, pyc] for source, pyc, _st, _entry in pending.to_store] + [list(job) for job in pending.per_env]
     failed = _run_compiler(pending.interpreter.python, jobs, env) if jobs else {}
-    report.not_compiled = sorted({*report.not_compiled, *failed})
+    report.not_compiled = sorted(failed)
     _raise_if_full(failed)
     magic = pending.interpreter.magic
     for source, pyc, st, entry in pending.to_store:
@@ -314,33 +313,10 @@ def _explain(report: BytecodeReport) -> None:
         log.info("bytecode compiled per env: %s", report.reason)
 
 
-def replace_damaged(pending: PendingCompile, env: Mapping[str, str] | None = None) -> int:
-    """Load every ``.pyc`` linked from the store in the env's python; replace the damaged ones.
-
-    For a damage the store's seal cannot see (the entry's mtime restored, a disk
-    error): each is removed from the env and, while it is still the same inode,
-    from the store, then compiled and published afresh. Returns how many.
-    """
-    if not pending.linked:
-        return 0
-    pycs = json.dumps([pyc for _source, pyc, _st, _entry in pending.linked])
-    out = _run_python(
-        pending.interpreter.python, ["-I", os.fspath(_COMPILER), "--check"], env, what="bytecode check", stdin=pycs
-    )
-    damaged = set(json.loads(out))
-    redo = [job for job in pending.linked if job[1] in damaged]
-    for _source, pyc, _st, entry in redo:
-        with contextlib.suppress(OSError):
-            if os.path.samefile(pyc, entry):
-                os.unlink(entry)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(pyc)
-    pending.linked = [job for job in pending.linked if job[1] not in damaged]
-    report = pending.report
-    report.shared -= len(redo)
-    report.replaced += len(redo)
-    compile_pending(PendingCompile(pending.interpreter, report, to_store=redo), env)
-    return len(redo)
+def damaged_pycs(python: Path, pycs: list[str], env: Mapping[str, str] | None = None) -> set[str]:
+    """Those of ``pycs`` whose body ``python`` cannot load (read back and ``marshal.loads``)."""
+    args = ["-I", os.fspath(_COMPILER), "--check"]
+    return set(json.loads(_run_python(python, args, env, what="bytecode check", stdin=json.dumps(pycs))))
 
 
 @define(frozen=True)

@@ -18,6 +18,7 @@ are exactly the ones compiled or linked here. What happened is written to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,11 +29,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from runtimed.bytecode import BytecodeReport, PendingCompile, compile_pending, link_from_store, replace_damaged
+from runtimed.bytecode import (
+    BytecodeReport,
+    PendingCompile,
+    SharingMode,
+    compile_pending,
+    damaged_pycs,
+    link_from_store,
+)
 from runtimed.envdir import META_DIR, write_json_atomic
 from runtimed.phases import BuildPhase
 
-__all__ = ["OVERLAP_MAX_FILES", "REPORT_FILE", "WarmupFailed", "read_warm_report", "warm_env"]
+__all__ = ["OVERLAP_MAX_FILES", "REPORT_FILE", "WarmupFailed", "read_warm_report", "replace_damaged", "warm_env"]
 
 log = logging.getLogger("runtimed.bytecode")
 
@@ -121,6 +129,34 @@ def _replaced_damaged(pending: PendingCompile, env: Mapping[str, str], progress:
         log.warning("warm-up import failed; %d damaged .pyc from the bytecode store replaced, retrying", replaced)
         progress(f"bytecode: {replaced} damaged files from the store replaced; warm-up import again")
     return replaced > 0
+
+
+def replace_damaged(pending: PendingCompile, env: Mapping[str, str] | None = None) -> int:
+    """Load every ``.pyc`` linked from the store in the env's python; replace the damaged ones.
+
+    For a damage the store's seal cannot see (the entry's mtime restored, a disk
+    error): each is removed from the env and, while it is still the same inode,
+    from the store, then compiled and published afresh. Returns how many.
+    """
+    if not pending.linked:
+        return 0
+    damaged = damaged_pycs(pending.interpreter.python, [pyc for _src, pyc, _st, _entry in pending.linked], env)
+    redo = [job for job in pending.linked if job[1] in damaged]
+    for _source, pyc, _st, entry in redo:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(pyc, entry):
+                os.unlink(entry)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pyc)
+    pending.linked = [job for job in pending.linked if job[1] not in damaged]
+    again = compile_pending(PendingCompile(pending.interpreter, BytecodeReport(SharingMode.SHARED), to_store=redo), env)
+    report = pending.report
+    report.shared -= len(redo)
+    report.replaced += len(redo)
+    report.compiled += again.compiled
+    report.per_env += again.per_env
+    report.not_compiled = sorted({*report.not_compiled, *again.not_compiled})
+    return len(redo)
 
 
 def _start_warmup(
