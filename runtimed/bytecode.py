@@ -20,6 +20,7 @@ classifies.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from typing import Any
 import attrs
 from attrs import define, field
 
-from runtimed.bytecode_store import entry_path, link_entry, publish_entry, pyc_header_matches
+from runtimed.bytecode_store import DamagedEntry, entry_path, link_entry, publish_entry, pyc_header_matches
 
 __all__ = [
     "BytecodeError",
@@ -42,6 +43,7 @@ __all__ = [
     "SharingMode",
     "compile_pending",
     "compile_prefix",
+    "damaged_pycs",
     "library_dirs",
     "link_from_store",
     "probe_interpreter",
@@ -93,7 +95,16 @@ class BytecodeReport:
     compiled: int = 0  # compiled by this build and published to the store
     per_env: int = 0  # compiled for this env only
     present: int = 0  # a valid .pyc was already there (e.g. shipped in the package)
+    replaced: int = 0  # store entries found damaged, removed and compiled afresh
     not_compiled: list[str] = field(factory=list)
+    store_errors: int = 0  # links from or publications to the store that failed
+    store_error: str | None = None  # the first of them
+
+    def store_failed(self, action: str, exc: OSError) -> None:
+        """Count a failed link or publication; the first one is kept (and logged once by the caller)."""
+        self.store_errors += 1
+        if self.store_error is None:
+            self.store_error = f"cannot {action} the bytecode store: {exc}"
 
     def as_details(self, prefix: Path) -> dict[str, object]:
         root = str(prefix) + os.sep
@@ -104,6 +115,8 @@ class BytecodeReport:
             "compiled": self.compiled,
             "per_env": self.per_env,
             "present": self.present,
+            "replaced": self.replaced,
+            "store_error": self.store_error,
             "not_compiled": [f.removeprefix(root) for f in self.not_compiled],
         }
 
@@ -116,6 +129,7 @@ class PendingCompile:
     report: BytecodeReport
     to_store: list[tuple[str, str, os.stat_result, str]] = field(factory=list)  # source, pyc, stat, entry
     per_env: list[tuple[str, str]] = field(factory=list)  # source, pyc
+    linked: list[tuple[str, str, os.stat_result, str]] = field(factory=list)  # as to_store, linked from the store
 
     def __len__(self) -> int:
         return len(self.to_store) + len(self.per_env)
@@ -195,11 +209,16 @@ def link_from_store(
                 made.add(cache)
             try:
                 linked = link_entry(entry, pyc, exists=pyc in existing)
+            except DamagedEntry as exc:  # removed: compiled and published afresh below
+                log.debug("%s", exc)
+                report.replaced += 1
+                linked = False
             except OSError as exc:  # e.g. too many links: this env compiles its own
-                log.warning("cannot link %s from the bytecode store: %s", pyc, exc)
+                report.store_failed("link from", exc)
                 linked = False
             if linked:
                 report.shared += 1
+                pending.linked.append((source, pyc, st, entry))
             else:
                 pending.to_store.append((source, pyc, st, entry))
         else:
@@ -258,8 +277,9 @@ def compile_pending(pending: PendingCompile, env: Mapping[str, str] | None = Non
     """Compile what :func:`link_from_store` left, publish the shared ones, and report."""
     report = pending.report
     jobs = [[source, pyc] for source, pyc, _st, _entry in pending.to_store] + [list(job) for job in pending.per_env]
-    failed = set(_run_compiler(pending.interpreter.python, jobs, env)) if jobs else set()
+    failed = _run_compiler(pending.interpreter.python, jobs, env) if jobs else {}
     report.not_compiled = sorted(failed)
+    _raise_if_full(failed)
     magic = pending.interpreter.magic
     for source, pyc, st, entry in pending.to_store:
         if source in failed:
@@ -270,23 +290,53 @@ def compile_pending(pending: PendingCompile, env: Mapping[str, str] | None = Non
                 publish_entry(pyc, entry)
                 published = True
             except OSError as exc:  # the env keeps its own .pyc
-                log.warning("cannot publish %s to the bytecode store: %s", pyc, exc)
+                report.store_failed("publish to", exc)
         if published:
             report.compiled += 1
         else:
             report.per_env += 1
     report.per_env += sum(1 for source, _pyc in pending.per_env if source not in failed)
-    if report.mode is SharingMode.SHARED and report.shared + report.compiled == 0 and report.per_env:
-        report.mode = SharingMode.PER_ENV
-        report.reason = "no source file is hardlinked from a cache on the store's file system"
-    if report.mode is SharingMode.PER_ENV:
-        log.info("bytecode of %s compiled per env: %s", pending.interpreter.python, report.reason)
+    _explain(report)
     return report
 
 
-def _run_compiler(python: Path, jobs: list[list[str]], env: Mapping[str, str] | None) -> list[str]:
+def _explain(report: BytecodeReport) -> None:
+    """Log what went wrong with the store, once; say why nothing was shared."""
+    if report.replaced:
+        log.warning("bytecode store: %d damaged entries removed and compiled afresh", report.replaced)
+    if report.store_error is not None:
+        log.warning("bytecode store: %d files compiled per env: %s", report.store_errors, report.store_error)
+    if report.mode is SharingMode.SHARED and report.shared + report.compiled == 0 and report.per_env:
+        report.mode = SharingMode.PER_ENV
+        report.reason = report.store_error or "no source file is hardlinked from a cache on the store's file system"
+    if report.mode is SharingMode.PER_ENV:
+        log.info("bytecode compiled per env: %s", report.reason)
+
+
+def damaged_pycs(python: Path, pycs: list[str], env: Mapping[str, str] | None = None) -> set[str]:
+    """Those of ``pycs`` whose body ``python`` cannot load (read back and ``marshal.loads``)."""
+    args = ["-I", os.fspath(_COMPILER), "--check"]
+    return set(json.loads(_run_python(python, args, env, what="bytecode check", stdin=json.dumps(pycs))))
+
+
+@define(frozen=True)
+class CompileFailure:
+    """Why the compiler did not compile one source."""
+
+    message: str
+    errno: int | None  # set when writing the .pyc failed
+
+
+def _run_compiler(python: Path, jobs: list[list[str]], env: Mapping[str, str] | None) -> dict[str, CompileFailure]:
     output = _run_python(python, ["-I", os.fspath(_COMPILER)], env, what="bytecode compilation", stdin=json.dumps(jobs))
-    return [source for source, _error in json.loads(output)]
+    return {source: CompileFailure(message, code) for source, message, code in json.loads(output)}
+
+
+def _raise_if_full(failed: Mapping[str, CompileFailure]) -> None:
+    """A full file system fails the build, saying so, rather than pool an env without bytecode."""
+    full = [f.message for f in failed.values() if f.errno in (errno.ENOSPC, errno.EDQUOT)]
+    if full:
+        raise BytecodeError(f"no space left on device: {len(full)} .pyc files could not be written ({full[0]})")
 
 
 def _run_python(

@@ -13,9 +13,19 @@ Rules that keep it safe:
 * An entry is published atomically (hardlink to a temp name, then rename), so a
   reader sees a whole file or none; concurrent builds may both publish, the last
   one wins, and each env keeps the (equally valid) inode it linked.
-* Entries are read-only, and nothing rewrites a ``.pyc`` in place: CPython and
-  ``py_compile`` write a new file and rename it over the old name, which replaces
-  one env's link and leaves the store and the other envs untouched.
+* Only a ``.pyc`` whose body loaded in the compiling python is published
+  (``runtimed/_pyc_compile.py``), and its mtime is set to its size in seconds
+  after the epoch (the *seal*; CPython never reads a ``.pyc``'s own mtime). Any
+  write or truncation sets the mtime to the current time, so an entry whose stat
+  does not show its seal (cut short, written into, or published unchecked by an
+  older runtimed) is removed when a build finds it, never linked, and the build
+  compiles and publishes a fresh one. The check is the ``stat`` linking makes anyway.
+* Entries are read-only (0444), and nothing that installs or imports rewrites a
+  ``.pyc`` in place: CPython and ``py_compile`` write a new file and rename it over
+  the old name, which replaces one env's link and leaves the store and the other
+  envs untouched. The mode bits do not stop root or the owner's own ``open(pyc,
+  "r+b")``: such a write changes every env linking the entry until the seal check
+  retires it for new builds.
 * An entry nobody else links (``st_nlink == 1``) is never reused: its source inode
   may have been freed and reused. GC removes such entries (:func:`collect_store`);
   a build that loses the race with GC compiles the file instead.
@@ -36,9 +46,11 @@ from attrs import define
 __all__ = [
     "SHARE_ENV_VAR",
     "STORE_DIR",
+    "DamagedEntry",
     "StoreGcResult",
     "collect_store",
     "collect_store_logged",
+    "entry_is_sealed",
     "entry_path",
     "link_entry",
     "publish_entry",
@@ -114,6 +126,24 @@ def pyc_header_matches(pyc: str | os.PathLike[str], magic: bytes, st: os.stat_re
     return bool(flags == 0 and (mtime, size) == expected)
 
 
+class DamagedEntry(Exception):
+    """A store entry is not as published; it was removed (see :func:`link_entry`)."""
+
+
+#: A ``.pyc`` shorter than this has no body after its 16-byte header.
+_MIN_PYC_SIZE = 17
+
+
+def _seal_ns(size: int) -> int:
+    """The mtime (ns) of a published entry of ``size`` bytes: a time no write can set."""
+    return size * 10**9
+
+
+def entry_is_sealed(st: os.stat_result) -> bool:
+    """Whether a store entry with stat ``st`` is as published (see the module docstring)."""
+    return st.st_size >= _MIN_PYC_SIZE and st.st_mtime_ns == _seal_ns(st.st_size)
+
+
 def _temp_name(path: str | os.PathLike[str], mark: str) -> str:
     """A name next to ``path`` that no other process or call uses."""
     return f"{os.fspath(path)}{mark}{os.getpid()}-{time.monotonic_ns()}"
@@ -122,12 +152,18 @@ def _temp_name(path: str | os.PathLike[str], mark: str) -> str:
 def link_entry(entry: str | os.PathLike[str], pyc: str, *, exists: bool = True) -> bool:
     """Hardlink the store ``entry`` to ``pyc`` (replacing it atomically); False if unusable.
 
-    Unusable: missing (or collected meanwhile), or linked by nobody else (its
-    source inode may have been reused; see the module docstring). ``exists=False``
-    (``pyc`` is known to be absent) saves the temp name and rename.
+    Unusable: missing (or collected meanwhile), linked by nobody else (its source
+    inode may have been reused; see the module docstring). Raises
+    :class:`DamagedEntry` for an entry that is not sealed, after removing it, so that
+    the caller's freshly compiled one replaces it. ``exists=False`` (``pyc`` is
+    known to be absent) saves the temp name and rename.
     """
     try:
-        if os.stat(entry).st_nlink < 2:
+        st = os.stat(entry)
+        if not entry_is_sealed(st):
+            _discard(entry)
+            raise DamagedEntry(f"{entry}: {st.st_size} bytes, mtime {st.st_mtime_ns} ns: not as published")
+        if st.st_nlink < 2:
             return False
         if not exists:
             with contextlib.suppress(FileExistsError):  # appeared meanwhile: replace it below
@@ -148,10 +184,14 @@ def link_entry(entry: str | os.PathLike[str], pyc: str, *, exists: bool = True) 
 def publish_entry(pyc: str, entry: str | os.PathLike[str]) -> None:
     """Make the env's freshly compiled ``pyc`` the store's ``entry`` (read-only, atomic).
 
-    A concurrent build may have published the same entry: the last rename wins,
-    which is harmless (both are valid for the same source).
+    The caller has checked its header; its body was loaded by the compiler. It is
+    sealed (mtime = size) before it gets the entry's name. A concurrent build may
+    have published the same entry: the last rename wins, which is harmless (both
+    are valid for the same source).
     """
+    st = os.stat(pyc)
     os.chmod(pyc, 0o444)
+    os.utime(pyc, ns=(st.st_atime_ns, _seal_ns(st.st_size)))
     entry = os.fspath(entry)
     os.makedirs(os.path.dirname(entry), exist_ok=True)
     temp = _temp_name(entry, _TEMP_MARK)
@@ -245,6 +285,14 @@ def _collect_leftover(path: Path, now: float) -> int | None:
 def _subdirs(path: Path) -> list[Path]:
     with os.scandir(path) as entries:
         return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+
+
+def _discard(entry: str | os.PathLike[str]) -> None:
+    """Remove a damaged entry (envs linking it keep their link); a failure is only logged."""
+    try:
+        _unlink(entry)
+    except OSError as exc:  # a read-only store: the build compiles for itself
+        log.debug("cannot remove %s: %s", entry, exc)
 
 
 def _unlink(path: str | os.PathLike[str]) -> None:

@@ -7,7 +7,9 @@ Order, for speed without giving up the proof:
    and compile the rest (files only this env has) while it runs; otherwise
    compile first, so the warm-up does not compile the same modules in memory;
 3. the warm-up import must succeed before :func:`warm_env` returns: the env is
-   pooled only after that.
+   pooled only after that. If it fails, every ``.pyc`` linked from the store is
+   loaded once: damaged ones (a damage the store's seal cannot see) are replaced
+   by fresh ones and the warm-up runs again, so a bad entry fails one build only.
 
 The warm-up runs with ``-B``: it never writes bytecode, so an env's ``.pyc`` files
 are exactly the ones compiled or linked here. What happened is written to
@@ -16,6 +18,7 @@ are exactly the ones compiled or linked here. What happened is written to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,11 +29,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from runtimed.bytecode import BytecodeReport, compile_pending, link_from_store
+from runtimed.bytecode import (
+    BytecodeReport,
+    PendingCompile,
+    SharingMode,
+    compile_pending,
+    damaged_pycs,
+    link_from_store,
+)
 from runtimed.envdir import META_DIR, write_json_atomic
 from runtimed.phases import BuildPhase
 
-__all__ = ["OVERLAP_MAX_FILES", "REPORT_FILE", "WarmupFailed", "read_warm_report", "warm_env"]
+__all__ = ["OVERLAP_MAX_FILES", "REPORT_FILE", "WarmupFailed", "read_warm_report", "replace_damaged", "warm_env"]
 
 log = logging.getLogger("runtimed.bytecode")
 
@@ -77,7 +87,15 @@ def warm_env(
                 progress("warm-up import")
                 warmup_started = compiled
                 warmup = _start_warmup(python, modules, env, output)
-            _finish_warmup(warmup, output)
+            try:
+                _finish_warmup(warmup, output)
+            except WarmupFailed:
+                if not _replaced_damaged(pending, env, progress):
+                    raise
+                output.seek(0)
+                output.truncate()
+                warmup = _start_warmup(python, modules, env, output)
+                _finish_warmup(warmup, output)
         finally:
             if warmup is not None and warmup.poll() is None:
                 warmup.kill()
@@ -102,6 +120,43 @@ def warm_env(
         done - started,
     )
     return report
+
+
+def _replaced_damaged(pending: PendingCompile, env: Mapping[str, str], progress: Callable[[str], None]) -> bool:
+    """After a failed warm-up: whether damaged ``.pyc`` linked from the store were replaced."""
+    replaced = replace_damaged(pending, env)
+    if replaced:
+        log.warning("warm-up import failed; %d damaged .pyc from the bytecode store replaced, retrying", replaced)
+        progress(f"bytecode: {replaced} damaged files from the store replaced; warm-up import again")
+    return replaced > 0
+
+
+def replace_damaged(pending: PendingCompile, env: Mapping[str, str] | None = None) -> int:
+    """Load every ``.pyc`` linked from the store in the env's python; replace the damaged ones.
+
+    For a damage the store's seal cannot see (the entry's mtime restored, a disk
+    error): each is removed from the env and, while it is still the same inode,
+    from the store, then compiled and published afresh. Returns how many.
+    """
+    if not pending.linked:
+        return 0
+    damaged = damaged_pycs(pending.interpreter.python, [pyc for _src, pyc, _st, _entry in pending.linked], env)
+    redo = [job for job in pending.linked if job[1] in damaged]
+    for _source, pyc, _st, entry in redo:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(pyc, entry):
+                os.unlink(entry)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pyc)
+    pending.linked = [job for job in pending.linked if job[1] not in damaged]
+    again = compile_pending(PendingCompile(pending.interpreter, BytecodeReport(SharingMode.SHARED), to_store=redo), env)
+    report = pending.report
+    report.shared -= len(redo)
+    report.replaced += len(redo)
+    report.compiled += again.compiled
+    report.per_env += again.per_env
+    report.not_compiled = sorted({*report.not_compiled, *again.not_compiled})
+    return len(redo)
 
 
 def _start_warmup(

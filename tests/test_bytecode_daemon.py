@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
+from runtimed.protocol_records import PoolStatus
 from tests.support.daemon import DaemonProcess, wait_for
 
 TAG = sys.implementation.cache_tag
@@ -37,3 +38,31 @@ def test_pooled_envs_share_bytecode_and_the_sweep_collects_it(daemon_factory: ty
     wait_for(lambda: not list((daemon.cache_dir / "envs").glob("runtimed-uv-*")), timeout=60, what="envs deleted")
     wait_for(lambda: not list(store.rglob("*.pyc")), timeout=60, what="the store to be collected")
     assert "from the bytecode store" in daemon.log_path.read_text(errors="replace")
+
+
+def test_a_damaged_store_entry_does_not_fail_the_builds_after_a_flush(daemon_factory: type[DaemonProcess]) -> None:
+    """Issue 17: a store entry cut to 40 bytes, linked by an env still leased, made every build fail warm-up."""
+    daemon = daemon_factory(config="[backends.uv]\npool_size = 1\nkernels = 0\n").start()
+    daemon.wait_pool("uv", 1, timeout=300)
+    with daemon.client() as client:
+        taken = client.take("uv", keep=True)  # keeps the entries linked (st_nlink > 1), as a user's env does
+    assert taken is not None
+    init = next(Path(taken.venv_path).glob(f"lib/python*/site-packages/ipykernel/__pycache__/__init__.{TAG}.pyc"))
+    [entry] = [p for p in (daemon.cache_dir / "bytecode").rglob("*.pyc") if p.stat().st_ino == init.stat().st_ino]
+    entry.chmod(0o644)
+    with open(entry, "r+b") as f:
+        f.truncate(40)
+    entry.chmod(0o444)
+    with daemon.client() as client:
+        client.flush("uv")
+
+    def settled() -> PoolStatus | None:
+        pool = daemon.status().pools["uv"]
+        return pool if pool.available or pool.error else None
+
+    pool = wait_for(settled, timeout=300, what="a new build to succeed or fail")
+    assert pool is not None and pool.error is None and pool.available == 1
+    new_env = next(p for p in (daemon.cache_dir / "envs").glob("runtimed-uv-*") if p != Path(taken.venv_path))
+    assert _pyc(new_env).parent.joinpath(init.name).stat().st_ino != init.stat().st_ino
+    log = daemon.log_path.read_text(errors="replace")
+    assert "1 damaged entries removed and compiled afresh" in log
