@@ -144,15 +144,17 @@ class TakeKernel:
     top), ``argv`` are extra kernel arguments, ``owner_pid`` the process whose death
     ends the kernel (after a grace). ``connection`` pins the ports and key (a
     restart); then no pre-started kernel can serve and one is launched on them.
+    ``env`` and ``connection`` (the HMAC key) are left out of its repr: a logged
+    request must not show the front end's variables or the key.
     """
 
     TYPE: ClassVar[str] = "take_kernel"
     env_type: str
     cwd: str | None = None
-    env: dict[str, str] = field(factory=dict)
+    env: dict[str, str] = field(factory=dict, repr=False)
     argv: list[str] = field(factory=list)
     owner_pid: int | None = None
-    connection: dict[str, Any] | None = None
+    connection: dict[str, Any] | None = field(default=None, repr=False)
     wait_s: float | None = None
     prestarted: bool = True  # False: never use a pre-started kernel
 
