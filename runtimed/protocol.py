@@ -293,10 +293,20 @@ class ProtocolError:
 
 
 def encode(message: Any) -> bytes:
-    """One NDJSON line (with its newline) for ``message``."""
+    """One NDJSON line (with its newline) for ``message``.
+
+    A string that is not valid Unicode (a path or variable of a non-UTF-8 name or
+    value, decoded by Python with ``surrogateescape``: ``b"\\xff"`` -> ``"\\udcff"``)
+    travels as a JSON ``\\udcff`` escape: the line stays valid UTF-8, and
+    :func:`decode_line` gives back the same string, which ``os.fsencode`` turns into
+    the original bytes."""
     body = _converter.unstructure(message)
     payload = {"type": type(message).TYPE, **body}  # type: ignore[union-attr]
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:  # lone surrogates: escape them (and all non-ASCII) instead
+        return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
 
 
 def decode_line(line: bytes, types: Mapping[str, type] = REQUEST_TYPES, max_line: int = MAX_LINE_BYTES) -> Any:
