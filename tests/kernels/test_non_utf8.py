@@ -6,21 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from runtimed.protocol import REPLY_TYPES, EnvReply, PooledEnv, decode_line, encode
 from tests.kernels.test_provisioner import install_spec, wait_kernels
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, runtimed_cmd
 from tests.support.kernel import run_code, running_kernel
 
 PRESTARTED = "[backends.uv]\npool_size = 1\nkernels = 1\npreimported = 1\n"
 BAD_VALUE = b"\xff\xfe"
 BAD_DIR = b"caf\xe9-notebooks"
-PROBE = (
-    "import json, os\n"
-    "print(json.dumps({'bad': os.environb.get(b'BAD', b'').hex(), 'cwd': os.getcwdb().hex()}))"
-)
+PROBE = "import json, os\nprint(json.dumps({'bad': os.environb.get(b'BAD', b'').hex(), 'cwd': os.getcwdb().hex()}))"
 
 
 @pytest.mark.slow
@@ -49,3 +48,20 @@ def test_non_utf8_environment_and_cwd_reach_a_pooled_kernel(
     seen = asyncio.run(run())
     assert bytes.fromhex(seen["bad"]) == BAD_VALUE
     assert bytes.fromhex(seen["cwd"]) == os.path.realpath(cwd)
+
+
+def test_a_reply_with_a_non_utf8_path_round_trips() -> None:
+    path = os.fsdecode(b"/tmp/caf\xe9/cache/envs/runtimed-uv-1")
+    reply = EnvReply(env=PooledEnv(env_type="uv", venv_path=path, python_path=path + "/bin/python", id="1"))
+    line = encode(reply)
+    line.decode("utf-8")  # still valid UTF-8 on the wire
+    assert decode_line(line.rstrip(b"\n"), REPLY_TYPES) == reply
+
+
+def test_run_refuses_a_non_utf8_cache_dir_at_once(tmp_path: Path) -> None:
+    cache = os.fsencode(tmp_path) + b"/caf\xe9"
+    env = {**os.environb, b"RUNTIMED_CACHE_DIR": cache, b"RUNTIMED_CONFIG": os.fsencode(tmp_path / "none.toml")}
+    result = subprocess.run(runtimed_cmd("run"), env=env, capture_output=True, timeout=30)
+    assert result.returncode == 2, result
+    assert b"not valid UTF-8" in result.stderr
+    assert not os.path.exists(cache)
