@@ -4,17 +4,21 @@ no secret (the key, the front end's environment) in the daemon's log."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_client.manager import AsyncKernelManager
 
 from runtimed.client import DaemonError
 from runtimed.kernels.process import kill_group
 from runtimed.protocol import Error, TakeKernel
 from runtimed.server import Server
+from tests.kernels.test_provisioner import install_spec
 from tests.support.daemon import DaemonProcess, wait_for
 
 PRESTARTED = "[backends.uv]\npool_size = 1\nkernels = 1\npreimported = 1\n"
@@ -88,3 +92,31 @@ def test_a_failing_request_is_logged_without_its_key_or_environment(caplog: pyte
     assert "TakeKernel request failed" in caplog.text
     assert KEY not in caplog.text and MARKER not in caplog.text
     assert KEY not in repr(_request("/", restart=True)) and MARKER not in repr(_request("/"))
+
+
+async def _start_error(name: str, cwd: str) -> BaseException:
+    km = AsyncKernelManager(kernel_name=name)
+    try:
+        await km.start_kernel(cwd=cwd)
+    except Exception as exc:
+        return exc
+    await km.shutdown_kernel(now=True)
+    raise AssertionError(f"kernel {name!r} started in {cwd!r}")
+
+
+@pytest.mark.slow
+def test_a_missing_cwd_fails_as_with_a_plain_kernelspec(
+    daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = daemon_factory(config=PRESTARTED).start()
+    install_spec(daemon, tmp_path, monkeypatch)
+    plain = tmp_path / "jupyter" / "kernels" / "plain"
+    plain.mkdir()
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (plain / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "plain", "language": "python"}))
+    wait_for(lambda: _ready(daemon), timeout=180, what="a pre-started kernel and a pre-imported interpreter")
+    missing = str(tmp_path / "deleted-notebook-folder")
+    expected = asyncio.run(_start_error("plain", missing))
+    got = asyncio.run(_start_error("rt", missing))
+    assert type(got) is type(expected) and str(got) == str(expected), (got, expected)
+    assert _daemon_leases(daemon) == [] and _ready(daemon)
