@@ -144,8 +144,7 @@ class TakeKernel:
     top), ``argv`` are extra kernel arguments, ``owner_pid`` the process whose death
     ends the kernel (after a grace). ``connection`` pins the ports and key (a
     restart); then no pre-started kernel can serve and one is launched on them.
-    ``env`` and ``connection`` (the HMAC key) are left out of its repr: a logged
-    request must not show the front end's variables or the key.
+    ``env`` and ``connection`` (the key) are left out of its repr: never logged.
     """
 
     TYPE: ClassVar[str] = "take_kernel"
@@ -293,18 +292,12 @@ class ProtocolError:
 
 
 def encode(message: Any) -> bytes:
-    """One NDJSON line (with its newline) for ``message``.
-
-    A string that is not valid Unicode (a path or variable of a non-UTF-8 name or
-    value, decoded by Python with ``surrogateescape``: ``b"\\xff"`` -> ``"\\udcff"``)
-    travels as a JSON ``\\udcff`` escape: the line stays valid UTF-8, and
-    :func:`decode_line` gives back the same string, which ``os.fsencode`` turns into
-    the original bytes."""
+    """One NDJSON line for ``message``. A surrogate-escaped string (non-UTF-8 bytes of a
+    path or variable) goes as a ``\\udcXX`` escape: :func:`decode_line` gives it back."""
     body = _converter.unstructure(message)
     payload = {"type": type(message).TYPE, **body}  # type: ignore[union-attr]
-    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     try:
-        return text.encode() + b"\n"
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
     except UnicodeEncodeError:  # lone surrogates: escape them (and all non-ASCII) instead
         return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
 
