@@ -144,15 +144,16 @@ class TakeKernel:
     top), ``argv`` are extra kernel arguments, ``owner_pid`` the process whose death
     ends the kernel (after a grace). ``connection`` pins the ports and key (a
     restart); then no pre-started kernel can serve and one is launched on them.
+    ``env`` and ``connection`` (the key) are left out of its repr: never logged.
     """
 
     TYPE: ClassVar[str] = "take_kernel"
     env_type: str
     cwd: str | None = None
-    env: dict[str, str] = field(factory=dict)
+    env: dict[str, str] = field(factory=dict, repr=False)
     argv: list[str] = field(factory=list)
     owner_pid: int | None = None
-    connection: dict[str, Any] | None = None
+    connection: dict[str, Any] | None = field(default=None, repr=False)
     wait_s: float | None = None
     prestarted: bool = True  # False: never use a pre-started kernel
 
@@ -291,10 +292,14 @@ class ProtocolError:
 
 
 def encode(message: Any) -> bytes:
-    """One NDJSON line (with its newline) for ``message``."""
+    """One NDJSON line for ``message``. A surrogate-escaped string (non-UTF-8 bytes of a
+    path or variable) goes as a ``\\udcXX`` escape: :func:`decode_line` gives it back."""
     body = _converter.unstructure(message)
     payload = {"type": type(message).TYPE, **body}  # type: ignore[union-attr]
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    except UnicodeEncodeError:  # lone surrogates: escape them (and all non-ASCII) instead
+        return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
 
 
 def decode_line(line: bytes, types: Mapping[str, type] = REQUEST_TYPES, max_line: int = MAX_LINE_BYTES) -> Any:

@@ -107,13 +107,13 @@ class LaunchedKernel:
 
     ``connection`` is the kernel's connection info (``key`` as a string: JSON);
     ``prestarted`` says whether it came from the pre-started pool, and ``reason``
-    why not when it did not.
+    why not when it did not. ``connection`` (the HMAC key) is left out of its repr.
     """
 
     id: str
     pid: int
     create_time: float
-    connection: dict[str, Any]
+    connection: dict[str, Any] = field(repr=False)
     env: PooledEnv
     prestarted: bool
     log_file: str = ""

@@ -142,6 +142,8 @@ class Server:
             if isinstance(event, Shutdown):
                 return ShuttingDown()
         except Exception as exc:
-            log.exception("request %r failed", event)
+            # Never the request itself: a take_kernel carries the front end's
+            # environment and the kernel's key.
+            log.exception("%s request failed", type(event).__name__)
             return Error(code="internal", message=f"{type(exc).__name__}: {exc}")
         return Error(code="unknown_type", message=f"cannot handle {type(event).__name__}")

@@ -33,7 +33,7 @@ from runtimed.gc import scan_disk
 from runtimed.housekeeping import Housekeeper
 from runtimed.jobs import ComputeSpecHash, Ready
 from runtimed.kernelenvs import KernelEnvs
-from runtimed.kernels.keeper import KernelKeeper, KernelStartError
+from runtimed.kernels.keeper import KernelKeeper, KernelRequestError, KernelStartError
 from runtimed.leases import holder_alive
 from runtimed.leasetable import LeaseTable
 from runtimed.paths import Paths
@@ -382,6 +382,8 @@ class Supervisor:
             return Error(code="unknown_env_type", message=f"no backend {request.env_type!r} (known: {known})")
         try:
             kernel = await self.kernels.take(request, peer_pid)
+        except KernelRequestError as exc:
+            return Error(code="invalid_kernel_request", message=str(exc))
         except KernelStartError as exc:
             self.usage.kernel(request.env_type, prestarted=None)
             return Error(code="kernel_failed", message=str(exc))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from runtimed.config import Config, ConfigError, load_config
@@ -42,6 +44,19 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=main)
 
 
+def _cache_dir_problem(cache_dir: Path) -> str | None:
+    """Why no env can be built under ``cache_dir`` (None: they can). uv refuses a
+    venv path that is not valid UTF-8, so such a daemon would run and never build."""
+    try:
+        os.fsencode(cache_dir).decode("utf-8")
+    except UnicodeDecodeError:
+        return (
+            f"the cache dir {cache_dir} is not valid UTF-8, and envs cannot be built under it "
+            "(uv refuses such paths): choose another with --cache-dir or RUNTIMED_CACHE_DIR"
+        )
+    return None
+
+
 def main(args: argparse.Namespace) -> int:
     from runtimed.daemon import log_traceback, run_daemon, setup_logging
 
@@ -61,6 +76,10 @@ def main(args: argparse.Namespace) -> int:
         config = load()  # fail now, with a clear message, not in the daemon
     except (ConfigError, ValueError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
+        return 2
+    problem = _cache_dir_problem(paths.cache_dir)
+    if problem is not None:
+        print(f"runtimed: {problem}", file=sys.stderr)
         return 2
     try:
         # Before the log file is opened in it: never write into a dir someone else controls.

@@ -29,6 +29,7 @@ from attrs import define
 from runtimed.envdir import new_env_id
 from runtimed.kernels.environ import kernel_environ, refusal, startup_refusal
 from runtimed.kernels.launch import (
+    KernelRequestError,
     KernelStartError,
     LiveKernel,
     claim,
@@ -37,6 +38,7 @@ from runtimed.kernels.launch import (
     launch_ipykernel,
     log_tail,
     read_ready,
+    request_problem,
     spawn_host,
     wait_connection,
 )
@@ -57,7 +59,7 @@ from runtimed.kernels.process import (
 )
 from runtimed.protocol import KernelPoolStatus, LaunchedKernel, PooledEnv, TakeKernel
 
-__all__ = ["EnvAccess", "KernelKeeper", "KernelStartError"]
+__all__ = ["EnvAccess", "KernelKeeper", "KernelRequestError", "KernelStartError"]
 
 log = logging.getLogger("runtimed.kernels")
 
@@ -245,7 +247,11 @@ class KernelKeeper:
 
     async def take(self, request: TakeKernel, peer_pid: int | None) -> LaunchedKernel | None:
         """A kernel set up as ``request`` asks: pre-started if one can serve, else
-        launched in a pooled env. None if the pool has no env either."""
+        launched in a pooled env. None if the pool has no env either.
+        :class:`KernelRequestError` (nothing claimed) if no kernel could start as asked."""
+        problem = request_problem(request.cwd, request.env)
+        if problem is not None:
+            raise KernelRequestError(problem)
         backend = request.env_type
         began = time.monotonic()
         pool = self.pools.get(backend)
@@ -280,7 +286,11 @@ class KernelKeeper:
             return None
         log.info("launching a kernel in pooled env %s: %s", Path(env.venv_path).name, reason)
         kernel = await self._launch(backend, env, request)
-        return self._hand_out(kernel, owner, prestarted=False, reason=reason)
+        try:
+            return self._hand_out(kernel, owner, prestarted=False, reason=reason)
+        except BaseException:
+            self._discard(kernel)
+            raise
 
     async def _take_idle(
         self, backend: str, pool: KernelPool, start: Callable[[LiveKernel], Awaitable[None]], failing: str
@@ -334,19 +344,40 @@ class KernelKeeper:
 
     async def _launch(self, backend: str, env: PooledEnv, request: TakeKernel) -> LiveKernel:
         """A normal ``ipykernel_launcher`` in ``env`` (fixed ports when asked)."""
-        kernel_id = new_env_id()
-        kernel_dir = make_kernel_dir(self.root, kernel_id)
-        connection_file = new_connection_file(kernel_dir, request.connection)
-        environ = kernel_environ(request.env or self.prestart_env, self.envs.activation(env))
-        cwd = request.cwd or str(Path.home())
-        proc = launch_ipykernel(env.python_path, kernel_dir, connection_file, request.argv, cwd=cwd, environ=environ)
-        kernel = self._track(backend, kernel_id, kernel_dir, env, proc)
-        info = await wait_connection(proc, connection_file)
-        if info is None:
-            self._forget(kernel)
-            raise KernelStartError(f"kernel in {env.venv_path} did not start:\n{log_tail(kernel_dir)}")
+        kernel_dir: Path | None = None
+        proc: subprocess.Popen[bytes] | None = None
+        kernel: LiveKernel | None = None
+        try:
+            kernel_dir = make_kernel_dir(self.root, new_env_id())
+            connection_file = new_connection_file(kernel_dir, request.connection)
+            environ = kernel_environ(request.env or self.prestart_env, self.envs.activation(env))
+            cwd = request.cwd or str(Path.home())
+            proc = launch_ipykernel(env.python_path, kernel_dir, connection_file, request.argv, cwd=cwd,
+                                    environ=environ)  # fmt: skip
+            kernel = self._track(backend, kernel_dir.name, kernel_dir, env, proc)
+            info = await wait_connection(proc, connection_file)
+            if info is None:
+                raise KernelStartError(f"kernel in {env.venv_path} did not start:\n{log_tail(kernel_dir)}")
+        except BaseException:  # nothing claimed may outlive a failed launch (nor a cancelled one)
+            self._abandon_launch(kernel, proc, kernel_dir, env)
+            raise
         kernel.connection = info
         return kernel
+
+    def _abandon_launch(
+        self, kernel: LiveKernel | None, proc: subprocess.Popen[bytes] | None, kernel_dir: Path | None, env: PooledEnv
+    ) -> None:
+        """Undo a launch that failed: its process, kernel dir and env (leased to the daemon)."""
+        if kernel is not None:
+            self._forget(kernel)
+            return
+        if proc is not None:
+            kill_group(proc.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(1)
+        if kernel_dir is not None:
+            remove_kernel_dir(kernel_dir)
+        self.envs.discard(Path(env.venv_path))
 
     def _hand_out(self, kernel: LiveKernel, owner: int | None, *, prestarted: bool, reason: str) -> LaunchedKernel:
         owner_created = create_time_of(owner) if owner else None

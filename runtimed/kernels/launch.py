@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import time
@@ -28,6 +29,7 @@ from runtimed.kernels.process import HOST_SCRIPT, KernelRecord, kill_group, read
 __all__ = [
     "CLAIM_TIMEOUT_S",
     "START_TIMEOUT_S",
+    "KernelRequestError",
     "KernelStartError",
     "LiveKernel",
     "claim",
@@ -36,6 +38,7 @@ __all__ = [
     "launch_ipykernel",
     "log_tail",
     "read_ready",
+    "request_problem",
     "spawn_host",
     "wait_connection",
 ]
@@ -48,6 +51,29 @@ class KernelStartError(RuntimeError):
     """A kernel could not be started; the message has its log's tail."""
 
 
+class KernelRequestError(ValueError):
+    """A kernel request no kernel can serve (a working directory it cannot enter, a
+    variable the OS cannot take)."""
+
+
+def request_problem(cwd: str | None, env: Mapping[str, str]) -> str | None:
+    """Why no kernel can start in ``cwd`` with ``env`` (None: one can), found before
+    anything is claimed; a plain kernelspec launch fails in ``Popen`` on these."""
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name or "\0" in value:
+            return f"environment variable {name!r} has an empty name, '=' or a NUL character"
+    if not cwd:
+        return None
+    if "\0" in cwd:
+        return f"the working directory {cwd!r} contains a NUL character"
+    if not os.path.isdir(cwd):
+        exists = os.path.lexists(cwd)
+        return f"the working directory {cwd!r} " + ("is not a directory" if exists else "does not exist")
+    if not os.access(cwd, os.X_OK):
+        return f"the working directory {cwd!r} cannot be entered (permission denied)"
+    return None
+
+
 @define(eq=False)
 class LiveKernel:
     """A kernel process the keeper tracks: its record, dir and (while idle) control channel."""
@@ -58,7 +84,7 @@ class LiveKernel:
     proc: subprocess.Popen[bytes] | None = None  # None for kernels of a previous daemon
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
-    connection: dict[str, Any] = field(factory=dict)
+    connection: dict[str, Any] = field(factory=dict, repr=False)  # has the key: never logged
     owner: OwnerWatch = field(factory=OwnerWatch)  # once handed out
 
 

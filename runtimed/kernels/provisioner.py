@@ -95,8 +95,10 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         original = dict(kwargs)
         km = self.parent
-        if self._local is not None:  # a restart of a locally launched kernel: same provisioner, same ports
-            return await self._local.pre_launch(**original)
+        # Every start asks the daemon again: a restart after a fallback (an empty
+        # pool, no daemon) is served by runtimed once it can serve, on the same ports.
+        restart = self.kernel is not None or self._local is not None
+        self._local = None
         policy = "disabled"
         if km is not None and hasattr(km, "_transport_encryption_policy"):
             policy = km._transport_encryption_policy(kwargs.pop("transport_encryption", None))
@@ -104,10 +106,10 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         extra = kernel_arguments(list(self.kernel_spec.argv), list(kwargs.pop("extra_arguments", None) or []))
         kwargs = await super().pre_launch(**kwargs)
         if policy == "required":
-            return await self._launch_locally("transport encryption is required", original)
+            return await self._launch_locally("transport encryption is required", original, keep_ports=restart)
         if extra is None:
-            return await self._launch_locally("the kernelspec's argv is not a plain ipykernel launch", original)
-        restart = self.kernel is not None
+            reason = "the kernelspec's argv is not a plain ipykernel launch"
+            return await self._launch_locally(reason, original, keep_ports=restart)
         request = TakeKernel(
             env_type=self.backend,
             cwd=str(kwargs.get("cwd") or os.getcwd()),
@@ -131,6 +133,8 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 return await self._launch_locally(f"runtimed: {again}", original, keep_ports=restart)
         except (DaemonNotRunning, DaemonError) as exc:
             return await self._launch_locally(f"runtimed: {exc}", original, keep_ports=restart)
+        except (OSError, ValueError) as exc:  # a request this client could not send, a broken reply
+            return await self._launch_locally(f"runtimed: {type(exc).__name__}: {exc}", original, keep_ports=restart)
         if kernel is None:
             reason = f"the {self.backend} pool is empty (waited {self.wait_s:.1f}s)"
             return await self._launch_locally(reason, original, keep_ports=restart)

@@ -235,3 +235,17 @@ def test_stop_ends_idle_kernels_and_leaves_handed_out_ones(tmp_path: Path, kerne
         assert [p.name for p in (tmp_path / "kernels").iterdir()] == [kernel.id]
     finally:
         os.kill(kernel.pid, signal.SIGKILL)
+
+
+def test_a_launch_that_fails_after_the_env_was_taken_gives_it_back(tmp_path: Path) -> None:
+    """An env taken for a kernel whose process cannot even start (here its python is
+    gone) is discarded, and its kernel dir removed: nothing stays leased to the daemon."""
+
+    async def scenario(keeper: KernelKeeper, envs: FakeEnvs) -> None:
+        with pytest.raises(FileNotFoundError):
+            await _take(keeper)
+        assert envs.taken and envs.discarded == envs.taken
+        assert not keeper.kernels
+        assert not list((tmp_path / "kernels").iterdir())
+
+    _run(tmp_path, str(tmp_path / "gone" / "python"), scenario)
