@@ -48,6 +48,7 @@ __all__ = [
     "daemon_command",
     "parse_switch",
     "resolve_target",
+    "started_the_daemon",
     "wait_until_answering",
 ]
 
@@ -82,6 +83,7 @@ class AutoStart:
     reason: str
     pid: int | None = None
     paths: Paths | None = None
+    holder: int | None = None  # not started: a daemon holds the lock and is not listening yet
 
 
 def parse_switch(value: str) -> bool | None:
@@ -211,7 +213,10 @@ def auto_start(
     if holder is not None:
         # It holds the lock but does not listen (yet): starting, stuck, or stopping.
         return AutoStart(
-            False, f"runtimed pid {holder.pid} holds {target.lock} but does not listen on {target.socket}", paths=target
+            False,
+            f"runtimed pid {holder.pid} holds {target.lock} but does not listen on {target.socket}",
+            paths=target,
+            holder=holder.pid,
         )
     try:
         pid = _spawn(daemon_command(target))
@@ -253,3 +258,15 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def started_the_daemon(outcome: AutoStart) -> bool:
+    """Is the daemon that runs now (call after :func:`wait_until_answering`) the one
+    ``outcome`` started? Of clients that auto-start at once, all spawn a daemon but
+    only one wins the singleton lock; the others exit at once ("already running")."""
+    from runtimed.singleton import find_daemon
+
+    if not outcome.started or outcome.paths is None or outcome.pid is None:
+        return False
+    holder = find_daemon(outcome.paths)
+    return holder is not None and holder.pid == outcome.pid
