@@ -233,6 +233,7 @@ def wait_until_answering(paths: Paths, timeout: float, pid: int | None = None) -
     holds the lock: it failed to start (its reason is in the log).
     """
     from runtimed.client import Client, DaemonAbsent, DaemonNotRunning
+    from runtimed.diskspace import low_space_note
     from runtimed.singleton import find_daemon
 
     deadline = time.monotonic() + timeout
@@ -245,7 +246,9 @@ def wait_until_answering(paths: Paths, timeout: float, pid: int | None = None) -
         except DaemonAbsent as exc:
             last = str(exc)
             if pid is not None and not _running(pid) and find_daemon(paths) is None:
-                return f"the daemon (pid {pid}) exited without starting; see `runtimed logs` ({paths.log})"
+                note = low_space_note(paths.cache_dir)  # then the log may be empty too
+                why = f" ({note})" if note else ""
+                return f"the daemon (pid {pid}) exited without starting{why}; see `runtimed logs` ({paths.log})"
         except DaemonNotRunning as exc:
             last = str(exc)
         if time.monotonic() >= deadline:

@@ -12,6 +12,7 @@ import pytest
 from runtimed.backend import Availability, BackendError, BuildRequest, ErrorKind
 from runtimed.build import build_env
 from runtimed.config import BackendConfig
+from tests.support.autostart import autostart_home
 from tests.support.daemon import DaemonProcess, wait_for
 
 
@@ -86,3 +87,19 @@ def test_a_uv_pool_on_a_full_disk_says_disk_full_in_status(
 
     message = wait_for(error, timeout=120, what="the uv build to fail")
     assert message is not None and message.startswith("disk full: "), message
+
+
+@pytest.mark.slow
+def test_an_auto_start_on_a_full_disk_says_disk_full(
+    tmp_path: Path, uv_cache: Path, small_fs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (small_fs / "filler").open("wb") as f, pytest.raises(OSError):
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+    base = tmp_path / "home"
+    base.mkdir()
+    (base / "cache").symlink_to(small_fs)
+    with autostart_home(base, uv_cache, monkeypatch) as home:
+        result = home.run_cli("take")
+        assert result.returncode == 1 and "exited without starting (disk full: 0 KiB free" in result.stderr, result
