@@ -48,6 +48,7 @@ __all__ = [
     "daemon_command",
     "parse_switch",
     "resolve_target",
+    "started_the_daemon",
     "wait_until_answering",
 ]
 
@@ -82,6 +83,7 @@ class AutoStart:
     reason: str
     pid: int | None = None
     paths: Paths | None = None
+    holder: int | None = None  # not started: a daemon holds the lock and is not listening yet
 
 
 def parse_switch(value: str) -> bool | None:
@@ -211,7 +213,10 @@ def auto_start(
     if holder is not None:
         # It holds the lock but does not listen (yet): starting, stuck, or stopping.
         return AutoStart(
-            False, f"runtimed pid {holder.pid} holds {target.lock} but does not listen on {target.socket}", paths=target
+            False,
+            f"runtimed pid {holder.pid} holds {target.lock} but does not listen on {target.socket}",
+            paths=target,
+            holder=holder.pid,
         )
     try:
         pid = _spawn(daemon_command(target))
@@ -228,6 +233,7 @@ def wait_until_answering(paths: Paths, timeout: float, pid: int | None = None) -
     holds the lock: it failed to start (its reason is in the log).
     """
     from runtimed.client import Client, DaemonAbsent, DaemonNotRunning
+    from runtimed.diskspace import low_space_note
     from runtimed.singleton import find_daemon
 
     deadline = time.monotonic() + timeout
@@ -240,7 +246,9 @@ def wait_until_answering(paths: Paths, timeout: float, pid: int | None = None) -
         except DaemonAbsent as exc:
             last = str(exc)
             if pid is not None and not _running(pid) and find_daemon(paths) is None:
-                return f"the daemon (pid {pid}) exited without starting; see `runtimed logs` ({paths.log})"
+                note = low_space_note(paths.cache_dir)  # then the log may be empty too
+                why = f" ({note})" if note else ""
+                return f"the daemon (pid {pid}) exited without starting{why}; see `runtimed logs` ({paths.log})"
         except DaemonNotRunning as exc:
             last = str(exc)
         if time.monotonic() >= deadline:
@@ -253,3 +261,15 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def started_the_daemon(outcome: AutoStart) -> bool:
+    """Is the daemon that runs now (call after :func:`wait_until_answering`) the one
+    ``outcome`` started? Of clients that auto-start at once, all spawn a daemon but
+    only one wins the singleton lock; the others exit at once ("already running")."""
+    from runtimed.singleton import find_daemon
+
+    if not outcome.started or outcome.paths is None or outcome.pid is None:
+        return False
+    holder = find_daemon(outcome.paths)
+    return holder is not None and holder.pid == outcome.pid

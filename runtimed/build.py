@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
+from runtimed.diskspace import low_space_note
 from runtimed.envdir import Manifest, now_iso, write_manifest
 from runtimed.envwarm import read_warm_report
 from runtimed.phases import BuildPhase
@@ -50,9 +51,26 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
             details=details,
             activation=backend.activation(request.path),
         )
-    except BackendError:
-        raise
+    except BackendError as exc:
+        noted = _with_disk_note(exc, request)
+        if noted is exc:
+            raise
+        raise noted from exc
     except Exception as exc:  # a plugin bug: classify it rather than lose it
-        raise BackendError(ErrorKind.SETUP_FAILED, f"{type(exc).__name__}: {exc}") from exc
+        error = BackendError(ErrorKind.SETUP_FAILED, f"{type(exc).__name__}: {exc}")
+        raise _with_disk_note(error, request) from exc
     write_manifest(request.path, manifest)
     return manifest
+
+
+#: Failures a full disk can hide behind (not a missing tool, the network or a timeout).
+_DISK_KINDS = frozenset({ErrorKind.SETUP_FAILED, ErrorKind.INVALID_PACKAGE})
+
+
+def _with_disk_note(error: BackendError, request: BuildRequest) -> BackendError:
+    """``error``, led by ``disk full: …`` when the envs' file system is full (checked
+    while the partial env is still there): the tool may have reported a follow-on error."""
+    note = low_space_note(request.path.parent) if error.kind in _DISK_KINDS else None
+    if note is None:
+        return error
+    return BackendError(error.kind, f"{note}; {error.message}", error.package)

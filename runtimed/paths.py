@@ -20,6 +20,8 @@ __all__ = [
     "check_socket_dir",
     "ensure_private_dir",
     "fallback_socket_dir",
+    "private_dir_problem",
+    "socket_dir_problem",
 ]
 
 ENV_DIR_PREFIX = "runtimed-"
@@ -49,18 +51,26 @@ def ensure_private_dir(path: Path) -> Path:
     """
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o700, parents=True)
-    link = os.lstat(path)
-    if stat.S_ISLNK(link.st_mode) and link.st_uid != os.geteuid():
-        raise UnsafePathError(f"{path} is a symlink owned by uid {link.st_uid}, not by you; refusing to use it")
-    st = os.stat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise UnsafePathError(f"{path} exists and is not a directory")
-    problem = _owner_problem(path, st)
+    problem = private_dir_problem(path)
     if problem:
-        raise UnsafePathError(f"refusing to use {problem}")
-    if stat.S_IMODE(st.st_mode) != 0o700:
+        raise UnsafePathError(problem)
+    if stat.S_IMODE(os.stat(path).st_mode) != 0o700:
         os.chmod(path, 0o700)
     return path
+
+
+def private_dir_problem(path: Path) -> str | None:
+    """Why the existing ``path`` cannot be one of runtimed's private directories
+    (:func:`ensure_private_dir` refuses it), or None. Changes nothing (``doctor``
+    asks it too); OSError if ``path`` cannot be looked at (e.g. it does not exist)."""
+    link = os.lstat(path)
+    if stat.S_ISLNK(link.st_mode) and link.st_uid != os.geteuid():
+        return f"{path} is a symlink owned by uid {link.st_uid}, not by you; refusing to use it"
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} exists and is not a directory"
+    problem = _owner_problem(path, st)
+    return f"refusing to use {problem}" if problem else None
 
 
 def check_socket_dir(path: Path) -> None:
@@ -78,14 +88,21 @@ def check_socket_dir(path: Path) -> None:
         return
     except FileExistsError:
         pass
+    problem = socket_dir_problem(path)
+    if problem:
+        raise UnsafePathError(problem)
+
+
+def socket_dir_problem(path: Path) -> str | None:
+    """Why the existing ``path`` cannot hold the socket (:func:`check_socket_dir`
+    refuses it), or None. Changes nothing; OSError if it cannot be looked at."""
     st = os.stat(path)
     if not stat.S_ISDIR(st.st_mode):
-        raise UnsafePathError(f"{path} exists and is not a directory")
+        return f"{path} exists and is not a directory"
     if st.st_mode & stat.S_ISVTX:
-        return
+        return None
     problem = _owner_problem(path, st)
-    if problem:
-        raise UnsafePathError(f"refusing to put the socket in {problem}")
+    return f"refusing to put the socket in {problem}" if problem else None
 
 
 def fallback_socket_dir() -> Path:

@@ -26,6 +26,7 @@ __all__ = [
     "LockPathError",
     "SocketPathError",
     "find_daemon",
+    "not_a_regular_file",
     "prepare_socket_path",
     "read_daemon_state",
     "remove_stale_state",
@@ -86,13 +87,22 @@ def prepare_socket_path(paths: Paths) -> None:
     os.unlink(socket_path)
 
 
-def _check_regular_file(path: Path) -> None:
+def not_a_regular_file(path: Path) -> str | None:
+    """Why ``path`` (``daemon.lock``, ``daemon.json``) stops a daemon from starting:
+    it exists and is not a regular file (``doctor`` asks it too). None if fine or absent."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return
+        return None
     if not stat.S_ISREG(st.st_mode):
-        raise LockPathError(f"{path} exists and is not a regular file; remove it (no daemon can use it)")
+        return f"{path} exists and is not a regular file; remove it (no daemon can use it)"
+    return None
+
+
+def _check_regular_file(path: Path) -> None:
+    problem = not_a_regular_file(path)
+    if problem:
+        raise LockPathError(problem)
 
 
 class DaemonLock:

@@ -156,6 +156,25 @@ def test_concurrent_auto_starts_leave_one_daemon(
         assert home.log_text().count("starting (pid") == 1
 
 
+def test_of_ten_racing_auto_starts_only_the_winner_says_it_started_the_daemon(
+    tmp_path: Path, uv_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No pool: the takes answer "pool empty" at once; what matters is what they say on the way.
+    with autostart_home(tmp_path / "home", uv_cache, monkeypatch, config="[backends.uv]\npool_size = 0\n") as home:
+        takes = [
+            subprocess.Popen(
+                runtimed_cmd("take"), env=home.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(10)
+        ]
+        errors = [t.communicate(timeout=300)[1] for t in takes]
+        said = [err for err in errors if "started the daemon" in err]
+        (daemon,) = home.daemons()
+        assert len(said) == 1, errors  # nine spawned a daemon that lost the lock and exited: not "started"
+        assert int(said[0].split("(pid ")[1].split(",")[0]) == daemon.pid
+        assert all("pool empty" in err and "Traceback" not in err for err in errors), errors
+
+
 def test_two_starts_back_to_back_and_the_losers_exit_code(
     tmp_path: Path, uv_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,6 +24,7 @@ from runtimed.cli import (
     stop,
     take,
 )
+from runtimed.cli._pipe import EXIT_SIGPIPE, closed_output, silence
 from runtimed.cli._util import not_running
 from runtimed.client import DaemonError, DaemonNotResponding, DaemonNotRunning, DaemonUntrusted
 
@@ -58,6 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. Output into a closed pipe ends it quietly
+    with 141, as for git (see :mod:`runtimed.cli._pipe`)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe could not be caught
+        return code
+    except BrokenPipeError:
+        closed = closed_output()
+        if not closed:
+            raise  # not our output: a real error
+        silence(closed)
+        return EXIT_SIGPIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

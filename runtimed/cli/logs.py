@@ -52,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
                 out.flush()
             else:
                 time.sleep(FOLLOW_POLL_S)
-    except (KeyboardInterrupt, BrokenPipeError):
+    except KeyboardInterrupt:
         return 0
     finally:
         follower.close()

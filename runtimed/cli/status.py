@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from typing import Any, TextIO
 
-from runtimed.client import Client
+from runtimed.client import Client, DaemonNotRunning, DaemonUntrusted
 from runtimed.protocol import PoolStatus, StatusReply, unstructure
 
 from ._util import client_from, human_bytes, print_json, table
@@ -27,7 +27,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "(pid, RSS, restarts) and its last error. --json adds each build in flight with its phase "
         "(creating, installing, compiling, warming_up) and elapsed time. --watch redraws every "
         "--interval seconds with the builds and the failures' retry countdowns (on a terminal in place; "
-        "otherwise one snapshot per interval), until Ctrl-C. Exits 1 if no daemon runs.",
+        "otherwise one snapshot per interval), until Ctrl-C; while no daemon runs (a restart) it says so and "
+        "waits for one. Without --watch, exits 1 if no daemon runs.",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--watch", action="store_true", help="redraw live until Ctrl-C")
@@ -46,9 +47,9 @@ def _interval(text: str) -> float:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.watch:
+        return watch(client_from(args), args.interval, sys.stdout, as_json=args.json)
     with client_from(args) as client:
-        if args.watch:
-            return watch(client, args.interval, sys.stdout, as_json=args.json)
         reply = client.status()
     if args.json:
         print_json(unstructure(reply))
@@ -60,23 +61,38 @@ def main(args: argparse.Namespace) -> int:
 def watch(client: Client, interval: float, out: TextIO, *, as_json: bool = False) -> int:
     """Show the status every ``interval`` seconds until Ctrl-C (exit 0). On a terminal
     each view replaces the last; otherwise (a pipe, a file) views follow each other,
-    separated by a blank line. A daemon that goes away ends it like plain ``status``."""
+    separated by a blank line. While no daemon answers (a restart, or none started
+    yet) each view says so and the watch goes on; a daemon of another user ends it."""
     redraw = out.isatty() and not as_json
     try:
         while True:
-            reply = client.status()
-            client.close()  # reconnect for the next view: the daemon closes idle connections
-            if as_json:
-                print_json(unstructure(reply))
+            view = _next_view(client, interval, as_json=as_json)
+            if as_json and isinstance(view, StatusReply):
+                print_json(unstructure(view))
+            elif as_json:
+                print(view, file=sys.stderr)  # stdout stays JSON only
             else:
-                view = f"{datetime.now():%H:%M:%S} every {interval:g}s (Ctrl-C to stop)\n" + render_live(reply)
-                out.write((CLEAR if redraw else "") + view + ("\n" if redraw else "\n\n"))
+                text = render_live(view) if isinstance(view, StatusReply) else view
+                header = f"{datetime.now():%H:%M:%S} every {interval:g}s (Ctrl-C to stop)\n"
+                out.write((CLEAR if redraw else "") + header + text + ("\n" if redraw else "\n\n"))
             out.flush()
             time.sleep(interval)
     except KeyboardInterrupt:
         return 0
-    except BrokenPipeError:  # the reader went away (e.g. `| head`)
-        return 0
+
+
+def _next_view(client: Client, interval: float, *, as_json: bool) -> StatusReply | str:
+    """The daemon's status, or a line saying that no daemon answers (never raised,
+    except for :class:`DaemonUntrusted`: a socket served by another user)."""
+    try:
+        return client.status()
+    except DaemonUntrusted:
+        raise
+    except DaemonNotRunning as exc:
+        when = f"{datetime.now():%H:%M:%S} " if as_json else ""
+        return f"{when}runtimed is not running ({exc}); trying again every {interval:g}s"
+    finally:
+        client.close()  # reconnect for the next view: the daemon closes idle connections
 
 
 def render_live(reply: StatusReply) -> str:

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from runtimed.autostart import auto_start, wait_until_answering
+from runtimed.autostart import auto_start, started_the_daemon, wait_until_answering
 from runtimed.client import DaemonAbsent
 from runtimed.protocol import PooledEnv, unstructure
 
@@ -36,35 +36,54 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    holder = args.pid or os.getppid()
     started = False
     try:
-        env = _take(args)
+        env = _take(args, holder)
     except DaemonAbsent:
-        outcome = auto_start(cache_dir=args.cache_dir, socket=args.socket)
-        if not outcome.started or outcome.paths is None:
-            print(f"runtimed: not starting a daemon: {outcome.reason}", file=sys.stderr)
-            raise
-        print(
-            f"runtimed: started the daemon in the background (pid {outcome.pid}, log {outcome.paths.log})",
-            file=sys.stderr,
-        )
-        problem = wait_until_answering(outcome.paths, START_TIMEOUT_S, outcome.pid)
+        problem = _start_daemon(args)
         if problem is not None:
             print(f"runtimed: {problem}", file=sys.stderr)
             return 1
         started = True
-        env = _take(args)
+        env = _take(args, holder)
     if env is None:
         hint = "; the daemon was just started: try --wait 60" if started and not args.wait else ""
         print(f"pool empty: no {args.backend} env is ready{hint}", file=sys.stderr)
         return 1
-    if args.json:
-        print_json(unstructure(env))
-    else:
-        print(f"{env.venv_path}\npython: {env.python_path}\nid: {env.id}  created: {env.created_at}")
+    try:
+        _print_env(env, args.json)
+    except BrokenPipeError:
+        # The env is taken all the same: say where it is rather than lose it silently.
+        whose = "it is yours (--keep)" if args.keep else f"it is leased to pid {holder} and deleted when that exits"
+        print(f"runtimed: output closed; took {env.venv_path}: {whose}", file=sys.stderr)
+        raise
     return 0
 
 
-def _take(args: argparse.Namespace) -> PooledEnv | None:
+def _start_daemon(args: argparse.Namespace) -> str | None:
+    """Auto-start a daemon, or wait for one starting (another client's, in a race);
+    None once it answers, else why not. Only the client whose daemon won the start
+    says it started one."""
+    outcome = auto_start(cache_dir=args.cache_dir, socket=args.socket)
+    if outcome.paths is None or not (outcome.started or outcome.holder):
+        print(f"runtimed: not starting a daemon: {outcome.reason}", file=sys.stderr)
+        raise DaemonAbsent(outcome.reason)
+    problem = wait_until_answering(outcome.paths, START_TIMEOUT_S, outcome.pid or outcome.holder)
+    if problem is None and started_the_daemon(outcome):
+        log = outcome.paths.log
+        print(f"runtimed: started the daemon in the background (pid {outcome.pid}, log {log})", file=sys.stderr)
+    return problem
+
+
+def _print_env(env: PooledEnv, as_json: bool) -> None:
+    if as_json:
+        print_json(unstructure(env))
+    else:
+        print(f"{env.venv_path}\npython: {env.python_path}\nid: {env.id}  created: {env.created_at}")
+    sys.stdout.flush()  # a closed pipe shows here, not at exit
+
+
+def _take(args: argparse.Namespace, holder: int) -> PooledEnv | None:
     with client_from(args) as client:
-        return client.take(args.backend, wait_s=args.wait or None, lease_pid=args.pid or os.getppid(), keep=args.keep)
+        return client.take(args.backend, wait_s=args.wait or None, lease_pid=holder, keep=args.keep)

@@ -6,12 +6,14 @@ Each check is a small function taking a :class:`DoctorContext` and returning
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from runtimed.doctor.daemon_checks import (
     check_cache_dir_permissions,
     check_cache_dir_writable,
     check_daemon,
+    check_daemon_files,
     check_free_disk,
     check_socket,
     check_stale_processes,
@@ -40,6 +42,7 @@ def run_checks(paths: Paths) -> list[CheckResult]:
             check_daemon,
             check_socket,
             check_cache_dir_permissions,
+            check_daemon_files,
             check_cache_dir_writable,
             check_free_disk,
             check_stale_processes,
@@ -47,8 +50,18 @@ def run_checks(paths: Paths) -> list[CheckResult]:
             check_service,
             check_auto_start,
         ):
-            results += check(ctx)
+            results += _run(check, ctx)
         results += check_uv(ctx, installed="uv" in plugins)
         results += check_conda_channels(ctx, installed="conda" in plugins)
         results += check_plugins(ctx, reports_future.result())
     return results
+
+
+def _run(check: Callable[[DoctorContext], list[CheckResult]], ctx: DoctorContext) -> list[CheckResult]:
+    """A check's results; one that raises fails with what it raised, not the whole doctor."""
+    try:
+        return check(ctx)
+    except Exception as exc:
+        name = check.__name__.removeprefix("check_").replace("_", "-")
+        summary = f"the check could not run: {type(exc).__name__}: {exc}"
+        return [CheckResult(name, CheckStatus.FAIL, summary, "fix what it names, or report it as a runtimed bug")]

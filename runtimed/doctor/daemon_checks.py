@@ -15,15 +15,16 @@ from runtimed.client import Client, DaemonError, DaemonNotRunning
 from runtimed.compat import RESTART_HINT, mismatch
 from runtimed.config import ConfigError, load_config
 from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
-from runtimed.paths import Paths
+from runtimed.paths import Paths, private_dir_problem, socket_dir_problem
 from runtimed.protocol import PROTOCOL_VERSION
-from runtimed.singleton import read_daemon_state
+from runtimed.singleton import find_daemon, not_a_regular_file, read_daemon_state
 
 __all__ = [
     "check_cache_dir_permissions",
     "check_cache_dir_writable",
     "check_config",
     "check_daemon",
+    "check_daemon_files",
     "check_free_disk",
     "check_socket",
     "check_stale_processes",
@@ -80,49 +81,77 @@ def _mode(path: Path) -> str:
     return oct(stat.S_IMODE(path.stat().st_mode))
 
 
-def check_socket(ctx: DoctorContext) -> list[CheckResult]:
-    sock = ctx.paths.socket
-    results = []
+def _dir_fix(path: Path, problem: str) -> str:
+    """The one-line fix for a directory ``runtimed run`` refuses."""
+    if "not a directory" in problem:
+        return f"move {path} away, or use another --cache-dir / --socket"
+    if "belongs to uid" in problem or "symlink owned by" in problem:
+        return (
+            f"use a directory of your own (--cache-dir / RUNTIMED_CACHE_DIR, --socket), or chown {os.getuid()} {path}"
+        )
+    return f"chmod 700 {path}"
+
+
+def _socket_dir(paths: Paths) -> list[CheckResult]:
+    """The socket's directory, judged as ``runtimed run`` judges it (and changing nothing)."""
+    parent = paths.socket.parent
+    try:
+        problem = private_dir_problem(parent) if paths.socket_dir_is_private else socket_dir_problem(parent)
+    except FileNotFoundError:
+        return []  # created by the daemon
+    except OSError as exc:
+        return [CheckResult("socket-dir", FAIL, f"cannot use {parent}: {exc.strerror or exc}", _dir_fix(parent, ""))]
+    if problem:
+        return [CheckResult("socket-dir", FAIL, problem, _dir_fix(parent, problem))]
+    if paths.socket_dir_is_private and parent.stat().st_mode & 0o077:
+        summary = f"{parent} has mode {_mode(parent)}: others can reach the socket's directory"
+        return [CheckResult("socket-dir", WARN, summary, f"chmod 700 {parent}")]
+    return []
+
+
+def _socket_file(sock: Path) -> list[CheckResult]:
     try:
         st = os.lstat(sock)
-    except FileNotFoundError:
-        return [CheckResult("socket", PASS, f"no socket at {sock} (no daemon running)")]
+    except OSError:
+        return []  # no socket (no daemon running), or a directory problem said above
     if not stat.S_ISSOCK(st.st_mode):
         return [CheckResult("socket", FAIL, f"{sock} is not a socket", f"move it away: `mv {sock} {sock}.bak`")]
     if st.st_uid != os.getuid():
-        results.append(
+        return [
             CheckResult(
                 "socket",
                 FAIL,
                 f"{sock} belongs to uid {st.st_uid}, not you ({os.getuid()})",
                 "stop that daemon, or use your own: --cache-dir / RUNTIMED_CACHE_DIR",
             )
-        )
-    elif st.st_mode & 0o077:
-        results.append(
-            CheckResult(
-                "socket",
-                WARN,
-                f"{sock} has mode {oct(stat.S_IMODE(st.st_mode))}",
-                f"chmod 600 {sock} (the daemon creates it 0600)",
-            )
-        )
-    parent = sock.parent
-    pst = parent.stat()
-    if pst.st_uid != os.getuid():
-        results.append(
-            CheckResult("socket-dir", FAIL, f"{parent} belongs to uid {pst.st_uid}", f"chown {os.getuid()} {parent}")
-        )
-    elif pst.st_mode & 0o077:
-        results.append(
-            CheckResult(
-                "socket-dir",
-                WARN,
-                f"{parent} has mode {_mode(parent)}: others can reach the socket's directory",
-                f"chmod 700 {parent}",
-            )
-        )
-    return results or [CheckResult("socket", PASS, f"{sock} is 0600 in a private directory, owned by you")]
+        ]
+    if st.st_mode & 0o077:
+        summary = f"{sock} has mode {oct(stat.S_IMODE(st.st_mode))}"
+        return [CheckResult("socket", WARN, summary, f"chmod 600 {sock} (the daemon creates it 0600)")]
+    return []
+
+
+def check_socket(ctx: DoctorContext) -> list[CheckResult]:
+    sock = ctx.paths.socket
+    results = _socket_dir(ctx.paths) + _socket_file(sock)
+    if results:
+        return results
+    if not os.path.lexists(sock):
+        return [CheckResult("socket", PASS, f"no socket at {sock} (no daemon running); its directory is usable")]
+    return [CheckResult("socket", PASS, f"{sock} is 0600 in a private directory, owned by you")]
+
+
+def check_daemon_files(ctx: DoctorContext) -> list[CheckResult]:
+    """daemon.lock and daemon.json: a daemon cannot start if either is not a regular file."""
+    results = []
+    for path in (ctx.paths.lock, ctx.paths.state):
+        try:
+            problem = not_a_regular_file(path)
+        except OSError:
+            continue  # the cache dir itself is the problem (its own check says so)
+        if problem:
+            results.append(CheckResult("daemon-files", FAIL, problem, f"rm -r {path}"))
+    return results or [CheckResult("daemon-files", PASS, "daemon.lock and daemon.json are usable")]
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -133,27 +162,17 @@ def _nearest_existing(path: Path) -> Path:
 
 def check_cache_dir_permissions(ctx: DoctorContext) -> list[CheckResult]:
     cache = ctx.paths.cache_dir
-    if not cache.exists():
+    try:
+        problem = private_dir_problem(cache)
+    except FileNotFoundError:
         return [CheckResult("cache-dir-owner", PASS, f"{cache} does not exist yet (created on first start)")]
-    st = cache.stat()
-    if st.st_uid != os.getuid():
-        return [
-            CheckResult(
-                "cache-dir-owner",
-                FAIL,
-                f"{cache} belongs to uid {st.st_uid}, not you ({os.getuid()})",
-                f"chown -R {os.getuid()} {cache}, or use another --cache-dir",
-            )
-        ]
-    if st.st_mode & 0o077:
-        return [
-            CheckResult(
-                "cache-dir-owner",
-                WARN,
-                f"{cache} has mode {_mode(cache)}: others can look into your envs and lease files",
-                f"chmod 700 {cache}",
-            )
-        ]
+    except OSError as exc:
+        return [CheckResult("cache-dir-owner", FAIL, f"cannot use {cache}: {exc.strerror or exc}", _dir_fix(cache, ""))]
+    if problem:
+        return [CheckResult("cache-dir-owner", FAIL, problem, _dir_fix(cache, problem))]
+    if cache.stat().st_mode & 0o077:
+        summary = f"{cache} has mode {_mode(cache)}: others can look into your envs and lease files"
+        return [CheckResult("cache-dir-owner", WARN, summary, f"chmod 700 {cache}")]
     return [CheckResult("cache-dir-owner", PASS, f"{cache} is yours and private ({_mode(cache)})")]
 
 
@@ -210,36 +229,29 @@ def _is_daemon(pid: int) -> bool:
     return "run" in cmd and any(arg.endswith("runtimed") or arg == "runtimed.cli" for arg in cmd)
 
 
+def _stale_daemon(ctx: DoctorContext) -> tuple[psutil.Process | None, list[CheckResult]]:
+    """The daemon proven by the lock (:func:`~runtimed.singleton.find_daemon`, never a pid
+    alone), and what is wrong: it does not answer, or daemon.json names a pid that is not it."""
+    daemon = find_daemon(ctx.paths)
+    pid = (read_daemon_state(ctx.paths) or {}).get("pid")
+    if daemon is not None:
+        try:
+            with Client(ctx.paths.socket, timeout=PING_TIMEOUT_S) as client:
+                client.ping()
+        except (DaemonNotRunning, DaemonError):
+            summary = f"daemon pid {daemon.pid} holds the lock but does not answer on {ctx.paths.socket}"
+            return daemon, [CheckResult("stale-daemon", FAIL, summary, "`runtimed stop` (escalates to SIGKILL)")]
+        return daemon, []
+    if not isinstance(pid, int):
+        return None, []
+    what = "which is gone" if _alive(pid) is None else "which is not a runtimed daemon (the lock is free)"
+    fix = "harmless: the next `runtimed run` replaces it"
+    return None, [CheckResult("stale-daemon", WARN, f"{ctx.paths.state} names pid {pid}, {what}", fix)]
+
+
 def check_stale_processes(ctx: DoctorContext) -> list[CheckResult]:
     """daemon.json naming a dead or silent daemon; workers of this cache dir whose daemon is gone."""
-    results = []
-    state = read_daemon_state(ctx.paths) or {}
-    pid = state.get("pid")
-    daemon = _alive(pid) if isinstance(pid, int) else None
-    answering = True
-    try:
-        with Client(ctx.paths.socket, timeout=PING_TIMEOUT_S) as client:
-            client.ping()
-    except (DaemonNotRunning, DaemonError):
-        answering = False
-    if isinstance(pid, int) and daemon is None:
-        results.append(
-            CheckResult(
-                "stale-daemon",
-                WARN,
-                f"{ctx.paths.state} names pid {pid}, which is gone",
-                "harmless: the next `runtimed run` replaces it",
-            )
-        )
-    elif daemon is not None and not answering:
-        results.append(
-            CheckResult(
-                "stale-daemon",
-                FAIL,
-                f"daemon pid {pid} holds the lock but does not answer on {ctx.paths.socket}",
-                "`runtimed stop` (escalates to SIGKILL)",
-            )
-        )
+    daemon, results = _stale_daemon(ctx)
     prefix = str(ctx.paths.cache_dir / "backends") + os.sep
     orphans = []
     for proc in psutil.process_iter(["cmdline", "ppid"]):
