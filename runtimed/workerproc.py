@@ -125,15 +125,20 @@ class WorkerHandle:
         env = dict(self.env if self.env is not None else os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         # Its cwd is its cache dir: nothing in the daemon's cwd can shadow what it (or
-        # the env pythons it runs, e.g. the warm-up's `python -c`) imports.
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        # the env pythons it runs, e.g. the warm-up's `python -c`) imports. If that dir
+        # cannot be made, the worker fails making it and says why (then is restarted).
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            cwd: Path | None = self.cache_dir
+        except OSError:
+            cwd = None
         command = module_command(
             "runtimed.worker", self.name, "--cache-dir", str(self.cache_dir), "--concurrency", str(self.concurrency)
         )
         self._proc = proc = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env, start_new_session=True, cwd=self.cache_dir,
+            env=env, start_new_session=True, cwd=cwd,
         )  # fmt: skip
         self._started_at = time.monotonic()
         try:
