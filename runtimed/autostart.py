@@ -9,8 +9,9 @@ starts the daemon exactly as the user would:
 * with the client's resolved cache dir, socket and config passed explicitly
   (``--cache-dir``, ``--socket``, ``--config``), so it can never run on another
   cache dir than the one configured;
-* with this interpreter (``sys.executable -m runtimed.cli run``), so the daemon
-  is this runtimed version;
+* with this interpreter (``sys.executable -P -m runtimed.cli run``, see
+  :mod:`runtimed.selfcmd`), so the daemon is this runtimed version, whatever the
+  directory it runs in holds;
 * detached: in its own session, stdin/stdout/stderr on ``/dev/null``, logging
   only to ``CACHE_DIR/runtimed.log`` (``--no-log-stderr``), and reparented to
   init at once (started through a short-lived intermediate process), so no
@@ -38,6 +39,7 @@ import psutil
 from attrs import define
 
 from runtimed.paths import Paths
+from runtimed.selfcmd import module_command
 
 __all__ = [
     "AUTO_START_ENV",
@@ -148,10 +150,9 @@ def resolve_target(
 
 
 def daemon_command(paths: Paths, python: str | None = None) -> list[str]:
-    """``runtimed run`` for ``paths``, with this interpreter, logging only to its file."""
-    return [
-        python or sys.executable,
-        "-m",
+    """``runtimed run`` for ``paths``, with this interpreter, logging only to its file
+    (started so that its cwd, the home directory, cannot shadow runtimed)."""
+    return module_command(
         "runtimed.cli",
         "run",
         "--no-log-stderr",
@@ -161,7 +162,8 @@ def daemon_command(paths: Paths, python: str | None = None) -> list[str]:
         os.fspath(paths.socket),
         "--config",
         os.fspath(paths.config_file),
-    ]
+        python=python,
+    )
 
 
 def _working_dir() -> str:

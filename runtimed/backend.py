@@ -25,6 +25,7 @@ from runtimed.bytecode import BytecodeError
 from runtimed.config import BackendConfig
 from runtimed.envwarm import WarmupFailed, warm_env
 from runtimed.failure import BackendError, ErrorKind, Failure
+from runtimed.modes import Repair, repair_once
 from runtimed.phases import BuildPhase
 from runtimed.process import clean_env, run_command
 
@@ -36,8 +37,10 @@ __all__ = [
     "BuildRequest",
     "ErrorKind",
     "Failure",
+    "Repair",
     "clean_env",
     "list_distributions",
+    "repair_once",
     "run_command",
     "warmup_import",
 ]
@@ -97,6 +100,10 @@ class Backend:
 
     def availability(self) -> Availability:
         return Availability(ok=True)
+
+    def prepare(self, cache_dir: Path) -> None:
+        """Called once by the worker when it starts, before any job (``cache_dir`` is
+        the backend's own cache dir). The default does nothing; an exception is logged."""
 
     def packages(self, config: BackendConfig) -> list[str]:
         """The requested packages: base packages then configured ones, deduplicated."""

@@ -15,6 +15,7 @@ import psutil
 
 from runtimed import __version__
 from runtimed.config import Config, DaemonConfig
+from runtimed.modes import repair_once
 from runtimed.paths import Paths
 from runtimed.plugins import discover_plugins
 from runtimed.protocol import PROTOCOL_VERSION
@@ -65,6 +66,7 @@ def log_traceback(exc: BaseException) -> None:
 async def _serve(paths: Paths, load: Callable[[], Config], lock: DaemonLock) -> None:
     # Everything that can be checked is checked before a worker is spawned.
     prepare_socket_path(paths)
+    _repair_cache_modes(paths)
     plugins = discover_plugins()
     log.info("runtimed %s starting (pid %d); backends: %s", __version__, os.getpid(), ", ".join(plugins) or "none")
     usage_file = UsageFile(stats_path(paths.cache_dir))
@@ -105,6 +107,13 @@ async def _serve(paths: Paths, load: Callable[[], Config], lock: DaemonLock) -> 
         await server.close()
         await supervisor.shutdown()
         usage_file.save(usage)
+
+
+def _repair_cache_modes(paths: Paths) -> None:
+    """Directories an earlier runtimed left unenterable (see :mod:`runtimed.modes`), once."""
+    result = repair_once(paths.cache_dir, stamp_dir=paths.cache_dir)
+    if result is not None and (result.repaired or result.errors):
+        log.warning("cache dir %s", result.summary())
 
 
 async def _set(event: asyncio.Event) -> None:

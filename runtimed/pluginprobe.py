@@ -9,13 +9,13 @@ reported ``broken`` with its error and harms nothing else. Used by
 from __future__ import annotations
 
 import subprocess
-import sys
 
 from attrs import define
 
 from runtimed.jobs import WORKER_TYPES, Ready
 from runtimed.plugins import PluginInfo
 from runtimed.protocol import decode_line
+from runtimed.selfcmd import module_command
 from runtimed.worker import LOAD_FAILED
 
 __all__ = ["DESCRIBE_TIMEOUT_S", "PluginReport", "describe"]
@@ -44,7 +44,7 @@ def describe(info: PluginInfo) -> PluginReport:
         return report("broken", info.error)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "runtimed.worker", info.name, "--describe"],
+            module_command("runtimed.worker", info.name, "--describe"),
             capture_output=True,
             timeout=DESCRIBE_TIMEOUT_S,
             stdin=subprocess.DEVNULL,

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -62,15 +63,20 @@ class Server:
         self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        old_umask = os.umask(0o177)  # the socket is created 0600
+        """Listen on the socket, created 0600 without touching the process umask (the
+        workers spawned meanwhile must keep the user's umask): bound, chmod'ed, and only
+        then listening, so no client can connect before its mode is set."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            sock.bind(str(self.socket_path))
+            os.chmod(self.socket_path, 0o600)
             # A deep backlog: a burst of clients connecting at once must not get EAGAIN.
             # (listen() clamps it to net.core.somaxconn; the config caps it well inside an int.)
             backlog = self.supervisor.config.daemon.max_connections
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.socket_path), backlog=backlog)
-        finally:
-            os.umask(old_umask)
-        os.chmod(self.socket_path, 0o600)
+            self._server = await asyncio.start_unix_server(self._serve, sock=sock, backlog=backlog)
+        except BaseException:
+            sock.close()
+            raise
 
     async def close(self) -> None:
         """Stop accepting and close every connection."""

@@ -171,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cache_dir is None:
         parser.error("--cache-dir is required to run jobs")
     args.cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        backend.prepare(args.cache_dir)
+    except Exception:
+        log.exception("backend %s: prepare() failed", args.backend)
     loop = WorkerLoop(backend, args.cache_dir, sys.stdin.buffer, stdout, args.concurrency)
     loop.send(ready)
     loop.run()

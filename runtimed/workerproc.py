@@ -16,7 +16,6 @@ import itertools
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -31,6 +30,7 @@ from runtimed.jobs import PIPE_MAX_LINE, WORKER_TYPES, Done, Failed, Operation, 
 from runtimed.proctree import children, describe_exit, exited, kill_process_tree
 from runtimed.protocol import LineDecoder, ProtocolError, WorkerStatus, encode
 from runtimed.records import WorkerState
+from runtimed.selfcmd import module_command
 
 __all__ = ["WorkerHandle"]
 
@@ -124,11 +124,21 @@ class WorkerHandle:
         self._stderr.clear()
         env = dict(self.env if self.env is not None else os.environ)
         env["PYTHONUNBUFFERED"] = "1"
+        # Its cwd is its cache dir: nothing in the daemon's cwd can shadow what it (or
+        # the env pythons it runs, e.g. the warm-up's `python -c`) imports. If that dir
+        # cannot be made, the worker fails making it and says why (then is restarted).
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            cwd: Path | None = self.cache_dir
+        except OSError:
+            cwd = None
+        command = module_command(
+            "runtimed.worker", self.name, "--cache-dir", str(self.cache_dir), "--concurrency", str(self.concurrency)
+        )
         self._proc = proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "runtimed.worker", self.name,
-            "--cache-dir", str(self.cache_dir), "--concurrency", str(self.concurrency),
+            *command,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env, start_new_session=True,
+            env=env, start_new_session=True, cwd=cwd,
         )  # fmt: skip
         self._started_at = time.monotonic()
         try:

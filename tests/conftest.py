@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runtimed.modes import repair_tree
 from tests.support import conda_channel
 from tests.support.daemon import DaemonProcess
 
@@ -40,6 +41,9 @@ def uv_cache() -> Path:
     from runtimed_uv.backend import find_uv
 
     cache = conda_channel.test_cache_root() / "uv-cache"
+    # Checkouts share it: a test run of an earlier runtimed may have left directories
+    # that their owner cannot enter (its workers' umask 0177), fatal without root's bypass.
+    repair_tree(cache)
     uv = find_uv()
     assert uv, "uv is a test dependency"
     env = {**os.environ, "UV_CACHE_DIR": str(cache)}

@@ -26,6 +26,7 @@ from runtimed.client import Client, DaemonAbsent, DaemonNotResponding
 from runtimed.config import ConfigError, parse_config
 from runtimed.paths import Paths
 from runtimed.protocol import Ping
+from runtimed.selfcmd import module_command
 from tests.support.autostart import autostart_home, daemon_processes
 from tests.support.daemon import DaemonProcess, runtimed_cmd, wait_for
 
@@ -67,8 +68,8 @@ def test_target_paths_and_command(tmp_path: Path) -> None:
     target = resolve_target(cache_dir=cache, config_file=config)
     assert isinstance(target, Paths) and target.socket == cache / "runtimed.sock"
     command = daemon_command(target)
-    assert command[:5] == [sys.executable, "-m", "runtimed.cli", "run", "--no-log-stderr"]
-    flags = dict(zip(command[5::2], command[6::2], strict=True))
+    assert command[:-6] == module_command("runtimed.cli", "run", "--no-log-stderr")  # see test_selfcmd.py
+    flags = dict(zip(command[-6::2], command[-5::2], strict=True))
     assert flags == {"--cache-dir": str(cache), "--socket": str(cache / "runtimed.sock"), "--config": str(config)}
     # A socket pinned without its cache dir belongs to a daemon whose cache dir is unknown.
     refused = resolve_target(socket=tmp_path / "elsewhere.sock")

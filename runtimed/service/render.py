@@ -16,6 +16,7 @@ from attrs import define
 
 from runtimed import __version__
 from runtimed.paths import Paths
+from runtimed.selfcmd import module_command
 
 __all__ = [
     "LAUNCHD_LABEL",
@@ -45,14 +46,15 @@ def runtimed_command() -> tuple[str, ...]:
     """The absolute command that runs *this* runtimed.
 
     The ``runtimed`` console script next to this interpreter when there is one,
-    else this interpreter with ``-m runtimed.cli``. ``sys.executable`` is not
+    else this interpreter running ``runtimed.cli`` so that the service's working
+    directory cannot shadow it (:mod:`runtimed.selfcmd`). ``sys.executable`` is not
     resolved: a venv's python is a symlink whose target would lose the venv.
     """
     python = Path(sys.executable).absolute()
     script = python.parent / "runtimed"
     if script.is_file() and os.access(script, os.X_OK):
         return (str(script),)
-    return (str(python), "-m", "runtimed.cli")
+    return tuple(module_command("runtimed.cli", python=str(python)))
 
 
 def service_spec(paths: Paths, *, pin_socket: bool = False, launchd: bool = False) -> ServiceSpec:

@@ -59,6 +59,12 @@ def runtimed_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "runtimed.cli", *args]
 
 
+def runtimed_script(*args: str) -> list[str]:
+    """The ``runtimed`` console script, as a user runs it (its directory, not the cwd,
+    is first on ``sys.path``)."""
+    return [str(Path(sys.executable).parent / "runtimed"), *args]
+
+
 class DaemonProcess:
     """A ``runtimed run`` subprocess with its own cache dir."""
 
@@ -82,6 +88,7 @@ class DaemonProcess:
         }
         self.env.pop("RUNTIMED_SOCKET", None)
         self.args = args
+        self.command = runtimed_cmd("run", *args)  # a test may run it another way (the console script)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = base / "daemon.out"
         self._seen_pids: set[int] = set()
@@ -107,9 +114,7 @@ class DaemonProcess:
 
     def start(self, wait: bool = True) -> DaemonProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen(
-            runtimed_cmd("run", *self.args), env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.base
-        )
+        self.proc = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.base)
         log.close()
         if wait:
             wait_for(self._ready, timeout=30, what="daemon to listen")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -9,10 +10,21 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
-from runtimed.backend import Availability, Backend, BackendError, BuildPhase, BuildRequest, ErrorKind, clean_env
+from runtimed.backend import (
+    Availability,
+    Backend,
+    BackendError,
+    BuildPhase,
+    BuildRequest,
+    ErrorKind,
+    clean_env,
+    repair_once,
+)
 from runtimed_uv.errors import classify_uv_error
 
 __all__ = ["UvBackend", "find_uv"]
+
+log = logging.getLogger("runtimed_uv")
 
 
 def find_uv() -> str | None:
@@ -41,6 +53,19 @@ class UvBackend(Backend):
         if self._uv is None:
             return Availability(ok=False, reason="uv not found: install the 'uv' package or put uv on PATH")
         return Availability(ok=True, detail=self._uv)
+
+    def prepare(self, cache_dir: Path) -> None:
+        """Give the directories of the uv cache that an earlier runtimed left unenterable
+        (``drw-------``, its workers' umask) their search bits back, once per uv cache."""
+        if self._uv is None:
+            return
+        proc = self._uv_run(["cache", "dir"])
+        if proc.returncode != 0 or not proc.stdout.strip():
+            log.warning("uv cache dir failed: %s", proc.stderr.strip())
+            return
+        result = repair_once(Path(proc.stdout.strip()), stamp_dir=cache_dir)
+        if result is not None and (result.repaired or result.errors):
+            log.warning("uv cache %s", result.summary())
 
     def _uv_run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         if self._uv is None:
