@@ -30,11 +30,14 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
             raise BackendError(ErrorKind.TOOL_MISSING, availability.reason or f"{backend.name} is not available")
         request.phase(BuildPhase.CREATING)
         backend.create(request)
-        # Listing the installed packages only reads metadata: it overlaps the warm-up.
+        # Listing the installed packages and finding what makes the env whole only read
+        # metadata and look files up: they overlap the warm-up.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="packages") as pool:
             packages = pool.submit(backend.installed_packages, request.path)
+            whole_paths = pool.submit(backend.whole_paths, request.path)
             backend.warm(request)  # its warm-up import is the validation of a fresh env
             installed = packages.result()
+            whole = whole_paths.result()
         details = backend.manifest_details(request)
         bytecode = read_warm_report(request.path)  # absent if a backend's own warm() skipped ours
         if bytecode is not None:
@@ -49,6 +52,7 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
             backend_version=backend.version,
             details=details,
             activation=backend.activation(request.path),
+            whole=whole,
         )
     except BackendError:
         raise

@@ -36,6 +36,7 @@ __all__ = [
     "dir_size",
     "empty_trash",
     "fallback_trash",
+    "missing_part",
     "move_to_trash",
     "new_env_id",
     "now_iso",
@@ -122,6 +123,16 @@ def read_manifest(env_path: Path) -> Manifest | None:
     except Exception:
         return None
     return manifest
+
+
+def missing_part(env_path: Path, manifest: Manifest) -> str | None:
+    """The first path that makes the env whole (``manifest.whole``, recorded from
+    ``Backend.whole_paths`` at build time) which is gone, or None: one ``stat`` each.
+    A manifest from before ``whole`` was recorded has the python checked alone."""
+    for part in manifest.whole or [manifest.python_path]:
+        if not os.path.exists(env_path / part):
+            return part
+    return None
 
 
 def write_lease(env_path: Path, lease: Lease) -> None:

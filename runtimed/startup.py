@@ -9,12 +9,11 @@ those envs. It gets narrow collaborators, never the supervisor.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
-from runtimed.envdir import read_lease, read_manifest
+from runtimed.envdir import missing_part, read_lease, read_manifest
 from runtimed.failure import BackendError
 from runtimed.gc import DiskEnv
 from runtimed.jobs import ValidateEnv
@@ -76,8 +75,9 @@ class Adopter:
             expired = env.age_s > runtime.config.max_age_s
             pool = runtime.pool
             room = len(pool.available) + len(pool.warming) < pool.target if current else pool.target > 0
-            if not os.path.exists(manifest.python_path):  # e.g. a venv's base interpreter was removed
-                log.warning("deleting broken env %s: %s is gone", env.path.name, manifest.python_path)
+            missing = missing_part(env.path, manifest)  # e.g. a venv's base interpreter was removed
+            if missing is not None:
+                log.warning("deleting broken env %s: %s is gone", env.path.name, missing)
                 self.pending.discard(env.id)
                 self.discard(env.path)
             elif expired or not room:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from runtimed.envdir import META_DIR, write_lease
+from runtimed.envdir import META_DIR, missing_part, write_lease
 from runtimed.leases import make_lease
 from runtimed.leasetable import LeaseTable
 from runtimed.protocol import Error
@@ -24,15 +24,18 @@ log = logging.getLogger("runtimed.supervisor")
 
 
 def looks_whole(env: ReadyEnv) -> str | None:
-    """Why a pooled env cannot be handed out (None if it can), from three ``stat`` calls:
+    """Why a pooled env cannot be handed out (None if it can), from a few ``stat`` calls:
     the env dir must still be runtimed's own (not a symlink planted in its place), and
-    its manifest and its python must still exist (cache cleaners delete files)."""
+    its manifest and what its backend said makes it whole (``Backend.whole_paths``,
+    recorded in the manifest: by default the python, ipykernel and its launcher) must
+    still exist (cache cleaners delete files)."""
     if os.path.islink(env.path):
         return "it was replaced by a symlink"
     if not os.path.exists(env.path / META_DIR / "manifest.json"):
         return "its manifest is gone"
-    if not os.path.exists(env.python_path):
-        return f"{env.python_path} is gone"
+    missing = missing_part(env.path, env.manifest)
+    if missing is not None:
+        return f"{missing} is gone"
     return None
 
 
