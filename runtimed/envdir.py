@@ -71,15 +71,16 @@ def write_text_atomic(path: Path, text: str) -> None:
     _write_durably(path, text.encode("utf-8"))
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    """Temp file in the same dir, fsync, atomic rename: the lean path a take pays for."""
+def _write_durably(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Temp file in the same dir, fsync (unless ``sync`` is False), atomic rename."""
     tmp = f"{path.parent}{os.sep}.{path.name}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -135,13 +136,15 @@ def missing_part(env_path: Path, manifest: Manifest) -> str | None:
     return None
 
 
-def write_lease(env_path: Path, lease: Lease) -> None:
-    """Durably mark the env as handed out (fsync before returning): it is never pooled again.
-    Refuses (OSError ELOOP) to write through a symlink."""
+def write_lease(env_path: Path, lease: Lease, *, sync: bool = True) -> None:
+    """Mark the env as handed out (atomically; with an fsync unless ``sync`` is False):
+    it is never pooled again. Without the fsync the lease survives a daemon crash (the
+    page cache has it) but not an OS crash: the daemon's session covers that (see
+    ``runtimed.session``). Refuses (OSError ELOOP) to write through a symlink."""
     if _through_symlink(env_path):
         raise OSError(errno.ELOOP, f"{env_path} is a symlink; refusing to write a lease through it", str(env_path))
     data = json.dumps(_converter.unstructure(lease), separators=(",", ":")).encode() + b"\n"
-    _write_durably(env_path / META_DIR / "lease.json", data)
+    _write_durably(env_path / META_DIR / "lease.json", data, sync=sync)
 
 
 def read_lease(env_path: Path) -> Lease | None:

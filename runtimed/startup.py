@@ -47,15 +47,20 @@ class Adopter:
         self.settled = settled  # refill the pool and wake waiting takes
         self.pending: set[str] = set()  # ids of complete envs found on disk, not yet adopted or deleted
 
-    def recover(self, envs: list[DiskEnv]) -> dict[str, list[DiskEnv]]:
-        """Leased envs are remembered, kept ones forgotten, partial ones deleted;
-        complete ones are returned by backend, to await adoption."""
+    def recover(self, envs: list[DiskEnv], suspects: frozenset[str] = frozenset()) -> dict[str, list[DiskEnv]]:
+        """Leased envs are remembered, kept ones forgotten, partial ones deleted, and
+        so are ``suspects`` with no lease (named by a session that ended in an OS
+        crash: their lease may have been lost, see ``runtimed.session``); complete
+        ones are returned by backend, to await adoption."""
         complete: dict[str, list[DiskEnv]] = {}
         for env in envs:
             if env.lease is not None:
                 if not env.lease.keep:
                     self.leases.add(env.path, env.backend, env.lease)
                     self.measure(env.path)
+            elif env.path.name in suspects:
+                log.warning("deleting %s: it may have been handed out before an OS crash lost its lease", env.path.name)
+                self.discard(env.path)
             elif env.manifest is None:
                 log.info("deleting partial env %s", env.path.name)
                 self.discard(env.path)

@@ -1,4 +1,4 @@
-"""Handing one pooled env out: cheap checks, then a durable lease, exactly once.
+"""Handing one pooled env out: cheap checks, then a lease, exactly once.
 
 Runs on the event loop inside the pool's condition, so no other take or build
 interleaves between popping an env and leasing it.
@@ -11,11 +11,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from runtimed.envdir import META_DIR, missing_part, write_lease
+from runtimed.envdir import META_DIR, missing_part
 from runtimed.leases import make_lease
 from runtimed.leasetable import LeaseTable
 from runtimed.protocol import Error
-from runtimed.records import ReadyEnv
+from runtimed.records import Lease, ReadyEnv
 from runtimed.runtime import BackendRuntime
 
 __all__ = ["hand_out", "looks_whole"]
@@ -45,18 +45,19 @@ def hand_out(
     holder: int | None,
     keep: bool,
     discard: Callable[[Path], None],
+    write_lease: Callable[[Path, Lease], None],
 ) -> ReadyEnv | Error | None:
     """Take the next good env from the pool and lease it to ``holder``.
 
     Broken envs met on the way are discarded and skipped. If the lease cannot be
     written, the env goes back to the pool (nothing is lost) and an error is returned.
 
-    Durability: the lease is written with fsync and an atomic rename *before* the
-    reply (about 0.5 ms on a local disk, most of a take's time). Without it, a
-    crash or power loss right after the reply could leave the env unleased on
-    disk; the next daemon would pool it and hand it out a second time while the
-    first client uses it. A lease lost that way is the one failure that breaks
-    "each env is handed out exactly once", so take pays for it.
+    Durability: ``write_lease`` (``Session.write_lease``) writes the lease with an
+    atomic rename before the reply, but without an fsync (a ``keep`` lease excepted):
+    a daemon crash loses nothing (the page cache has the lease), and after an OS
+    crash the next daemon deletes every env this daemon's session could have handed
+    out and that has no lease on disk (see ``runtimed.session``). So no env is
+    handed out twice, and a take costs no disk flush.
     """
     pool = runtime.pool
     while True:
