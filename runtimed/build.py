@@ -9,7 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
-from runtimed.envdir import Manifest, now_iso, write_manifest
+from runtimed.envdir import Manifest, now_iso, prepare_lease, write_manifest
 from runtimed.envwarm import read_warm_report
 from runtimed.phases import BuildPhase
 
@@ -58,5 +58,6 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
         raise
     except Exception as exc:  # a plugin bug: classify it rather than lose it
         raise BackendError(ErrorKind.SETUP_FAILED, f"{type(exc).__name__}: {exc}") from exc
+    prepare_lease(request.path)
     write_manifest(request.path, manifest)
     return manifest

@@ -6,6 +6,7 @@ interleaves between popping an env and leasing it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -78,5 +79,8 @@ def hand_out(
             log.error("cannot lease %s: %s", env.path.name, exc)
             return Error(code="lease_failed", message=f"cannot write the lease of {env.path.name}: {exc}")
         leases.add(env.path, runtime.name, lease)
-        log.info("handed out %s to pid %s%s", env.path.name, lease.pid, " (kept)" if keep else "")
+        # Logged after the reply has gone out: a log write is as dear as the lease's.
+        asyncio.get_running_loop().call_soon(
+            log.info, "handed out %s to pid %s%s", env.path.name, lease.pid, " (kept)" if keep else ""
+        )
         return env
