@@ -80,7 +80,10 @@ def _open_temp(path: Path, prepared: Path | None) -> tuple[str, int]:
     in advance: opening one costs a tenth of creating one) if it is there, else a new one."""
     if prepared is not None:
         with contextlib.suppress(OSError):
-            return str(prepared), os.open(prepared, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(prepared, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            if os.fstat(fd).st_size == 0:  # no O_TRUNC: truncating is journalled even when empty
+                return str(prepared), fd
+            os.close(fd)
     tmp = f"{path.parent}{os.sep}.{path.name}.{secrets.token_hex(4)}.tmp"
     return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
 
