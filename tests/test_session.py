@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtimed.envdir import META_DIR
+from runtimed.envdir import META_DIR, PREPARED_LEASE, prepare_lease, read_lease, write_lease
 from runtimed.records import Lease
 from runtimed.session import BOOT_ID_FILE_ENV, Session, read_session
 from tests.support.daemon import DaemonProcess
@@ -58,6 +58,21 @@ def test_plain_leases_are_not_synced_kept_ones_are(tmp_path: Path, monkeypatch: 
     assert synced == [] and json.loads((env / META_DIR / "lease.json").read_text())["pid"] == 1
     session.write_lease(env, Lease(pid=1, create_time=None, taken_at="", keep=True))
     assert len(synced) == 1
+
+
+def test_a_lease_is_written_into_the_prepared_file_unless_it_is_not_empty(tmp_path: Path) -> None:
+    lease = Lease(pid=7, create_time=None, taken_at="")
+    env = tmp_path / "env"
+    env.mkdir()
+    prepare_lease(env)
+    write_lease(env, lease, sync=False)
+    assert read_lease(env) == lease and not (env / META_DIR / PREPARED_LEASE).exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    prepare_lease(other)
+    (other / META_DIR / PREPARED_LEASE).write_text("junk")
+    write_lease(other, lease, sync=False)
+    assert read_lease(other) == lease and (other / META_DIR / PREPARED_LEASE).read_text() == "junk"
 
 
 def _daemon(factory: type[DaemonProcess], base: Path) -> DaemonProcess:
