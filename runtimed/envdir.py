@@ -37,6 +37,7 @@ __all__ = [
     "dir_size",
     "empty_trash",
     "fallback_trash",
+    "fsync_path",
     "missing_part",
     "move_to_trash",
     "new_env_id",
@@ -162,6 +163,17 @@ def write_lease(env_path: Path, lease: Lease, *, sync: bool = True) -> None:
     data = json.dumps(_converter.unstructure(lease), separators=(",", ":")).encode() + b"\n"
     meta = env_path / META_DIR
     _write_durably(meta / "lease.json", data, sync=sync, prepared=meta / PREPARED_LEASE)
+    if sync:
+        fsync_path(meta)  # the rename too
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file or directory (a directory: the entries renamed into or out of it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def prepare_lease(env_path: Path) -> None:

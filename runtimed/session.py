@@ -40,7 +40,7 @@ from typing import IO
 
 from attrs import define
 
-from runtimed.envdir import META_DIR, Lease, now_iso, write_lease, write_text_atomic
+from runtimed.envdir import META_DIR, Lease, fsync_path, now_iso, write_lease, write_text_atomic
 
 __all__ = ["BOOT_ID_FILE_ENV", "PreviousSession", "Session", "boot_id", "read_session", "session_path"]
 
@@ -104,14 +104,6 @@ def read_session(path: Path) -> PreviousSession | None:
     return PreviousSession(boot_id=header.get("boot_id"), clean=clean, envs=frozenset(envs))
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Session:
     """This daemon's session file, and the leases it wrote without syncing."""
 
@@ -132,10 +124,10 @@ class Session:
         """Durably start the session (blocking), naming ``envs``: those it may hand out
         or whose lease it trusts unsynced. The envs dir is synced first, so the
         deletions made while recovering cannot come back after an OS crash."""
-        _fsync_path(self.envs_dir)
+        fsync_path(self.envs_dir)
         header = {"boot_id": boot_id(), "pid": os.getpid(), "started_at": now_iso(), "envs": sorted(envs)}
         write_text_atomic(self.path, json.dumps(header) + "\n")
-        _fsync_path(self.path.parent)
+        fsync_path(self.path.parent)
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the session
 
     def pooled(self, env: Path) -> None:
@@ -166,9 +158,9 @@ class Session:
         assert self._file is not None
         for env in self._unsynced:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                _fsync_path(env / META_DIR / "lease.json")
-                _fsync_path(env / META_DIR)
-        _fsync_path(self.envs_dir)  # envs moved out (released, deleted) stay out
+                fsync_path(env / META_DIR / "lease.json")
+                fsync_path(env / META_DIR)
+        fsync_path(self.envs_dir)  # envs moved out (released, deleted) stay out
         self._unsynced.clear()
         self._append(_CLEAN)
         self._file.close()
