@@ -101,6 +101,7 @@ def test_an_os_crash_never_pools_a_handed_out_env_again(daemon_factory: type[Dae
         env = c.take("uv", lease_pid=os.getpid())
     assert env is not None
     handed = Path(env.venv_path)
+    untouched = _pooled(daemon)
     daemon.kill()
     # What an OS crash can lose: the lease, written since the last sync; and it reboots.
     (handed / META_DIR / "lease.json").unlink()
@@ -108,6 +109,7 @@ def test_an_os_crash_never_pools_a_handed_out_env_again(daemon_factory: type[Dae
     daemon.start()
     assert handed not in {Path(p) for p in _take_all(daemon)}
     assert not handed.exists()  # deleted as a suspect, never pooled
+    assert not any(Path(p).exists() for p in untouched)  # the session named them too: rebuilt
 
 
 @pytest.mark.slow
