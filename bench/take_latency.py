@@ -6,7 +6,7 @@ It starts a real daemon in a temp dir (uv backend; uv's cache is whatever
 UV_CACHE_DIR says, default the user's), waits for the pool to fill, then measures:
   * ping round trip over the socket (NDJSON, one connection, many requests)
   * ping on a fresh connection (connect + ping + close), the floor for any request
-  * take from a full pool on a fresh connection (connect + take + durable lease + close),
+  * take from a full pool on a fresh connection (connect + take + lease written without fsync + close),
     like a notebook would; side by side with the fresh-connection ping, in rounds
     (take the whole pool, let it refill, repeat) for ``--takes`` samples
   * building one env in-process (what a take saves)
@@ -103,7 +103,7 @@ def main() -> None:
             )
             take_p50 = pct(takes, 0.5)
             print(
-                f"take on a fresh connection (connect + take + fsynced lease + close): p50 {take_p50 * 1e3:.3f} ms, "
+                f"take on a fresh connection (connect + take + lease + close): p50 {take_p50 * 1e3:.3f} ms, "
                 f"max {max(takes) * 1e3:.3f} ms (n={len(takes)})"
             )
             print(

@@ -40,6 +40,7 @@ __all__ = [
     "Repair",
     "clean_env",
     "list_distributions",
+    "module_files",
     "repair_once",
     "run_command",
     "warmup_import",
@@ -97,6 +98,9 @@ class Backend:
     base_packages: ClassVar[tuple[str, ...]] = ("ipykernel", "ipywidgets")
     #: Modules imported by the warm-up (and by :meth:`validate`).
     warmup_modules: ClassVar[tuple[str, ...]] = ("ipykernel.kernelapp", "ipywidgets")
+    #: Top-level modules whose files must still exist for an env to be handed out
+    #: (see :meth:`whole_paths`): the kernel's launcher and ipykernel.
+    whole_modules: ClassVar[tuple[str, ...]] = ("ipykernel_launcher", "ipykernel")
 
     def availability(self) -> Availability:
         return Availability(ok=True)
@@ -172,6 +176,20 @@ class Backend:
         """
         return {"PATH": str(self.python_path(path).parent)}
 
+    def whole_paths(self, path: Path) -> list[str]:
+        """What makes the env at ``path`` whole: paths relative to it (an absolute path
+        is checked as is) that must all exist for the env to be handed out.
+
+        Called once at build time and recorded in the manifest; each take then checks
+        them with one ``stat`` each, and an env missing one (a cache cleaner deleted
+        it) is deleted instead of handed out. Keep the list short. The default: the
+        python, and the file of each of :attr:`whole_modules` as the env's python
+        finds it (``site-packages/ipykernel/__init__.py``, ``ipykernel_launcher.py``).
+        """
+        python = self.python_path(path)
+        paths = [python, *module_files(python, self.whole_modules)]
+        return [str(p.relative_to(path)) if p.is_relative_to(path) else str(p) for p in paths]
+
     def manifest_details(self, request: BuildRequest) -> dict[str, object]:
         """Backend-specific manifest data (e.g. exact conda records)."""
         return {}
@@ -195,6 +213,18 @@ def warmup_import(python: Path, modules: Sequence[str]) -> None:
     """Import ``modules`` in the env's python (writing any bytecode still missing)."""
     code = "; ".join(f"import {m}" for m in modules) or "pass"
     run_command([python, "-c", code], env=clean_env(write_bytecode=True), what="warm-up import")
+
+
+def module_files(python: Path, modules: Sequence[str]) -> list[Path]:
+    """The file each of the top-level ``modules`` is loaded from by ``python``
+    (a package's ``__init__.py``), without importing them; modules it cannot find are left out."""
+    script = (
+        "import importlib.util as u, json, sys;"
+        "specs = [u.find_spec(m) for m in sys.argv[1:]];"
+        "print(json.dumps([s.origin for s in specs if s is not None and s.has_location]))"
+    )
+    proc = run_command([python, "-I", "-B", "-c", script, *modules], what="python (module files)")
+    return [Path(origin) for origin in json.loads(proc.stdout)]
 
 
 def list_distributions(python: Path) -> list[str]:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
 from runtimed.diskspace import low_space_note
-from runtimed.envdir import Manifest, now_iso, write_manifest
+from runtimed.envdir import Manifest, now_iso, prepare_lease, write_manifest
 from runtimed.envwarm import read_warm_report
 from runtimed.phases import BuildPhase
 
@@ -31,11 +31,14 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
             raise BackendError(ErrorKind.TOOL_MISSING, availability.reason or f"{backend.name} is not available")
         request.phase(BuildPhase.CREATING)
         backend.create(request)
-        # Listing the installed packages only reads metadata: it overlaps the warm-up.
+        # Listing the installed packages and finding what makes the env whole only read
+        # metadata and look files up: they overlap the warm-up.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="packages") as pool:
             packages = pool.submit(backend.installed_packages, request.path)
+            whole_paths = pool.submit(backend.whole_paths, request.path)
             backend.warm(request)  # its warm-up import is the validation of a fresh env
             installed = packages.result()
+            whole = whole_paths.result()
         details = backend.manifest_details(request)
         bytecode = read_warm_report(request.path)  # absent if a backend's own warm() skipped ours
         if bytecode is not None:
@@ -50,6 +53,7 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
             backend_version=backend.version,
             details=details,
             activation=backend.activation(request.path),
+            whole=whole,
         )
     except BackendError as exc:
         noted = _with_disk_note(exc, request)
@@ -59,6 +63,7 @@ def build_env(backend: Backend, request: BuildRequest) -> Manifest:
     except Exception as exc:  # a plugin bug: classify it rather than lose it
         error = BackendError(ErrorKind.SETUP_FAILED, f"{type(exc).__name__}: {exc}")
         raise _with_disk_note(error, request) from exc
+    prepare_lease(request.path)
     write_manifest(request.path, manifest)
     return manifest
 

@@ -14,7 +14,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class Builder:
         measure: Callable[[Path], None],
         stopping: Callable[[], bool],
         usage: UsageRecorder,
+        record_pooled: Callable[[Path], Awaitable[None]],
     ) -> None:
         self.env_path = env_path
         self.usage = usage
@@ -50,6 +51,7 @@ class Builder:
         self.discard = discard
         self.measure = measure
         self.stopping = stopping
+        self.record_pooled = record_pooled  # durably, before the env can be handed out
 
     def carry_out(
         self, runtime: BackendRuntime, delete: Iterable[tuple[ReadyEnv, str]] = (), *, fill: bool = True
@@ -76,6 +78,15 @@ class Builder:
                 self.carry_out(runtime)
 
             runtime.wakeup = asyncio.get_running_loop().call_later(max(0.0, decision.wake_at - now), wake)
+
+    async def _record(self, path: Path) -> bool:
+        """Record in the session that the env may be handed out; False if that fails."""
+        try:
+            await self.record_pooled(path)
+        except OSError as exc:
+            log.error("cannot record %s in the session file (%s); deleting it", path.name, exc)
+            return False
+        return True
 
     def _build_crashed(self, runtime: BackendRuntime, env_id: str, exc: BaseException) -> None:
         """A build task died of something unforeseen: its slot must not stay warming."""
@@ -123,7 +134,11 @@ class Builder:
             self.usage.build_failed(runtime.name, failure.kind)
         else:
             manifest = result.manifest
-            if manifest.spec_hash != runtime.spec_hash:
+            recorded = await self._record(path)
+            if not recorded:
+                runtime.pool.build_abandoned(env_id)
+                self.discard(path)
+            elif manifest.spec_hash != runtime.spec_hash:
                 # The config changed while it was building: not a failure, just not wanted.
                 runtime.pool.build_abandoned(env_id)
                 log.info("discarding %s: built for a previous config", path.name)

@@ -12,12 +12,13 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from runtimed.envdir import read_manifest, write_lease
+from runtimed.envdir import read_manifest
 from runtimed.kernels.keeper import EnvAccess
 from runtimed.leases import make_lease
 from runtimed.leasetable import LeaseTable
 from runtimed.paths import ENV_DIR_PREFIX
 from runtimed.protocol import Empty, EnvReply, Error, PooledEnv, Take
+from runtimed.records import Lease
 
 __all__ = ["KernelEnvs", "activation"]
 
@@ -34,8 +35,10 @@ class KernelEnvs:
         leases: LeaseTable,
         discard: Callable[[Path], None],
         stopping: Callable[[], bool],
+        write_lease: Callable[[Path, Lease], None],
     ) -> None:
         self._take = take
+        self._write_lease = write_lease  # the session's: no fsync (see runtimed.session)
         self._leases = leases
         self._discard = discard
         self._stopping = stopping
@@ -51,11 +54,11 @@ class KernelEnvs:
         return reply.env if isinstance(reply, EnvReply) else None
 
     def lease(self, path: Path, pid: int) -> None:
-        """The env now belongs to the kernel process ``pid`` (durably, before it is used)."""
+        """The env now belongs to the kernel process ``pid`` (before it is used)."""
         entry = self._leases.get(path)
         backend = entry.backend if entry is not None else _backend_of(path)
         lease = make_lease(pid)
-        write_lease(path, lease)
+        self._write_lease(path, lease)
         self._leases.add(path, backend, lease)
 
     def drop(self, path: Path) -> None:

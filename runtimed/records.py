@@ -31,6 +31,10 @@ class Manifest:
     details: dict[str, Any] = field(factory=dict)  # backend-specific, e.g. conda records
     # Variables that activate the env (Backend.activation): PATH is prepended, the rest set.
     activation: dict[str, str] = field(factory=dict)
+    # What makes the env whole (Backend.whole_paths): paths relative to the env (an
+    # absolute one is checked as is) that must exist when it is handed out. Empty in
+    # manifests written before runtimed recorded it: the python alone is checked then.
+    whole: list[str] = field(factory=list)
     format: int = MANIFEST_FORMAT
 
 

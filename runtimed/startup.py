@@ -9,12 +9,11 @@ those envs. It gets narrow collaborators, never the supervisor.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
-from runtimed.envdir import read_lease, read_manifest
+from runtimed.envdir import missing_part, read_lease, read_manifest
 from runtimed.failure import BackendError
 from runtimed.gc import DiskEnv
 from runtimed.jobs import ValidateEnv
@@ -48,15 +47,20 @@ class Adopter:
         self.settled = settled  # refill the pool and wake waiting takes
         self.pending: set[str] = set()  # ids of complete envs found on disk, not yet adopted or deleted
 
-    def recover(self, envs: list[DiskEnv]) -> dict[str, list[DiskEnv]]:
-        """Leased envs are remembered, kept ones forgotten, partial ones deleted;
-        complete ones are returned by backend, to await adoption."""
+    def recover(self, envs: list[DiskEnv], suspects: frozenset[str] = frozenset()) -> dict[str, list[DiskEnv]]:
+        """Leased envs are remembered, kept ones forgotten, partial ones deleted, and
+        so are ``suspects`` with no lease (named by a session that ended in an OS
+        crash: their lease may have been lost, see ``runtimed.session``); complete
+        ones are returned by backend, to await adoption."""
         complete: dict[str, list[DiskEnv]] = {}
         for env in envs:
             if env.lease is not None:
                 if not env.lease.keep:
                     self.leases.add(env.path, env.backend, env.lease)
                     self.measure(env.path)
+            elif env.path.name in suspects:
+                log.warning("deleting %s: it may have been handed out before an OS crash lost its lease", env.path.name)
+                self.discard(env.path)
             elif env.manifest is None:
                 log.info("deleting partial env %s", env.path.name)
                 self.discard(env.path)
@@ -76,8 +80,9 @@ class Adopter:
             expired = env.age_s > runtime.config.max_age_s
             pool = runtime.pool
             room = len(pool.available) + len(pool.warming) < pool.target if current else pool.target > 0
-            if not os.path.exists(manifest.python_path):  # e.g. a venv's base interpreter was removed
-                log.warning("deleting broken env %s: %s is gone", env.path.name, manifest.python_path)
+            missing = missing_part(env.path, manifest)  # e.g. a venv's base interpreter was removed
+            if missing is not None:
+                log.warning("deleting broken env %s: %s is gone", env.path.name, missing)
                 self.pending.discard(env.id)
                 self.discard(env.path)
             elif expired or not room:

@@ -60,6 +60,7 @@ from runtimed.protocol_stats import StatsReply
 from runtimed.reconfig import reconfigure
 from runtimed.records import ReadyEnv
 from runtimed.runtime import BackendRuntime, Worker, WorkerFactory, process_workers
+from runtimed.session import Session, session_path
 from runtimed.startup import Adopter
 from runtimed.statsview import stats_reply
 from runtimed.statusview import pool_statuses
@@ -95,6 +96,7 @@ class Supervisor:
         self.runtimes: dict[str, BackendRuntime] = {}
         self.pools: dict[str, Pool] = {}  # the runtimes' pools, for housekeeping
         self.leases = LeaseTable()
+        self.session = Session(session_path(paths.cache_dir), paths.envs)  # leases without fsync
         self.config_loader = config_loader
         self.config_error: str | None = None  # the last edit was rejected; shown in status
         self.housekeeping = Housekeeper(
@@ -116,6 +118,7 @@ class Supervisor:
             measure=self.measure,
             stopping=lambda: self.stopping,
             usage=self.usage,
+            record_pooled=lambda path: asyncio.to_thread(self.session.pooled, path),
         )
         self.adopter = Adopter(
             leases=self.leases,
@@ -132,6 +135,7 @@ class Supervisor:
             leases=self.leases,
             discard=self.discard,
             stopping=lambda: self.stopping,
+            write_lease=self.session.write_lease,
         )
         self.kernels = KernelKeeper(
             paths.cache_dir / "kernels", envs.access(), lambda: self.config.daemon.kernel_owner_grace_s
@@ -148,7 +152,9 @@ class Supervisor:
         kill_stale_workers(self.paths.cache_dir / "backends")
         trash = (self.paths.trash, fallback_trash(self.paths.envs))  # the fallback: when trash/ is on another fs
         self.tasks.spawn(asyncio.to_thread(empty_trash, *trash), name="empty-trash")
-        found = self.adopter.recover(await asyncio.to_thread(scan_disk, self.paths.envs))
+        found = self.adopter.recover(await asyncio.to_thread(scan_disk, self.paths.envs), self.session.suspects())
+        trusted = [*self.leases.paths(), *(env.path for envs in found.values() for env in envs)]
+        await asyncio.to_thread(self.session.begin, [path.name for path in trusted])  # before any take
         await self.kernels.recover()  # before any worker: nothing awaits once they are spawned
         for name in sorted(self.plugins):
             runtime = BackendRuntime(name, self.config.backend(name), self._make_worker)
@@ -187,6 +193,7 @@ class Supervisor:
         builds = [t for r in self.runtimes.values() for t in r.builds.values()]
         await asyncio.gather(*builds, return_exceptions=True)
         await self.tasks.stop(keep=lambda task: task.get_name().startswith("discard:"))
+        await asyncio.to_thread(self.session.end_clean)
 
     # ------------------------------------------------------------ workers and builds
 
@@ -271,7 +278,7 @@ class Supervisor:
         counted: bool = True,
     ) -> EnvReply | Empty | Error:
         """Hand out a ready env, exactly once (see ``runtimed.taking`` for the checks
-        and the lease's durability), or wait up to ``wait_s`` for one. A ``counted``
+        and ``runtimed.session`` for the lease's durability), or wait up to ``wait_s`` for one. A ``counted``
         take that is answered goes into the usage stats."""
         runtime = self.runtimes.get(request.env_type)
         if runtime is None:
@@ -295,12 +302,9 @@ class Supervisor:
                 if client_gone():
                     log.info("take for %s: the client has gone; nothing handed out", runtime.name)
                     return Empty()
-                # Durability: hand_out fsyncs the lease (temp file + fsync + rename) before
-                # we reply. That fsync is most of a take's cost (~0.5 ms on a quiet local
-                # disk, far more on a busy one) and is needed: a lease lost to a crash or
-                # power cut after the reply would let the next daemon pool the env again
-                # and hand it to a second client while the first still uses it.
-                handed = hand_out(runtime, self.leases, holder, request.keep, self.discard)
+                # The lease is written before the reply, without an fsync: the session
+                # keeps exactly-once across a daemon or OS crash (runtimed.session).
+                handed = hand_out(runtime, self.leases, holder, request.keep, self.discard, self.session.write_lease)
                 if handed is not None and not isinstance(handed, Error):
                     # Start the replacement build after the reply has gone out.
                     asyncio.get_running_loop().call_soon(self.fill, runtime)

@@ -295,10 +295,10 @@ def test_a_lease_that_cannot_be_written_loses_no_env(tmp_path: Path, monkeypatch
         bad = await h.take(lease_pid=-1)
         assert isinstance(bad, Error) and h.pool.available == [env]
 
-        def read_only(*_args: Any) -> None:
+        def read_only(*_args: Any, **_kwargs: Any) -> None:
             raise OSError(30, "Read-only file system")
 
-        monkeypatch.setattr("runtimed.taking.write_lease", read_only)
+        monkeypatch.setattr("runtimed.session.write_lease", read_only)
         failed = await h.take()
         assert isinstance(failed, Error) and failed.code == "lease_failed"
         assert h.pool.available == [env] and env.path not in h.sup.leases

@@ -52,6 +52,8 @@ def test_set_refuses_a_bad_value_and_leaves_the_file_alone(tmp_path: Path) -> No
     result = _set(config, "backends.uv.pool_size", "99")
     assert result.returncode == 2 and "pool_size" in result.stderr
     assert config.read_text() == COMMENTED
+
+
 def test_show_and_get_give_the_kernel_defaults_in_force(tmp_path: Path) -> None:
     """``kernels`` and ``preimported`` default from other keys: shown as in force, not left out."""
     config = tmp_path / "config.toml"
