@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from jupyter_client.manager import AsyncKernelManager
 
 from runtimed.client import Client
-from runtimed.kernel import install, kernel_spec
+from runtimed.kernels.specs import install, kernel_spec
 
 SCENARIOS = ("python3", "fallback", "second", "wait-cold", "wait-warm")
 CONFIG = "[backends.uv]\npool_size = 2\nkernels = 1\n[backends.conda]\npool_size = 0\n"

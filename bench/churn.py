@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtimed.envdir import dir_size
+from runtimed.envs.envdir import dir_size
 from tests.support.daemon import DaemonProcess
 
 

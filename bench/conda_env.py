@@ -7,13 +7,13 @@ this machine's CPython repackaged, plus ipykernel/ipywidgets and dependencies as
 conda packages), built once and cached. In a fresh temp dir laid out like the
 daemon's cache (``backends/conda`` next to ``envs/``, same file system) it builds
 ``--envs`` envs in-process, one after the other, exactly as a worker would
-(``runtimed.build.build_env``), sharing bytecode through ``<root>/bytecode``
+(``runtimed.envs.build.build_env``), sharing bytecode through ``<root>/bytecode``
 unless RUNTIMED_SHARE_BYTECODE=0 (``bench/env_build.py`` compares both):
 
   * env 1 with a cold package cache (and no repodata cache), env 2.. with a warm one;
   * per env: wall time and the backend's phases (solve, install, compile, warm-up);
   * disk: ``du -sh`` of one env, its unique bytes (hardlinks counted once:
-    ``runtimed.envdir.dir_size``), the package cache, and the marginal bytes each
+    ``runtimed.envs.envdir.dir_size``), the package cache, and the marginal bytes each
     further env adds to cache + envs;
   * a real kernel started from the last env (start-up to first reply, ``1+1``).
 Nothing is asserted; numbers are printed.
@@ -33,10 +33,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runtimed.backend import BuildRequest
-from runtimed.build import build_env
-from runtimed.bytecode_store import store_for_build
 from runtimed.config import BackendConfig
-from runtimed.envdir import dir_size
+from runtimed.envs.build import build_env
+from runtimed.envs.bytecode_store import store_for_build
+from runtimed.envs.envdir import dir_size
 from runtimed_conda import CondaBackend
 from tests.support.conda_channel import build_channel
 from tests.support.kernel import execute_in_kernel

@@ -4,7 +4,7 @@ Run from the repository root:  python bench/env_build.py [--envs 4] [--backends 
 
 For each backend (uv with the uv cache UV_CACHE_DIR names, default the user's; conda
 from the local test channel, tests/support/conda_channel.py) it builds ``--envs``
-envs in-process exactly as a worker does (``runtimed.build.build_env``), into two
+envs in-process exactly as a worker does (``runtimed.envs.build.build_env``), into two
 temp trees laid out like the daemon's cache: one with sharing on (a
 ``<root>/bytecode`` store), one with sharing off (``bytecode_store=None``, what
 ``RUNTIMED_SHARE_BYTECODE=0`` gives the daemon). Builds alternate on/off (and
@@ -17,7 +17,7 @@ Printed per backend and mode:
     manifest), total;
   * disk: unique blocks each further env adds to its tree (every inode once;
     hardlinks into the package cache or the store are free), with directories
-    and, as ``runtimed.envdir.dir_size`` counts, files only;
+    and, as ``runtimed.envs.envdir.dir_size`` counts, files only;
   * kernel start from a warm env (to first reply), median of ``--kernels``
     starts alternating on/off.
 Nothing is asserted; numbers are printed.
@@ -39,10 +39,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runtimed.backend import Backend, BuildRequest
-from runtimed.build import build_env
 from runtimed.config import BackendConfig
-from runtimed.envdir import dir_size
-from runtimed.plugins import load_backend
+from runtimed.envs.build import build_env
+from runtimed.envs.envdir import dir_size
+from runtimed.envs.plugins import load_backend
 from tests.support.kernel import execute_in_kernel
 
 MIB = 2**20

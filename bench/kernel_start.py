@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jupyter_client.manager import AsyncKernelManager
 
-from runtimed.kernel import install, kernel_spec
+from runtimed.kernels.specs import install, kernel_spec
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.jupyter_server import JupyterServer
 

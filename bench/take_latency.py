@@ -122,9 +122,9 @@ def main() -> None:
             daemon.stop()
 
         from runtimed.backend import BuildRequest
-        from runtimed.build import build_env
         from runtimed.config import BackendConfig
-        from runtimed.plugins import load_backend
+        from runtimed.envs.build import build_env
+        from runtimed.envs.plugins import load_backend
 
         backend = load_backend("uv")
         t = time.monotonic()

@@ -3,12 +3,13 @@
 A plugin's ``runtimed_backend`` hook returns a :class:`Backend` instance. The
 worker drives it: :meth:`Backend.create` builds the env at its final path,
 :meth:`Backend.warm` makes it ready for a kernel, :meth:`Backend.validate` checks
-it, and the worker then writes the manifest (see ``runtimed.build``). Backends
+it, and the worker then writes the manifest (see ``runtimed.envs.build``). Backends
 report failures by raising :class:`BackendError` with a classified ``kind``.
 
-The failure types (``runtimed.failure``) and process helpers (``runtimed.process``)
-live apart and are re-exported here: a plugin imports everything it needs from
-this one module.
+The failure types (``runtimed.core.failure``), process helpers (``runtimed.envs.tools``),
+the config record and the hook marker live apart and are re-exported here: a plugin
+imports everything it needs from this one module, and nothing else of runtimed (a
+test holds every plugin under ``plugins/`` and ``examples/`` to that).
 """
 
 from __future__ import annotations
@@ -19,19 +20,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import pluggy
 from attrs import define, field
 
-from runtimed.bytecode import BytecodeError
 from runtimed.config import BackendConfig
-from runtimed.envwarm import WarmupFailed, warm_env
-from runtimed.failure import BackendError, ErrorKind, Failure
-from runtimed.modes import Repair, repair_once
-from runtimed.phases import BuildPhase
-from runtimed.process import clean_env, run_command
+from runtimed.core.failure import BackendError, ErrorKind, Failure
+from runtimed.core.phases import BuildPhase
+from runtimed.envs.bytecode import BytecodeError
+from runtimed.envs.envdir import META_DIR
+from runtimed.envs.tools import clean_env, run_command
+from runtimed.envs.warm import WarmupFailed, warm_env
+from runtimed.util.files import write_json_atomic
+from runtimed.util.modes import Repair, repair_once
 
 __all__ = [
+    "META_DIR",
+    "PROJECT",
     "Availability",
     "Backend",
+    "BackendConfig",
     "BackendError",
     "BuildPhase",
     "BuildRequest",
@@ -39,12 +46,18 @@ __all__ = [
     "Failure",
     "Repair",
     "clean_env",
+    "hookimpl",
     "list_distributions",
     "module_files",
     "repair_once",
     "run_command",
     "warmup_import",
+    "write_json_atomic",
 ]
+
+PROJECT = "runtimed"  # pluggy project name and entry-point group
+#: Marks a plugin's ``runtimed_backend`` hook: ``@hookimpl def runtimed_backend(): ...``
+hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @define(frozen=True)
@@ -136,7 +149,7 @@ class Backend:
 
         Each ``.py`` file hardlinked from a package cache gets its ``.pyc`` hardlinked
         from ``request.bytecode_store`` (compiled there once for every env); other
-        files are compiled for this env (see :mod:`runtimed.envwarm`).
+        files are compiled for this env (see :mod:`runtimed.envs.warm`).
         """
         python = self.python_path(request.path)
         if not python.exists():

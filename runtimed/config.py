@@ -16,7 +16,8 @@ from typing import Any
 import attrs
 from attrs import define, field
 
-from runtimed._convert import describe_error, make_converter
+from runtimed.core.convert import describe_error, make_converter
+from runtimed.core.pool import MAX_POOL_SIZE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,8 +49,6 @@ class ConfigError(ValueError):
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
-
-MAX_POOL_SIZE = 20  # envs per backend at most
 
 # Bounds that keep every numeric setting meaningful: a period below 10 ms is a busy
 # loop, one above a year never fires (and overflows some timers), and counts have a
@@ -207,7 +206,7 @@ class DaemonConfig:
     # A handed-out kernel whose owner (the KernelManager's process) died is shut down after this.
     kernel_owner_grace_s: float = field(default=10.0, validator=_seconds)
     # Read by clients, not by the daemon: may the kernel provisioner, `python -m
-    # runtimed.kernel` and `runtimed take` start a daemon when none runs (runtimed.autostart)?
+    # runtimed.kernel` and `runtimed take` start a daemon when none runs (runtimed.client.autostart)?
     auto_start: bool = True
 
 

@@ -10,13 +10,27 @@ from pathlib import Path
 
 import pytest
 
-from runtimed.modes import repair_tree
+from runtimed.util.modes import repair_tree
 from tests.support import conda_channel
 from tests.support.daemon import DaemonProcess
 
 # Tests must never reach the user's real daemon, config or cache.
 for _var in ("RUNTIMED_CACHE_DIR", "RUNTIMED_CONFIG", "RUNTIMED_SOCKET"):
     os.environ.pop(_var, None)
+
+
+#: Tests that use these start a real daemon or install packages: marked ``slow``.
+SLOW_FIXTURES = frozenset({"daemon_factory", "uv_cache"})
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``pytest -m "not slow"`` is the quick loop: every scenario test (tests/scenarios/)
+    and every test that starts a daemon or installs (through the fixtures above) is
+    ``slow``; others that start a kernel, a daemon or an install say so themselves."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or SCENARIOS in Path(item.path).parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

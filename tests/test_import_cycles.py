@@ -71,8 +71,8 @@ def test_find_cycle_sees_one() -> None:
 
 def test_graph_sees_type_checking_and_function_level_imports() -> None:
     graph = import_graph()
-    assert "runtimed.workerproc" in graph["runtimed.runtime"]
-    assert "runtimed.protocol" in graph["runtimed.supervisor"]
+    assert "runtimed.workers.handle" in graph["runtimed.daemon.runtime"]
+    assert "runtimed.protocol.messages" in graph["runtimed.daemon.supervisor"]
 
 
 def test_no_import_cycles_in_runtimed() -> None:

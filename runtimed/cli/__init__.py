@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from runtimed import __version__
+from runtimed._version import __version__
 from runtimed.cli import (
     config,
     doctor,

@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from runtimed.client import Client, DaemonError
-from runtimed.compat import RESTART_HINT, mismatch
-from runtimed.paths import Paths
+from runtimed.protocol.version import RESTART_HINT, mismatch
+from runtimed.util.paths import Paths
 
 __all__ = [
     "VersionCheckingClient",

@@ -10,9 +10,9 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from runtimed.config import ConfigError, load_config, parse_config, tomllib
-from runtimed.envdir import write_text_atomic
-from runtimed.plugins import discover_plugins
-from runtimed.protocol import unstructure
+from runtimed.envs.plugins import discover_plugins
+from runtimed.protocol.messages import unstructure
+from runtimed.util.files import write_text_atomic
 
 from ._util import paths_from, print_json
 

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from runtimed.doctor import CheckResult, CheckStatus, run_checks
-from runtimed.protocol import unstructure
+from runtimed.protocol.messages import unstructure
 
 from ._util import paths_from, print_json
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from runtimed.protocol import unstructure
+from runtimed.protocol.messages import unstructure
 
 from ._util import client_from, human_age, human_bytes, print_json, table
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from runtimed.kernel import default_kernels_dir, install, kernel_spec, list_specs, uninstall
+from runtimed.kernels.specs import default_kernels_dir, install, kernel_spec, list_specs, uninstall
 
 from ._util import paths_from
 

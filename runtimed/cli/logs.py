@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from runtimed.logfile import LogFollower, last_lines, log_files
+from runtimed.util.logfile import LogFollower, last_lines, log_files
 
 from ._util import paths_from
 

@@ -1,7 +1,7 @@
 """``runtimed plugins list``: installed backends and whether they load.
 
-Each plugin is loaded in its own short-lived ``runtimed.worker --describe``
-process (see :mod:`runtimed.pluginprobe`), so one that fails to import (or
+Each plugin is loaded in its own short-lived ``runtimed.workers.child --describe``
+process (see :mod:`runtimed.workers.probe`), so one that fails to import (or
 crashes the interpreter) is listed as ``broken`` with its error and harms nothing else.
 """
 
@@ -11,9 +11,9 @@ import argparse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from runtimed.pluginprobe import describe
-from runtimed.plugins import discover_all
-from runtimed.protocol import unstructure
+from runtimed.envs.plugins import discover_all
+from runtimed.protocol.messages import unstructure
+from runtimed.workers.probe import describe
 
 from ._util import print_json, table
 

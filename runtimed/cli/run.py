@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from runtimed.config import Config, ConfigError, load_config
-from runtimed.paths import UnsafePathError, ensure_private_dir
-from runtimed.singleton import AlreadyRunning, LockPathError, SocketPathError
+from runtimed.util.paths import UnsafePathError, ensure_private_dir
+from runtimed.util.singleton import AlreadyRunning, LockPathError, SocketPathError
 
 from ._util import paths_from
 
@@ -58,7 +58,7 @@ def _cache_dir_problem(cache_dir: Path) -> str | None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from runtimed.daemon import log_traceback, run_daemon, setup_logging
+    from runtimed.daemon.entry import log_traceback, run_daemon, setup_logging
 
     paths = paths_from(args)
     try:

@@ -7,10 +7,10 @@ import sys
 from typing import Any
 
 from runtimed.client import DaemonNotRunning, DaemonUntrusted
-from runtimed.protocol import StatsReply, unstructure
-from runtimed.protocol_stats import Durations
-from runtimed.statsview import stats_reply
-from runtimed.usagefile import UsageFile, stats_path
+from runtimed.daemon.statsview import stats_reply
+from runtimed.daemon.usagefile import UsageFile, stats_path
+from runtimed.protocol.messages import StatsReply, unstructure
+from runtimed.protocol.stats import Durations
 
 from ._util import client_from, human_bytes, not_running, paths_from, print_json, table
 

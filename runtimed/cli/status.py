@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from runtimed.client import Client, DaemonNotRunning, DaemonUntrusted
-from runtimed.protocol import PoolStatus, StatusReply, unstructure
+from runtimed.protocol.messages import PoolStatus, StatusReply, unstructure
 
 from ._util import client_from, human_bytes, print_json, table
 

@@ -1,7 +1,7 @@
 """``runtimed stop``: graceful over the socket, then SIGTERM, then SIGKILL.
 
 Signals go only to a process proven to be this cache dir's daemon by its lock
-(:func:`runtimed.singleton.find_daemon`), never to a pid read from a file.
+(:func:`runtimed.util.singleton.find_daemon`), never to a pid read from a file.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import psutil
 
 from runtimed.client import Client, DaemonNotRunning, DaemonUntrusted
-from runtimed.paths import Paths
-from runtimed.singleton import find_daemon, remove_stale_state
+from runtimed.util.paths import Paths
+from runtimed.util.singleton import find_daemon, remove_stale_state
 
 from ._util import client_from, paths_from
 

@@ -7,9 +7,9 @@ import os
 import sys
 from typing import Any
 
-from runtimed.autostart import auto_start, started_the_daemon, wait_until_answering
 from runtimed.client import DaemonAbsent
-from runtimed.protocol import PooledEnv, unstructure
+from runtimed.client.autostart import auto_start, started_the_daemon, wait_until_answering
+from runtimed.protocol.messages import PooledEnv, unstructure
 
 from ._util import client_from, print_json
 

@@ -23,9 +23,9 @@ from runtimed.doctor.kernelspecs import check_kernelspecs
 from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
 from runtimed.doctor.service_check import check_auto_start, check_service
 from runtimed.doctor.tool_checks import check_conda_channels, check_plugins, check_uv
-from runtimed.paths import Paths
-from runtimed.pluginprobe import describe
-from runtimed.plugins import discover_plugins
+from runtimed.envs.plugins import discover_plugins
+from runtimed.util.paths import Paths
+from runtimed.workers.probe import PluginReport, describe
 
 __all__ = ["CheckResult", "CheckStatus", "DoctorContext", "run_checks"]
 
@@ -51,9 +51,10 @@ def run_checks(paths: Paths) -> list[CheckResult]:
             check_auto_start,
         ):
             results += _run(check, ctx)
-        results += check_uv(ctx, installed="uv" in plugins)
+        reports = reports_future.result()
+        results += check_uv(ctx, installed="uv" in plugins, report=_report_of("uv", reports))
         results += check_conda_channels(ctx, installed="conda" in plugins)
-        results += check_plugins(ctx, reports_future.result())
+        results += check_plugins(ctx, reports)
     return results
 
 
@@ -65,3 +66,7 @@ def _run(check: Callable[[DoctorContext], list[CheckResult]], ctx: DoctorContext
         name = check.__name__.removeprefix("check_").replace("_", "-")
         summary = f"the check could not run: {type(exc).__name__}: {exc}"
         return [CheckResult(name, CheckStatus.FAIL, summary, "fix what it names, or report it as a runtimed bug")]
+
+
+def _report_of(name: str, reports: list[PluginReport]) -> PluginReport | None:
+    return next((r for r in reports if r.name == name), None)

@@ -12,12 +12,13 @@ from pathlib import Path
 import psutil
 
 from runtimed.client import Client, DaemonError, DaemonNotRunning
-from runtimed.compat import RESTART_HINT, mismatch
 from runtimed.config import ConfigError, load_config
 from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
-from runtimed.paths import Paths, private_dir_problem, socket_dir_problem
-from runtimed.protocol import PROTOCOL_VERSION
-from runtimed.singleton import find_daemon, not_a_regular_file, read_daemon_state
+from runtimed.protocol.messages import PROTOCOL_VERSION
+from runtimed.protocol.version import RESTART_HINT, mismatch
+from runtimed.util.paths import Paths, private_dir_problem, socket_dir_problem
+from runtimed.util.proctree import is_worker_of
+from runtimed.util.singleton import find_daemon, not_a_regular_file, read_daemon_state
 
 __all__ = [
     "check_cache_dir_permissions",
@@ -230,7 +231,7 @@ def _is_daemon(pid: int) -> bool:
 
 
 def _stale_daemon(ctx: DoctorContext) -> tuple[psutil.Process | None, list[CheckResult]]:
-    """The daemon proven by the lock (:func:`~runtimed.singleton.find_daemon`, never a pid
+    """The daemon proven by the lock (:func:`~runtimed.util.singleton.find_daemon`, never a pid
     alone), and what is wrong: it does not answer, or daemon.json names a pid that is not it."""
     daemon = find_daemon(ctx.paths)
     pid = (read_daemon_state(ctx.paths) or {}).get("pid")
@@ -257,7 +258,7 @@ def check_stale_processes(ctx: DoctorContext) -> list[CheckResult]:
     for proc in psutil.process_iter(["cmdline", "ppid"]):
         with contextlib.suppress(psutil.Error):
             cmd = proc.info["cmdline"] or []
-            ours = "runtimed.worker" in cmd and any(arg.startswith(prefix) for arg in cmd)
+            ours = is_worker_of(cmd, prefix)
             if (
                 ours
                 and not (daemon is not None and proc.info["ppid"] == daemon.pid)

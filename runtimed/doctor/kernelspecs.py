@@ -12,7 +12,7 @@ from typing import Any
 from attrs import define
 
 from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
-from runtimed.kernel import default_kernels_dir
+from runtimed.kernels.specs import default_kernels_dir
 
 __all__ = [
     "PROVISIONER_GROUP",

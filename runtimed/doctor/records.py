@@ -7,7 +7,7 @@ import enum
 from attrs import define
 
 from runtimed.config import Config
-from runtimed.paths import Paths
+from runtimed.util.paths import Paths
 
 __all__ = ["CheckResult", "CheckStatus", "DoctorContext"]
 

@@ -50,8 +50,8 @@ def check_service(ctx: DoctorContext) -> list[CheckResult]:
 
 
 def check_auto_start(ctx: DoctorContext) -> list[CheckResult]:
-    """Whether clients may start the daemon when none runs (:mod:`runtimed.autostart`)."""
-    from runtimed.autostart import AUTO_START_ENV, auto_start_setting, parse_switch
+    """Whether clients may start the daemon when none runs (:mod:`runtimed.client.autostart`)."""
+    from runtimed.client.autostart import AUTO_START_ENV, auto_start_setting, parse_switch
 
     setting = auto_start_setting(ctx.paths.config_file)
     raw = os.environ.get(AUTO_START_ENV, "").strip()

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
-from runtimed.pluginprobe import PluginReport
+from runtimed.workers.probe import PluginReport
 
 __all__ = ["channel_url", "check_conda_channels", "check_plugins", "check_uv", "find_uv"]
 
@@ -48,14 +48,12 @@ def check_plugins(ctx: DoctorContext, reports: list[PluginReport]) -> list[Check
     return results
 
 
-def find_uv() -> str | None:
-    """uv as the uv backend finds it (its ``find_uv``), else from PATH."""
-    try:
-        from runtimed_uv.backend import find_uv as backend_find_uv  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the uv backend is not installed
-        return shutil.which("uv")
-    found: str | None = backend_find_uv()
-    return found
+def find_uv(report: PluginReport | None = None) -> str | None:
+    """uv as the uv backend found it (its availability ``detail``, from the plugin probe:
+    the doctor imports no plugin), else from PATH."""
+    if report is not None and report.status == "active" and report.detail and os.path.isfile(report.detail):
+        return report.detail
+    return shutil.which("uv")
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str] | None:
@@ -67,9 +65,9 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str] | None:
         return None
 
 
-def check_uv(ctx: DoctorContext, installed: bool) -> list[CheckResult]:
+def check_uv(ctx: DoctorContext, installed: bool, report: PluginReport | None = None) -> list[CheckResult]:
     """uv is found and runs; the Python the uv pool builds with is there."""
-    uv = find_uv()
+    uv = find_uv(report)
     needed = installed and _pooled(ctx, "uv")
     if uv is None:
         status = FAIL if needed else WARN

@@ -1,6 +1,7 @@
 """Jupyter kernels from runtimed: pre-started kernels in the daemon, and the provisioner.
 
-* :mod:`runtimed.kernels.host` - the script run in an env's python that pre-starts an ipykernel.
+* :mod:`runtimed.kernels.specs` - kernelspecs (install, list, uninstall) and the legacy launcher.
+* The script an env's python runs to pre-start an ipykernel is :mod:`runtimed.envscripts.kernel_host`.
 * :mod:`runtimed.kernels.pool` - pure bookkeeping of one backend's pre-started kernels.
 * :mod:`runtimed.kernels.environ` - a kernel's environment; when a pre-started kernel can serve.
 * :mod:`runtimed.kernels.process` - kernel dirs, connection files, records, liveness.

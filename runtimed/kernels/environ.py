@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from runtimed.protocol import TakeKernel
+from runtimed.protocol.messages import TakeKernel
 
 __all__ = ["APPLIED_ARGS", "STARTUP_VARS", "kernel_environ", "refusal", "startup_refusal"]
 

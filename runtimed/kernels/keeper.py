@@ -26,7 +26,6 @@ from typing import Any
 import attrs
 from attrs import define
 
-from runtimed.envdir import new_env_id
 from runtimed.kernels.environ import kernel_environ, refusal, startup_refusal
 from runtimed.kernels.launch import (
     KernelRequestError,
@@ -57,7 +56,8 @@ from runtimed.kernels.process import (
     remove_kernel_dir,
     write_record,
 )
-from runtimed.protocol import KernelPoolStatus, LaunchedKernel, PooledEnv, TakeKernel
+from runtimed.protocol.messages import KernelPoolStatus, LaunchedKernel, PooledEnv, TakeKernel
+from runtimed.util.files import new_env_id
 
 __all__ = ["EnvAccess", "KernelKeeper", "KernelRequestError", "KernelStartError"]
 

@@ -1,7 +1,7 @@
 """Starting kernel processes and talking to them: the I/O half of the kernel keeper.
 
 Two ways to start a kernel in an env's python: the pre-started host
-(:mod:`runtimed.kernels.host`, driven over a socketpair: a ``ready`` event once it
+(:mod:`runtimed.envscripts.kernel_host`, driven over a socketpair: a ``ready`` event once it
 answers ``kernel_info``, then a claim), and a plain ``ipykernel_launcher`` whose
 connection file is complete once it has bound its ports. Both run in their own
 session with output to ``kernel.log`` in the kernel's dir. What to start, and when,

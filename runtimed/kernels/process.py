@@ -23,7 +23,8 @@ import attrs
 import psutil
 from attrs import define
 
-from runtimed._convert import make_converter
+from runtimed.core.convert import make_converter
+from runtimed.envscripts import KERNEL_HOST
 
 __all__ = [
     "HOST_SCRIPT",
@@ -40,7 +41,7 @@ __all__ = [
     "write_record",
 ]
 
-HOST_SCRIPT = Path(__file__).with_name("host.py")
+HOST_SCRIPT = KERNEL_HOST
 RECORD = "record.json"
 CONNECTION = "connection.json"
 

@@ -11,7 +11,7 @@ install``) gets, in order of preference:
    is required (runtimed's kernels do not do CURVE).
 
 With no daemon at all it also starts one in the background (``auto_start``, see
-:mod:`runtimed.autostart`), so the next kernel comes from the pool; the kernel
+:mod:`runtimed.client.autostart`), so the next kernel comes from the pool; the kernel
 that triggered it is launched from the kernelspec's argv at once, without waiting
 for the new daemon (``auto_start_wait_s = 0``): measured, a new daemon cannot serve
 a kernel before that argv is ready (README, "Automatic start").
@@ -36,10 +36,10 @@ from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, Float, Unicode
 
-from runtimed.autostart import AutoStart, auto_start, wait_until_answering
 from runtimed.client import Client, DaemonAbsent, DaemonError, DaemonNotRunning
+from runtimed.client.autostart import AutoStart, auto_start, wait_until_answering
 from runtimed.kernels.process import alive, kill_group
-from runtimed.protocol import LaunchedKernel, TakeKernel
+from runtimed.protocol.messages import LaunchedKernel, TakeKernel
 
 __all__ = ["RuntimedProvisioner", "kernel_arguments"]
 

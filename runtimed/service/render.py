@@ -14,9 +14,9 @@ from pathlib import Path
 
 from attrs import define
 
-from runtimed import __version__
-from runtimed.paths import Paths
-from runtimed.selfcmd import module_command
+from runtimed._version import __version__
+from runtimed.util.paths import Paths
+from runtimed.util.selfcmd import module_command
 
 __all__ = [
     "LAUNCHD_LABEL",
@@ -47,7 +47,7 @@ def runtimed_command() -> tuple[str, ...]:
 
     The ``runtimed`` console script next to this interpreter when there is one,
     else this interpreter running ``runtimed.cli`` so that the service's working
-    directory cannot shadow it (:mod:`runtimed.selfcmd`). ``sys.executable`` is not
+    directory cannot shadow it (:mod:`runtimed.util.selfcmd`). ``sys.executable`` is not
     resolved: a venv's python is a symlink whose target would lose the venv.
     """
     python = Path(sys.executable).absolute()

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from tests.support.daemon import DaemonProcess, runtimed_cmd, wait_for
 
-# Logs through runtimed.daemon.setup_logging (the daemon's handler), 64 KiB per file,
+# Logs through runtimed.daemon.entry.setup_logging (the daemon's handler), 64 KiB per file,
 # 2 backups; each stdin line "N" logs N more numbered lines and answers "ok".
 WRITER = """
 import sys
-from runtimed.daemon import setup_logging
-from runtimed.paths import Paths
+from runtimed.daemon.entry import setup_logging
+from runtimed.util.paths import Paths
 import logging
 setup_logging(Paths.resolve(), to_stderr=False, max_bytes=65536, backups=2)
 log = logging.getLogger("runtimed.test")

@@ -13,8 +13,8 @@ import pytest
 
 from runtimed.cli.status import CLEAR, render_live, watch
 from runtimed.client import DaemonAbsent, DaemonUntrusted
-from runtimed.protocol import DaemonInfo, PoolError, PoolStatus, StatusReply
-from runtimed.protocol_stats import BuildStatus
+from runtimed.protocol.messages import DaemonInfo, PoolError, PoolStatus, StatusReply
+from runtimed.protocol.stats import BuildStatus
 from tests.cli.test_stats import read_until
 from tests.support.daemon import DaemonProcess, runtimed_cmd
 

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 from runtimed import __version__
-from runtimed.compat import mismatch
-from runtimed.protocol import PROTOCOL_VERSION
+from runtimed.protocol.messages import PROTOCOL_VERSION
+from runtimed.protocol.version import mismatch
 from tests.support.daemon import DaemonProcess, runtimed_cmd
 
 

@@ -31,8 +31,8 @@ from runtimed.doctor.kernelspecs import (
 )
 from runtimed.doctor.records import CheckStatus, DoctorContext
 from runtimed.doctor.tool_checks import channel_url, check_conda_channels
-from runtimed.kernel import install, kernel_spec
-from runtimed.paths import Paths
+from runtimed.kernels.specs import install, kernel_spec
+from runtimed.util.paths import Paths
 
 PASS, WARN, FAIL = CheckStatus.PASS, CheckStatus.WARN, CheckStatus.FAIL
 
@@ -97,7 +97,7 @@ def test_stale_daemon_json_and_orphan_workers(tmp_path: Path) -> None:
     # A process that looks like a worker of this cache dir, with no daemon above it.
     backends = str(ctx.paths.cache_dir / "backends" / "uv")
     orphan = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(120)", "runtimed.worker", "--cache-dir", backends]
+        [sys.executable, "-c", "import time; time.sleep(120)", "runtimed.workers.child", "--cache-dir", backends]
     )
     try:
         results = {r.check: r for r in check_stale_processes(ctx)}

@@ -20,7 +20,7 @@ from runtimed.doctor.daemon_checks import (
     check_stale_processes,
 )
 from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
-from runtimed.paths import Paths
+from runtimed.util.paths import Paths
 from tests.support.daemon import runtimed_cmd
 
 NOBODY = 65534

@@ -17,8 +17,8 @@ import psutil
 import pytest
 from jupyter_client.blocking import BlockingKernelClient
 
-from runtimed.envdir import read_manifest
-from runtimed.protocol import LaunchedKernel, TakeKernel
+from runtimed.envs.envdir import read_manifest
+from runtimed.protocol.messages import LaunchedKernel, TakeKernel
 from tests.support.conda_channel import build_channel
 from tests.support.daemon import DaemonProcess, wait_for
 

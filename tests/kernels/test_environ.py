@@ -7,7 +7,15 @@ import os
 from runtimed.config import parse_config
 from runtimed.kernels.environ import kernel_environ, refusal
 from runtimed.kernels.provisioner import kernel_arguments
-from runtimed.protocol import REPLY_TYPES, KernelReply, LaunchedKernel, PooledEnv, TakeKernel, decode_line, encode
+from runtimed.protocol.messages import (
+    REPLY_TYPES,
+    KernelReply,
+    LaunchedKernel,
+    PooledEnv,
+    TakeKernel,
+    decode_line,
+    encode,
+)
 
 BASE = {"PATH": "/usr/bin", "HOME": "/home/u"}
 

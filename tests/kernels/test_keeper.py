@@ -23,7 +23,7 @@ import pytest
 
 from runtimed.kernels.keeper import EnvAccess, KernelKeeper
 from runtimed.kernels.process import KernelState, read_record
-from runtimed.protocol import LaunchedKernel, PooledEnv, TakeKernel
+from runtimed.protocol.messages import LaunchedKernel, PooledEnv, TakeKernel
 
 T = TypeVar("T")
 BACKEND = "fake"

@@ -15,9 +15,9 @@ import pytest
 from jupyter_client.manager import AsyncKernelManager
 
 from runtimed.client import DaemonError
+from runtimed.daemon.server import Server
 from runtimed.kernels.process import kill_group
-from runtimed.protocol import Error, TakeKernel
-from runtimed.server import Server
+from runtimed.protocol.messages import Error, TakeKernel
 from tests.kernels.test_provisioner import install_spec
 from tests.support.daemon import DaemonProcess, wait_for
 

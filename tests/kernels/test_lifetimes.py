@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 from jupyter_client.blocking import BlockingKernelClient
 
-from runtimed.protocol import TakeKernel
+from runtimed.protocol.messages import TakeKernel
 from tests.support.daemon import DaemonProcess, wait_for
 
 CONFIG = "[backends.uv]\npool_size = 1\nkernels = 2\n[daemon]\nlease_check_s = 0.3\n"

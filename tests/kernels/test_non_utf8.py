@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runtimed.protocol import REPLY_TYPES, EnvReply, PooledEnv, decode_line, encode
+from runtimed.protocol.messages import REPLY_TYPES, EnvReply, PooledEnv, decode_line, encode
 from tests.kernels.test_provisioner import install_spec, wait_kernels
 from tests.support.daemon import DaemonProcess, runtimed_cmd
 from tests.support.kernel import run_code, running_kernel

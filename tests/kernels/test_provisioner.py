@@ -229,7 +229,7 @@ def test_owner_death_shuts_the_kernel_down_and_frees_its_env(
     code = (
         "import os, sys, time\n"
         "from runtimed.client import Client\n"
-        "from runtimed.protocol import TakeKernel\n"
+        "from runtimed.protocol.messages import TakeKernel\n"
         f"with Client({str(daemon.socket)!r}) as c:\n"
         "    k = c.take_kernel(TakeKernel(env_type='uv', env=dict(os.environ), owner_pid=os.getpid()))\n"
         "print(k.pid, k.env.venv_path, flush=True)\n"

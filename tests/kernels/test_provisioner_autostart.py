@@ -13,7 +13,7 @@ import pytest
 from jupyter_client.manager import AsyncKernelManager
 
 from runtimed.client import Client
-from runtimed.kernel import install, kernel_spec
+from runtimed.kernels.specs import install, kernel_spec
 from tests.support.autostart import AutoStartHome, autostart_home
 from tests.support.daemon import wait_for
 from tests.support.kernel import run_code

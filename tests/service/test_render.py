@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from runtimed.paths import Paths
 from runtimed.service.render import (
     LAUNCHD_LABEL,
     render_launchd_plist,
@@ -20,6 +19,7 @@ from runtimed.service.render import (
     service_spec,
     systemd_quote,
 )
+from runtimed.util.paths import Paths
 
 
 def _unit_lines(text: str) -> dict[str, str]:

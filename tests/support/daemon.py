@@ -24,8 +24,8 @@ import tomlkit
 
 from runtimed.client import Client, DaemonNotRunning
 from runtimed.config import tomllib
-from runtimed.plugins import discover_plugins
-from runtimed.protocol import StatusReply
+from runtimed.envs.plugins import discover_plugins
+from runtimed.protocol.messages import StatusReply
 
 T = TypeVar("T")
 
@@ -108,7 +108,7 @@ class DaemonProcess:
 
     @property
     def socket(self) -> Path:
-        from runtimed.paths import Paths
+        from runtimed.util.paths import Paths
 
         return Paths.resolve(cache_dir=self.cache_dir, config_file=self.config_file).socket
 

@@ -1,6 +1,6 @@
 """An in-process stand-in for a backend's worker, for supervisor unit tests (no subprocess).
 
-It answers the same typed jobs as ``runtimed.worker``: the spec hash is derived
+It answers the same typed jobs as ``runtimed.workers.child``: the spec hash is derived
 from the configured packages, ``create`` writes a tiny but real env dir (a
 ``bin/python`` file and a manifest written last), ``validate`` checks it. Tests
 steer it: hold builds until released, make the next builds fail with a given
@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from runtimed.config import SupervisionConfig
-from runtimed.envdir import now_iso, write_manifest
-from runtimed.failure import BackendError, ErrorKind
-from runtimed.jobs import (
+from runtimed.core.failure import BackendError, ErrorKind
+from runtimed.core.phases import BuildPhase
+from runtimed.core.records import Manifest, WorkerState
+from runtimed.envs.envdir import write_manifest
+from runtimed.protocol.jobs import (
     ComputeSpecHash,
     CreateEnv,
     EnvCreated,
@@ -29,9 +31,8 @@ from runtimed.jobs import (
     Validated,
     ValidateEnv,
 )
-from runtimed.phases import BuildPhase
-from runtimed.protocol import WorkerStatus
-from runtimed.records import Manifest, WorkerState
+from runtimed.protocol.messages import WorkerStatus
+from runtimed.util.files import now_iso
 
 R = TypeVar("R")
 

@@ -33,7 +33,7 @@ TOY_BACKEND = """
 import ctypes, os, subprocess, sys, time
 from pathlib import Path
 from runtimed.backend import Backend, BackendError
-from runtimed.plugins import hookimpl
+from runtimed.envs.plugins import hookimpl
 
 MODE = "{mode}"
 if MODE == "import_crash":

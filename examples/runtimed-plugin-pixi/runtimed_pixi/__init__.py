@@ -19,9 +19,9 @@ from runtimed.backend import (
     BuildRequest,
     ErrorKind,
     clean_env,
+    hookimpl,
     run_command,
 )
-from runtimed.plugins import hookimpl
 
 __all__ = ["PixiBackend", "runtimed_backend"]
 

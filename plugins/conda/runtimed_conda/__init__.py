@@ -7,7 +7,7 @@ installs into the env's final path, hardlinking from a package cache.
 
 from __future__ import annotations
 
-from runtimed.plugins import hookimpl
+from runtimed.backend import hookimpl
 from runtimed_conda.backend import CondaBackend
 
 __all__ = ["CondaBackend", "runtimed_backend"]

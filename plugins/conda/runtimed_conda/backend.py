@@ -22,9 +22,17 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from runtimed.backend import Availability, Backend, BackendError, BuildPhase, BuildRequest, ErrorKind
-from runtimed.config import BackendConfig
-from runtimed.envdir import META_DIR, write_json_atomic
+from runtimed.backend import (
+    META_DIR,
+    Availability,
+    Backend,
+    BackendConfig,
+    BackendError,
+    BuildPhase,
+    BuildRequest,
+    ErrorKind,
+    write_json_atomic,
+)
 from runtimed_conda.errors import classify_error
 from runtimed_conda.records import installed_records, package_list
 from runtimed_conda.solve import DEFAULT_REPODATA_TTL_S, RepodataCache, run_sync, solve_specs

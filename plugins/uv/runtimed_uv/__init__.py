@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtimed.plugins import hookimpl
+from runtimed.backend import hookimpl
 from runtimed_uv.backend import UvBackend
 
 __all__ = ["UvBackend", "runtimed_backend"]

@@ -25,9 +25,9 @@ import pytest
 from attrs import define
 
 from runtimed.backend import BackendError, BuildRequest, ErrorKind
-from runtimed.build import build_env
 from runtimed.config import BackendConfig
-from runtimed.envdir import Manifest
+from runtimed.envs.build import build_env
+from runtimed.envs.envdir import Manifest
 from runtimed_conda import CondaBackend
 from runtimed_conda.solve import RepodataCache, solve_specs
 from tests.support import conda_channel

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from runtimed.backend import BackendError, BuildRequest
-from runtimed.build import build_env
 from runtimed.config import BackendConfig
-from runtimed.envdir import read_manifest
+from runtimed.envs.build import build_env
+from runtimed.envs.envdir import read_manifest
 from runtimed_uv import UvBackend
 
 

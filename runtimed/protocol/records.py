@@ -1,0 +1,155 @@
+"""Wire records carried inside protocol messages: envs, pool and kernel status, GC items.
+
+Plain frozen attrs records with strings for paths (JSON-ready). The messages that
+carry them, and their NDJSON framing, are in :mod:`runtimed.protocol.messages`, which
+re-exports every name here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import define, field
+
+from runtimed.core.records import ReadyEnv
+from runtimed.protocol.stats import BuildStatus
+
+__all__ = [
+    "DaemonInfo",
+    "EnvEntry",
+    "GcItem",
+    "KernelPoolStatus",
+    "LaunchedKernel",
+    "PoolError",
+    "PoolStatus",
+    "PooledEnv",
+    "WorkerStatus",
+]
+
+
+@define(frozen=True)
+class PooledEnv:
+    """A ready environment, as handed to a client."""
+
+    env_type: str
+    venv_path: str  # the prefix, for conda too
+    python_path: str
+    id: str
+    packages: list[str] = field(factory=list)
+    created_at: str = ""
+
+    @classmethod
+    def from_ready(cls, env: ReadyEnv) -> PooledEnv:
+        """The wire form of a pooled env (paths as strings)."""
+        manifest = env.manifest
+        return cls(
+            env_type=manifest.env_type,
+            venv_path=str(env.path),
+            python_path=manifest.python_path,
+            id=manifest.id,
+            packages=list(manifest.packages),
+            created_at=manifest.created_at,
+        )
+
+
+@define(frozen=True)
+class DaemonInfo:
+    pid: int
+    version: str
+    protocol_version: int
+    started_at: str
+    socket: str
+    cache_dir: str
+    config_file: str = ""
+    config_error: str | None = None  # the last edit was rejected; the previous config is in force
+    broken_plugins: dict[str, str] = field(factory=dict)  # backend name -> why it is not served
+
+
+@define(frozen=True)
+class PoolError:
+    """The last failure of a pool, classified."""
+
+    kind: str  # tool_missing | network | invalid_package | timeout | setup_failed | crashed
+    message: str
+    package: str | None = None
+    failures: int = 1
+    retry_in_s: float | None = None
+
+
+@define(frozen=True)
+class WorkerStatus:
+    state: str  # starting | running | restarting | failed | stopped
+    pid: int | None = None
+    rss_bytes: int | None = None
+    cpu_percent: float | None = None
+    children: int = 0
+    restarts: int = 0
+    uptime_s: float | None = None
+    last_exit: str | None = None
+
+
+@define(frozen=True)
+class KernelPoolStatus:
+    """Pre-started kernels of one backend."""
+
+    available: int = 0
+    starting: int = 0
+    target: int = 0
+    handed_out: int = 0
+    error: str | None = None
+    preimported: int = 0  # pre-imported interpreters ready (restarts, kernels with their own arguments)
+    preimported_target: int = 0
+
+
+@define(frozen=True)
+class LaunchedKernel:
+    """A running kernel handed to a client (``kernel`` reply).
+
+    ``connection`` is the kernel's connection info (``key`` as a string: JSON);
+    ``prestarted`` says whether it came from the pre-started pool, and ``reason``
+    why not when it did not. ``connection`` (the HMAC key) is left out of its repr.
+    """
+
+    id: str
+    pid: int
+    create_time: float
+    connection: dict[str, Any] = field(repr=False)
+    env: PooledEnv
+    prestarted: bool
+    log_file: str = ""
+    reason: str = ""
+
+
+@define(frozen=True)
+class PoolStatus:
+    available: int
+    warming: int
+    target: int
+    leased: int = 0
+    outdated: int = 0  # built for an older config; served only as a fallback
+    disk_bytes: int | None = None  # pooled + leased envs of this backend
+    error: PoolError | None = None
+    worker: WorkerStatus | None = None
+    kernels: KernelPoolStatus | None = None
+    builds: list[BuildStatus] = field(factory=list)  # in flight, with their phase
+
+
+@define(frozen=True)
+class EnvEntry:
+    """One env on disk, as ``runtimed envs`` shows it."""
+
+    path: str
+    backend: str
+    id: str
+    state: str  # pooled | outdated | warming | leased | kept | orphan | unknown_backend
+    size_bytes: int
+    age_s: float
+    holder_pid: int | None = None
+
+
+@define(frozen=True)
+class GcItem:
+    path: str
+    backend: str
+    reason: str  # expired | partial | untracked | holder_gone
+    size_bytes: int

@@ -1,0 +1,64 @@
+"""Background tasks whose every failure is seen: logged, and passed to a handler;
+periodic actions that survive a failing round."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+__all__ = ["TaskSet", "every"]
+
+log = logging.getLogger("runtimed.daemon.supervisor")
+
+
+class TaskSet:
+    """Keeps its tasks referenced until done and logs any that fail."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, object],
+        name: str | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
+        self._tasks.add(task)
+
+        def done(task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            if task.cancelled() or task.exception() is None:
+                return
+            exc = task.exception()
+            assert exc is not None
+            log.error("background task %s failed", task.get_name(), exc_info=exc)
+            if on_error is not None:
+                on_error(exc)
+
+        task.add_done_callback(done)
+        return task
+
+    async def stop(self, keep: Callable[[asyncio.Task[Any]], bool] = lambda _t: False) -> None:
+        """Cancel every task except those ``keep`` wants finished, then wait for all."""
+        for task in list(self._tasks):
+            if not keep(task):
+                task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def every(interval: Callable[[], float], action: Callable[[], Any]) -> None:
+    """Run ``action`` (sync or async) every ``interval()`` seconds, forever; a failing
+    round is logged and the next one runs as usual."""
+    while True:
+        await asyncio.sleep(interval())
+        try:
+            result = action()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("periodic %s failed", getattr(action, "__name__", action))

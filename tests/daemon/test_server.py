@@ -1,0 +1,125 @@
+"""The socket server against real clients: bad input never hurts other clients."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+
+from runtimed.protocol.messages import MAX_LINE_BYTES
+from tests.support.daemon import DaemonProcess, raw_connect
+
+NO_POOLS = "[backends.uv]\npool_size = 0\n"
+CODES = {"line_too_long", "invalid_utf8", "invalid_json", "unknown_type", "invalid_message"}
+
+
+def _reply(s: socket.socket, buffer: bytearray) -> dict:  # type: ignore[type-arg]
+    while b"\n" not in buffer:
+        chunk = s.recv(65536)
+        assert chunk, "daemon closed the connection"
+        buffer += chunk
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+def test_malformed_lines_get_errors_and_others_are_served(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=NO_POOLS).start()
+    bad = raw_connect(daemon.socket)
+    good = raw_connect(daemon.socket)
+    bad_buf, good_buf = bytearray(), bytearray()
+    cases = [
+        (b"this is not json\n", "invalid_json"),
+        (b"\xff\xfe\xfd\n", "invalid_utf8"),
+        (b'{"type": "nope"}\n', "unknown_type"),
+        (b'{"type": "take", "env_type": 3}\n', "invalid_message"),
+        (b"x" * (MAX_LINE_BYTES + 10) + b"\n", "line_too_long"),
+    ]
+    for payload, code in cases:
+        bad.sendall(payload)
+        reply = _reply(bad, bad_buf)
+        assert reply["type"] == "error" and reply["code"] == code, reply
+        # The other client is served in between, and so is the bad one afterwards.
+        good.sendall(b'{"type":"ping"}\n')
+        assert _reply(good, good_buf)["type"] == "pong"
+    bad.sendall(b'{"type":"ping"}\n{"type":"status"}\n')
+    assert _reply(bad, bad_buf)["type"] == "pong"
+    assert _reply(bad, bad_buf)["type"] == "status"
+    # Half a line, then a disconnect: nothing breaks.
+    bad.sendall(b'{"type":"pi')
+    bad.close()
+    good.sendall(b'{"type":"ping"}\n')
+    assert _reply(good, good_buf)["type"] == "pong"
+    good.close()
+
+
+def test_many_requests_on_one_connection(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=NO_POOLS).start()
+    s = raw_connect(daemon.socket)
+    s.sendall(b'{"type":"ping"}\n' * 200)
+    buf = bytearray()
+    assert all(_reply(s, buf)["type"] == "pong" for _ in range(200))
+    s.close()
+
+
+def test_unknown_env_type_is_an_error(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=NO_POOLS).start()
+    s = raw_connect(daemon.socket)
+    s.sendall(b'{"type":"take","env_type":"../../etc"}\n')
+    reply = _reply(s, bytearray())
+    assert reply["type"] == "error" and reply["code"] == "unknown_env_type"
+    s.close()
+
+
+def test_socket_is_private(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=NO_POOLS).start()
+    assert stat.S_IMODE(daemon.socket.stat().st_mode) == 0o600
+    assert stat.S_IMODE(daemon.socket.parent.stat().st_mode) == 0o700
+
+
+def test_hostile_json_gets_a_reply_and_the_connection_stays_usable(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=NO_POOLS).start()
+    s = raw_connect(daemon.socket)
+    buf = bytearray()
+    payloads = [
+        b'{"type":"ping","x":' + b"[" * 3000 + b"]" * 3000 + b"}",  # RecursionError in json
+        b'{"type":"take","env_type":"uv","wait_s":' + b"9" * 5000 + b"}",  # int digit limit
+        b'{"type":"take","env_type":"uv","wait_s":NaN}',
+        b'{"type":"take","env_type":"uv","wait_s":1e999}',
+    ]
+    for payload in payloads:
+        assert len(payload) < MAX_LINE_BYTES
+        s.sendall(payload + b"\n")
+        reply = _reply(s, buf)
+        assert reply["type"] == "error" and reply["code"] == "invalid_json", reply
+        s.sendall(b'{"type":"ping"}\n')  # the same connection still answers
+        assert _reply(s, buf)["type"] == "pong"
+    s.close()
+
+
+def test_fuzzed_lines_over_a_real_socket(daemon_factory: type[DaemonProcess]) -> None:
+    """Random, deeply nested and huge-number lines: each gets a reply (or, for an
+    empty line, none) and a ping right after it on the same connection is answered."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    daemon = daemon_factory(config=NO_POOLS).start()
+    s = raw_connect(daemon.socket)
+    buf = bytearray()
+    lines = st.one_of(
+        st.binary(max_size=4096).map(lambda b: b.replace(b"\n", b"")),
+        st.integers(0, 30000).map(lambda d: (b"[" * d + b"]" * d)[: MAX_LINE_BYTES - 1]),
+        st.integers(1, 30000).map(lambda n: b'{"type":"ping","n":-' + b"1" * n + b"}"),
+    )
+
+    @settings(max_examples=40, deadline=None)
+    @given(line=lines)
+    def check(line: bytes) -> None:
+        s.sendall(line + b'\n{"type":"ping"}\n')
+        if line.rstrip(b"\r").strip():  # the daemon skips blank lines; every other line gets one reply
+            reply = _reply(s, buf)
+            assert reply["type"] == "pong" or reply["code"] in CODES, reply
+        assert _reply(s, buf)["type"] == "pong"
+
+    check()
+    s.close()
