@@ -36,7 +36,7 @@ def test_warm_up_overlaps_a_small_compile_and_writes_no_bytecode_itself(venv: Pa
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     report = warm_env(venv / "bin" / "python", venv, store=tmp_path / "store", modules=("rt_mod",), env=env)
     # rt_mod.py has one link: compiled for this env, not published.
-    assert (report.per_env, report.compiled, report.shared) == (1, 0, 0)
+    assert (report.per_env, report.compiled, report.shared) == (1, 0, 0), report
     details = json.loads((venv / META_DIR / REPORT_FILE).read_text())
     assert details["timings_s"]["overlapped"] is True and details["mode"] == "per-env"
     pycs = list(venv.rglob("*.pyc"))

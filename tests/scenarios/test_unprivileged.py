@@ -62,13 +62,18 @@ KERNEL_CHECK = textwrap.dedent(
     """
 )
 
-# Run as the user: every directory under argv[1] that its owner cannot search.
+# Run as the user: every directory under argv[1] that its owner cannot search (a
+# directory deleted during the walk, e.g. an env emptied from trash/, is passed over).
 UNENTERABLE = (
     "import os, stat, sys\n"
     "for path, dirs, _ in os.walk(sys.argv[1]):\n"
     "    for d in dirs:\n"
     "        full = os.path.join(path, d)\n"
-    "        if not os.lstat(full).st_mode & stat.S_IXUSR: print(full)\n"
+    "        try:\n"
+    "            mode = os.lstat(full).st_mode\n"
+    "        except FileNotFoundError:\n"
+    "            continue\n"
+    "        if not mode & stat.S_IXUSR: print(full)\n"
 )
 
 
