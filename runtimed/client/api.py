@@ -12,18 +12,16 @@ import os
 import socket
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from runtimed.protocol.messages import (
+    ALWAYS_POSSIBLE,
     REPLY_TYPES,
-    Empty,
     EnvEntry,
-    EnvList,
     EnvReply,
     Envs,
     Error,
     Flush,
-    Flushed,
     Gc,
     GcReport,
     KernelReply,
@@ -34,6 +32,7 @@ from runtimed.protocol.messages import (
     PooledEnv,
     ProtocolError,
     Release,
+    Request,
     Shutdown,
     Stats,
     StatsReply,
@@ -57,6 +56,8 @@ __all__ = [
 ]
 
 CONNECT_TIMEOUT_S = 2.0
+
+R = TypeVar("R")
 
 
 class DaemonNotRunning(ConnectionError):
@@ -151,8 +152,12 @@ class Client:
     def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
         self.close()
 
-    def request(self, message: Any, *, timeout: float | None = None) -> Any:
-        """Send one request and return its reply record; an ``error`` reply raises DaemonError."""
+    def request(self, message: Request[R], *, timeout: float | None = None) -> R:
+        """Send one request and return its reply, one of the types the request names.
+
+        An ``error`` reply raises :class:`DaemonError`, and so does a reply of a type
+        the request does not name (code ``unexpected_reply``).
+        """
         if self._sock is None:
             self.connect()
         assert self._sock is not None
@@ -170,9 +175,7 @@ class Client:
         except (OSError, EOFError) as exc:
             self.close()
             raise DaemonNotRunning(f"lost connection to runtimed at {self.socket_path}: {exc}") from exc
-        if isinstance(reply, Error):
-            raise DaemonError(reply.code, reply.message)
-        return reply
+        return _expected(message, reply)
 
     def _read_reply(self) -> Any:
         assert self._sock is not None
@@ -190,8 +193,7 @@ class Client:
 
     def ping(self, *, timeout: float | None = None) -> Pong:
         """A round trip; :class:`DaemonNotResponding` if no answer within ``timeout``."""
-        reply: Pong = self.request(Ping(), timeout=timeout)
-        return reply
+        return self.request(Ping(), timeout=timeout)
 
     def take(
         self, env_type: str, *, wait_s: float | None = None, lease_pid: int | None = None, keep: bool = False
@@ -199,51 +201,50 @@ class Client:
         """An env from the pool, or None if it is empty (after waiting up to ``wait_s``)."""
         timeout = (wait_s or 0) + max(self.timeout, 10.0)
         reply = self.request(Take(env_type=env_type, wait_s=wait_s, lease_pid=lease_pid, keep=keep), timeout=timeout)
-        if isinstance(reply, EnvReply):
-            return reply.env
-        if isinstance(reply, Empty):
-            return None
-        raise DaemonError("unexpected_reply", f"take got {type(reply).__name__}")
+        return reply.env if isinstance(reply, EnvReply) else None
 
     def take_kernel(self, request: TakeKernel, *, timeout: float = 120.0) -> LaunchedKernel | None:
         """A running kernel set up as ``request`` asks (see :class:`TakeKernel`), or
         None when the backend has neither a pre-started kernel nor a pooled env."""
         reply = self.request(request, timeout=(request.wait_s or 0) + timeout)
-        if isinstance(reply, KernelReply):
-            return reply.kernel
-        if isinstance(reply, Empty):
-            return None
-        raise DaemonError("unexpected_reply", f"take_kernel got {type(reply).__name__}")
+        return reply.kernel if isinstance(reply, KernelReply) else None
 
     def release(self, path: str | os.PathLike[str]) -> None:
         """Give an env back; the daemon deletes it."""
         self.request(Release(path=os.fspath(path)))
 
     def status(self) -> StatusReply:
-        reply: StatusReply = self.request(Status())
-        return reply
+        return self.request(Status())
 
     def stats(self) -> StatsReply:
         """The daemon's usage stats (see ``runtimed stats``)."""
-        reply: StatsReply = self.request(Stats())
-        return reply
+        return self.request(Stats())
 
     def flush(self, env_type: str | None = None) -> int:
-        reply: Flushed = self.request(Flush(env_type=env_type))
-        return reply.removed
+        return self.request(Flush(env_type=env_type)).removed
 
     def shutdown(self) -> None:
         self.request(Shutdown())
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
         """Run a garbage-collection sweep now (or only report what it would delete)."""
-        reply: GcReport = self.request(Gc(dry_run=dry_run), timeout=600)
-        return reply
+        return self.request(Gc(dry_run=dry_run), timeout=600)
 
     def envs(self) -> list[EnvEntry]:
         """Every env on disk with its state, size and age."""
-        reply: EnvList = self.request(Envs(), timeout=600)
-        return reply.envs
+        return self.request(Envs(), timeout=600).envs
+
+
+def _expected(request: Request[R], reply: Any) -> R:
+    """``reply`` if it is one that ``request`` names; an ``error`` reply, or any other, raises DaemonError."""
+    if isinstance(reply, Error):
+        raise DaemonError(reply.code, reply.message)
+    if not isinstance(reply, type(request).REPLIES):
+        expected = " or ".join(cls.TYPE for cls in (*type(request).REPLIES, *ALWAYS_POSSIBLE))
+        raise DaemonError(
+            "unexpected_reply", f"a {request.TYPE!r} request got a {reply.TYPE!r} reply (expected {expected})"
+        )
+    return cast(R, reply)
 
 
 def try_get_pooled_env(

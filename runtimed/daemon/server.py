@@ -1,7 +1,8 @@
 """The Unix-socket server: bytes in, protocol records to the supervisor, bytes out.
 
-Each connection gets its own :class:`~runtimed.protocol.messages.LineDecoder`; a bad line
-gets an ``error`` reply and the connection goes on. Idle connections are closed
+Each connection gets its own :class:`~runtimed.protocol.framing.LineDecoder`; a bad line
+gets an ``error`` reply and the connection goes on. Each request is looked up in
+:data:`HANDLERS` (request type -> the supervisor's handler). Idle connections are closed
 after a timeout, and the number of connections is capped, so no client can make
 the daemon die or grow without bound.
 """
@@ -10,16 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
+
+from attrs import define
 
 from runtimed._version import __version__
 from runtimed.daemon.supervisor import Supervisor
 from runtimed.protocol.messages import (
     PROTOCOL_VERSION,
+    REQUEST_TYPES,
     Envs,
     Error,
     Flush,
@@ -30,6 +36,7 @@ from runtimed.protocol.messages import (
     ProtocolError,
     Release,
     Reply,
+    Request,
     Shutdown,
     ShuttingDown,
     Stats,
@@ -40,11 +47,37 @@ from runtimed.protocol.messages import (
 )
 from runtimed.util.peercred import peer_pid
 
-__all__ = ["Server", "peer_pid"]
+__all__ = ["HANDLERS", "Peer", "Server", "peer_pid"]
 
 log = logging.getLogger("runtimed.daemon.server")
 
 READ_CHUNK = 65536
+
+
+@define(frozen=True)
+class Peer:
+    """Who sent a request: its pid (if the socket tells), and whether it has gone since."""
+
+    pid: int | None
+    gone: Callable[[], bool]
+
+
+Handler = Callable[[Supervisor, Any, Peer], Awaitable[Reply] | Reply]
+
+# Request type -> its handler; the handlers live in the supervisor. Every request in
+# messages.REQUESTS has one (tests/daemon/test_server.py checks it).
+HANDLERS: dict[type[Request[Any]], Handler] = {
+    Ping: lambda _s, _r, _p: Pong(protocol_version=PROTOCOL_VERSION, daemon_version=__version__),
+    Take: lambda s, r, p: s.take(r, p.pid, p.gone),
+    Release: lambda s, r, p: s.release(r.path, p.pid),
+    Status: lambda s, _r, _p: s.status(),
+    Stats: lambda s, _r, _p: s.stats(),
+    Flush: lambda s, r, _p: s.flush(r.env_type),
+    Gc: lambda s, r, _p: s.gc(dry_run=r.dry_run),
+    Envs: lambda s, _r, _p: s.envs(),
+    TakeKernel: lambda s, r, p: s.take_kernel(r, p.pid),
+    Shutdown: lambda _s, _r, _p: ShuttingDown(),  # the server stops once the reply is sent
+}
 
 
 class Server:
@@ -106,7 +139,7 @@ class Server:
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         pid = peer_pid(writer.get_extra_info("socket"))
-        decoder = LineDecoder()
+        decoder = LineDecoder(REQUEST_TYPES)
         while True:
             idle = self.supervisor.config.daemon.idle_timeout_s
             try:
@@ -125,31 +158,15 @@ class Server:
 
     async def _dispatch(self, event: object, pid: int | None, client_gone: Callable[[], bool]) -> Reply:
         if isinstance(event, ProtocolError):
-            return event.as_reply()
+            return Error.about(event)
+        handler = HANDLERS.get(type(event))  # type: ignore[arg-type]
+        if handler is None:
+            return Error(code="unknown_type", message=f"cannot handle {type(event).__name__}")
         try:
-            if isinstance(event, Ping):
-                return Pong(protocol_version=PROTOCOL_VERSION, daemon_version=__version__)
-            if isinstance(event, Take):
-                return await self.supervisor.take(event, pid, client_gone)
-            if isinstance(event, Release):
-                return await self.supervisor.release(event.path, pid)
-            if isinstance(event, Status):
-                return self.supervisor.status()
-            if isinstance(event, Stats):
-                return await self.supervisor.stats()
-            if isinstance(event, Flush):
-                return await self.supervisor.flush(event.env_type)
-            if isinstance(event, Gc):
-                return await self.supervisor.gc(dry_run=event.dry_run)
-            if isinstance(event, Envs):
-                return await self.supervisor.envs()
-            if isinstance(event, TakeKernel):
-                return await self.supervisor.take_kernel(event, pid)
-            if isinstance(event, Shutdown):
-                return ShuttingDown()
+            reply = handler(self.supervisor, event, Peer(pid, client_gone))
+            return await reply if inspect.isawaitable(reply) else reply
         except Exception as exc:
             # Never the request itself: a take_kernel carries the front end's
             # environment and the kernel's key.
             log.exception("%s request failed", type(event).__name__)
             return Error(code="internal", message=f"{type(exc).__name__}: {exc}")
-        return Error(code="unknown_type", message=f"cannot handle {type(event).__name__}")

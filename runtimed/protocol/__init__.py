@@ -1,2 +1,2 @@
-"""Wire formats, sans-IO: the client protocol (messages, records, stats, framing), the
-worker jobs, and version checks."""
+"""Wire formats, sans-IO: NDJSON framing, the client protocol (messages, records, stats),
+the worker jobs, and version checks."""

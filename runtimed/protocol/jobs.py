@@ -1,6 +1,6 @@
 """Messages between the supervisor and a worker over the worker's pipes (sans-IO).
 
-Same NDJSON framing as the client protocol (``runtimed.protocol.messages``), but its own
+Same NDJSON framing as the client protocol (``runtimed.protocol.framing``), but its own
 message set and a larger line limit: a result carries a whole manifest.
 
 Each operation is one attrs record (:class:`CreateEnv`, :class:`ComputeSpecHash`,

@@ -1,8 +1,7 @@
 """Wire records carried inside protocol messages: envs, pool and kernel status, GC items.
 
 Plain frozen attrs records with strings for paths (JSON-ready). The messages that
-carry them, and their NDJSON framing, are in :mod:`runtimed.protocol.messages`, which
-re-exports every name here.
+carry them are in :mod:`runtimed.protocol.messages`, which re-exports every name here.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Wire records for usage stats (``stats`` request and reply) and for builds in ``status``.
 
 Kept apart from ``runtimed.protocol.messages`` (which registers them) to keep that module small.
+``Stats`` names ``StatsReply`` as its reply, as every request does.
 Kinds and phases travel as their string values, like ``PoolError.kind``.
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from attrs import define, field
+
+from runtimed.protocol.framing import Reply, Request
 
 __all__ = [
     "BackendStats",
@@ -79,14 +82,7 @@ class BackendStats:
 
 
 @define(frozen=True)
-class Stats:
-    """Ask for the usage stats."""
-
-    TYPE: ClassVar[str] = "stats"
-
-
-@define(frozen=True)
-class StatsReply:
+class StatsReply(Reply):
     """Usage since ``since``; ``daemon_running`` is False when read from the file by the CLI."""
 
     TYPE: ClassVar[str] = "stats"
@@ -97,3 +93,10 @@ class StatsReply:
     bytecode_store_bytes: int | None = None
     disk_bytes: int | None = None  # the envs of every backend plus the bytecode store
     daemon_running: bool = True
+
+
+@define(frozen=True)
+class Stats(Request[StatsReply]):
+    """Ask for the usage stats."""
+
+    TYPE: ClassVar[str] = "stats"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from runtimed import DaemonNotRunning, take_env, try_get_pooled_env
-from runtimed.client import Client
+from runtimed.client import Client, DaemonError
 from runtimed.envs.envdir import read_lease, read_manifest
+from runtimed.protocol.messages import Empty, EnvReply, Error, Flushed, Pong, PooledEnv, TakeKernel, encode
 from tests.support.daemon import DaemonProcess
 
 
@@ -43,3 +46,54 @@ def test_try_get_pooled_env_from_a_daemon(daemon_factory: type[DaemonProcess]) -
     env = try_get_pooled_env("uv", wait_s=120, socket_path=daemon.socket)
     assert env is not None and Path(env.python_path).exists()
     assert try_get_pooled_env("no-such-backend", socket_path=daemon.socket) is None
+
+
+# ---------------------------------------------------------------- typed replies (no daemon)
+
+
+def _answering(*replies: object) -> tuple[Client, socket.socket]:
+    """A client whose connection is one end of a socket pair; the other end has sent ``replies``."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    client = Client(Path("unused.sock"), timeout=5.0)
+    client._sock = ours
+    for reply in replies:
+        theirs.sendall(encode(reply))
+    return client, theirs
+
+
+PONG = Pong(protocol_version=1, daemon_version="v")
+
+
+def test_each_method_gets_the_reply_its_request_names() -> None:
+    env = PooledEnv(env_type="uv", venv_path="/e", python_path="/e/bin/python", id="abc")
+    client, theirs = _answering(EnvReply(env=env), Empty(), Flushed(removed=3), PONG)
+    with theirs, client:
+        assert client.take("uv") == env
+        assert client.take("uv") is None
+        assert client.flush() == 3
+        assert client.ping() == PONG
+
+
+@pytest.mark.parametrize(
+    ("call", "tag"),
+    [
+        (lambda c: c.take("uv"), "take"),
+        (lambda c: c.status(), "status"),
+        (lambda c: c.flush(), "flush"),
+        (lambda c: c.envs(), "envs"),
+        (lambda c: c.take_kernel(TakeKernel(env_type="uv")), "take_kernel"),
+    ],
+)
+def test_a_reply_of_the_wrong_type_is_refused(call: Callable[[Client], object], tag: str) -> None:
+    client, theirs = _answering(PONG)
+    with theirs, client, pytest.raises(DaemonError) as caught:
+        call(client)
+    assert caught.value.code == "unexpected_reply"
+    assert f"a {tag!r} request got a 'pong' reply" in caught.value.message
+
+
+def test_an_error_reply_raises_with_its_code() -> None:
+    client, theirs = _answering(Error(code="unknown_env_type", message="no backend 'x'"))
+    with theirs, client, pytest.raises(DaemonError) as caught:
+        client.take("x")
+    assert (caught.value.code, caught.value.message) == ("unknown_env_type", "no backend 'x'")

@@ -1,12 +1,47 @@
-"""The socket server against real clients: bad input never hurts other clients."""
+"""The socket server against real clients: bad input never hurts other clients; its dispatch table."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from runtimed.protocol.messages import MAX_LINE_BYTES
+import pytest
+
+from runtimed.daemon.server import HANDLERS, Server
+from runtimed.protocol.messages import (
+    MAX_LINE_BYTES,
+    REQUESTS,
+    DaemonInfo,
+    EnvList,
+    EnvReply,
+    Envs,
+    Error,
+    Flush,
+    Flushed,
+    Gc,
+    GcReport,
+    KernelReply,
+    LaunchedKernel,
+    Ping,
+    PooledEnv,
+    ProtocolError,
+    Release,
+    Released,
+    Reply,
+    Request,
+    Shutdown,
+    Stats,
+    StatsReply,
+    Status,
+    StatusReply,
+    Take,
+    TakeKernel,
+)
 from tests.support.daemon import DaemonProcess, raw_connect
 
 NO_POOLS = "[backends.uv]\npool_size = 0\n"
@@ -123,3 +158,111 @@ def test_fuzzed_lines_over_a_real_socket(daemon_factory: type[DaemonProcess]) ->
 
     check()
     s.close()
+
+
+# ---------------------------------------------------------------- the dispatch table (pure, no daemon)
+
+ENV = PooledEnv(env_type="uv", venv_path="/e", python_path="/e/bin/python", id="abc")
+DAEMON = DaemonInfo(pid=1, version="v", protocol_version=1, started_at="t", socket="/s", cache_dir="/c")
+KERNEL = LaunchedKernel(id="k", pid=2, create_time=1.0, connection={}, env=ENV, prestarted=True)
+
+
+class FakeSupervisor:
+    """Answers each handler with a fixed reply and records which one was called, with what."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+
+    def _called(self, name: str, *args: object) -> None:
+        self.calls.append((name, args))
+
+    async def take(self, request: Take, pid: int | None, gone: Callable[[], bool]) -> EnvReply:
+        self._called("take", request, pid)
+        return EnvReply(env=ENV)
+
+    async def release(self, path: str, pid: int | None) -> Released:
+        self._called("release", path, pid)
+        return Released(path=path)
+
+    def status(self) -> StatusReply:
+        self._called("status")
+        return StatusReply(daemon=DAEMON)
+
+    async def stats(self) -> StatsReply:
+        self._called("stats")
+        return StatsReply(since="t", file="/f")
+
+    async def flush(self, env_type: str | None) -> Flushed:
+        self._called("flush", env_type)
+        return Flushed(removed=0)
+
+    async def gc(self, dry_run: bool = False) -> GcReport:
+        self._called("gc", dry_run)
+        return GcReport(dry_run=dry_run)
+
+    async def envs(self) -> EnvList:
+        self._called("envs")
+        return EnvList()
+
+    async def take_kernel(self, request: TakeKernel, pid: int | None) -> KernelReply:
+        self._called("take_kernel", request, pid)
+        return KernelReply(kernel=KERNEL)
+
+
+SAMPLES: dict[type, Request[Any]] = {
+    type(r): r
+    for r in (
+        Ping(),
+        Take(env_type="uv"),
+        Release(path="/e"),
+        Status(),
+        Stats(),
+        Flush(env_type="uv"),
+        Gc(dry_run=True),
+        Envs(),
+        TakeKernel(env_type="uv"),
+        Shutdown(),
+    )
+}
+
+
+def _dispatch(supervisor: object, event: object, pid: int | None = 42) -> Reply:
+    async def on_shutdown() -> None:
+        return None
+
+    server = Server(supervisor, Path("unused.sock"), on_shutdown)  # type: ignore[arg-type]
+    return asyncio.run(server._dispatch(event, pid, lambda: False))
+
+
+def test_every_request_type_has_a_handler() -> None:
+    """A request added to messages.REQUESTS without an entry in the server's table fails here."""
+    assert set(HANDLERS) == set(REQUESTS)
+    assert set(SAMPLES) == set(REQUESTS)
+
+
+@pytest.mark.parametrize("request_type", REQUESTS, ids=lambda c: c.TYPE)
+def test_each_handler_answers_with_a_reply_its_request_names(request_type: type[Request[Any]]) -> None:
+    supervisor = FakeSupervisor()
+    reply = _dispatch(supervisor, SAMPLES[request_type])
+    assert isinstance(reply, request_type.REPLIES), reply
+
+
+def test_handlers_pass_the_request_and_the_peer() -> None:
+    supervisor = FakeSupervisor()
+    for request in (Take(env_type="uv"), Release(path="/e"), Flush(env_type="uv"), Gc(dry_run=True)):
+        _dispatch(supervisor, request)
+    kernel = TakeKernel(env_type="uv")
+    _dispatch(supervisor, kernel, pid=7)
+    assert supervisor.calls == [
+        ("take", (Take(env_type="uv"), 42)),
+        ("release", ("/e", 42)),
+        ("flush", ("uv",)),
+        ("gc", (True,)),
+        ("take_kernel", (kernel, 7)),
+    ]
+
+
+def test_an_unknown_or_undecodable_event_gets_an_error_reply() -> None:
+    assert _dispatch(FakeSupervisor(), object()) == Error(code="unknown_type", message="cannot handle object")
+    problem = ProtocolError("invalid_json", "line is not valid JSON: x")
+    assert _dispatch(FakeSupervisor(), problem) == Error(code="invalid_json", message="line is not valid JSON: x")

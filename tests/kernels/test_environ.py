@@ -9,6 +9,7 @@ from runtimed.kernels.environ import kernel_environ, refusal
 from runtimed.kernels.provisioner import kernel_arguments
 from runtimed.protocol.messages import (
     REPLY_TYPES,
+    REQUEST_TYPES,
     KernelReply,
     LaunchedKernel,
     PooledEnv,
@@ -57,7 +58,7 @@ def test_kernels_default_follows_the_pool() -> None:
 
 def test_take_kernel_messages_round_trip() -> None:
     request = TakeKernel(env_type="uv", cwd="/nb", env={"A": "1"}, argv=["--x"], owner_pid=5)
-    assert decode_line(encode(request).rstrip(b"\n")) == request
+    assert decode_line(encode(request).rstrip(b"\n"), REQUEST_TYPES) == request
     env = PooledEnv(env_type="uv", venv_path="/e", python_path="/e/bin/python", id="1")
     reply = KernelReply(
         LaunchedKernel(id="k", pid=9, create_time=1.5, connection={"key": "ab"}, env=env, prestarted=True)
