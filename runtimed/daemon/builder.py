@@ -14,7 +14,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,21 +37,33 @@ class Builder:
     def __init__(
         self,
         *,
+        runtimes: Mapping[str, BackendRuntime],
         env_path: Callable[[str, str], Path],
         spawn: Callable[..., asyncio.Task[Any]],
         discard: Callable[[Path], None],
         measure: Callable[[Path], None],
         stopping: Callable[[], bool],
         usage: UsageRecorder,
-        record_pooled: Callable[[Path], Awaitable[None]],
+        record_pooled: Callable[[Path], None],
     ) -> None:
+        self.runtimes = runtimes
         self.env_path = env_path
         self.usage = usage
         self.spawn = spawn
         self.discard = discard
         self.measure = measure
         self.stopping = stopping
-        self.record_pooled = record_pooled  # durably, before the env can be handed out
+        self.record_pooled = record_pooled  # durably (so run in a thread), before the env can be handed out
+
+    def carry_out_all(self) -> None:
+        """:meth:`carry_out` for every backend."""
+        for runtime in self.runtimes.values():
+            self.carry_out(runtime)
+
+    async def settle(self, runtime: BackendRuntime) -> None:
+        """:meth:`carry_out`, then wake the takes waiting on ``runtime``."""
+        self.carry_out(runtime)
+        await runtime.notify()
 
     def carry_out(
         self, runtime: BackendRuntime, delete: Iterable[tuple[ReadyEnv, str]] = (), *, fill: bool = True
@@ -82,7 +94,7 @@ class Builder:
     async def _record(self, path: Path) -> bool:
         """Record in the session that the env may be handed out; False if that fails."""
         try:
-            await self.record_pooled(path)
+            await asyncio.to_thread(self.record_pooled, path)
         except OSError as exc:
             log.error("cannot record %s in the session file (%s); deleting it", path.name, exc)
             return False

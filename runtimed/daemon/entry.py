@@ -1,4 +1,4 @@
-"""``runtimed run``: wire the lock, config, plugins, supervisor and server together."""
+"""``runtimed run``: wire the lock, config, plugins, supervisor (``runtimed.daemon.wiring``) and server."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ import psutil
 
 from runtimed._version import __version__
 from runtimed.config import Config, DaemonConfig
+from runtimed.daemon.runtime import process_workers
 from runtimed.daemon.server import Server
 from runtimed.daemon.supervisor import Supervisor
 from runtimed.daemon.usagefile import UsageFile, stats_path
+from runtimed.daemon.wiring import wire
 from runtimed.envs.plugins import discover_plugins
 from runtimed.protocol.messages import PROTOCOL_VERSION
 from runtimed.util.modes import repair_once
@@ -71,7 +73,8 @@ async def _serve(paths: Paths, load: Callable[[], Config], lock: DaemonLock) -> 
     log.info("runtimed %s starting (pid %d); backends: %s", __version__, os.getpid(), ", ".join(plugins) or "none")
     usage_file = UsageFile(stats_path(paths.cache_dir))
     usage = usage_file.load()
-    supervisor = Supervisor(paths, load(), plugins, config_loader=load, usage=usage)
+    parts = wire(paths, load(), usage)
+    supervisor = Supervisor(parts, plugins, process_workers(paths), config_loader=load)
     stop = asyncio.Event()
     server = Server(supervisor, paths.socket, on_shutdown=lambda: _set(stop))
     loop = asyncio.get_running_loop()

@@ -20,7 +20,7 @@ __all__ = ["CarryOut", "reconfigure"]
 
 log = logging.getLogger("runtimed.daemon.supervisor")
 
-#: ``carry_out(runtime, envs_to_delete, fill=...)``, as :meth:`runtimed.daemon.supervisor.Supervisor.carry_out`.
+#: ``carry_out(runtime, envs_to_delete, fill=...)``, as :meth:`runtimed.daemon.builder.Builder.carry_out`.
 CarryOut = Callable[..., None]
 
 

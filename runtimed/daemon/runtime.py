@@ -10,7 +10,7 @@ The worker comes from a :data:`WorkerFactory`: the daemon uses
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 from runtimed.config import BackendConfig, SupervisionConfig
@@ -24,7 +24,7 @@ from runtimed.protocol.messages import WorkerStatus
 from runtimed.util.paths import Paths
 from runtimed.workers.handle import WorkerHandle
 
-__all__ = ["BackendRuntime", "Worker", "WorkerFactory", "process_workers"]
+__all__ = ["BackendRuntime", "PoolsView", "Worker", "WorkerFactory", "process_workers"]
 
 R = TypeVar("R")
 
@@ -98,3 +98,23 @@ class BackendRuntime:
     async def notify(self) -> None:
         async with self.changed:
             self.changed.notify_all()
+
+
+class PoolsView(Mapping[str, Pool]):
+    """The runtimes' pools by backend name, always current (for housekeeping)."""
+
+    def __init__(self, runtimes: Mapping[str, BackendRuntime]) -> None:
+        self._runtimes = runtimes
+
+    def __getitem__(self, name: str) -> Pool:
+        return self._runtimes[name].pool
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._runtimes)
+
+    def __len__(self) -> int:
+        return len(self._runtimes)
+
+    def max_age_s(self, name: str) -> float:
+        """How old a pooled env of backend ``name`` may get."""
+        return self._runtimes[name].config.max_age_s

@@ -1,10 +1,11 @@
 """The supervisor's side of one worker process: spawn, talk, watch, restart, kill.
 
 A :class:`WorkerHandle` keeps its worker running (``run()``): it starts
-``python -m runtimed.workers.child NAME``, restarts it with exponential backoff when it
-dies, marks it ``failed`` after too many restarts in a window (and retries after a
-cool-down), kills its whole process tree on a job timeout or memory overrun, and
-reports pid / RSS / CPU / children through psutil.
+``python -m runtimed.workers.child NAME`` and restarts it when it dies, when
+:class:`~runtimed.core.restarts.RestartPolicy` says (exponential backoff; ``failed``
+after too many restarts in a window, retried after a cool-down). It kills its whole
+process tree on a job timeout or memory overrun, and reports pid / RSS / CPU /
+children through psutil.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from typing import Any, TypeVar
 import psutil
 
 from runtimed.config import SupervisionConfig
-from runtimed.core.backoff import Backoff
 from runtimed.core.failure import BackendError, ErrorKind
 from runtimed.core.records import WorkerState
+from runtimed.core.restarts import RestartLimits, RestartPolicy
 from runtimed.protocol.jobs import (
     PIPE_MAX_LINE,
     WORKER_TYPES,
@@ -53,6 +54,18 @@ WATCH_INTERVAL_S = 1.0
 STDERR_LINES_KEPT = 20
 
 
+def restart_limits(supervision: SupervisionConfig) -> RestartLimits:
+    """The ``[supervision]`` keys the restart policy reads."""
+    return RestartLimits(
+        start_grace_s=supervision.start_grace_s,
+        restart_base_s=supervision.restart_base_s,
+        restart_cap_s=supervision.restart_cap_s,
+        max_restarts=supervision.max_restarts,
+        restart_window_s=supervision.restart_window_s,
+        failed_cooldown_s=supervision.failed_cooldown_s,
+    )
+
+
 class WorkerHandle:
     """One backend's worker process, kept alive by :meth:`run`."""
 
@@ -68,11 +81,11 @@ class WorkerHandle:
         self.name = name
         self.cache_dir = cache_dir
         self.concurrency = concurrency
-        self.supervision = supervision
+        self._policy = RestartPolicy(restart_limits(supervision))
+        self._supervision = supervision
         self.on_ready = on_ready
         self.env = env
         self.state = WorkerState.STARTING
-        self.restarts = 0
         self.last_exit: str | None = None
         self.ready: Ready | None = None
         self._proc: asyncio.subprocess.Process | None = None
@@ -83,49 +96,51 @@ class WorkerHandle:
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
         self._up = asyncio.Event()
         self._stopping = False
-        self._restart_times: collections.deque[float] = collections.deque()
         self._ready_task: asyncio.Task[None] | None = None  # keeps the on_ready task referenced
         self._descendants: dict[int, float] = {}  # pid -> create time, seen under the worker
 
     # ------------------------------------------------------------ lifecycle
 
+    @property
+    def supervision(self) -> SupervisionConfig:
+        return self._supervision
+
+    @supervision.setter
+    def supervision(self, supervision: SupervisionConfig) -> None:
+        """A reloaded ``[supervision]``: the next restart decision follows it."""
+        self._supervision = supervision
+        self._policy.limits = restart_limits(supervision)
+
+    @property
+    def restarts(self) -> int:
+        return self._policy.restarts
+
     async def run(self) -> None:
-        """Start the worker and restart it whenever it dies, until :meth:`stop`."""
-        backoff = Backoff(base=self.supervision.restart_base_s, cap=self.supervision.restart_cap_s)
-        quick_deaths = 0
+        """Start the worker and restart it whenever it dies, until :meth:`stop`:
+        :class:`~runtimed.core.restarts.RestartPolicy` decides when, this carries it out."""
         while not self._stopping:
             started = time.monotonic()
             returncode = await self._run_once()
             if self._stopping:
                 break
-            lived = time.monotonic() - started
-            quick_deaths = quick_deaths + 1 if lived < self.supervision.start_grace_s else 0
-            now = time.monotonic()
-            self._restart_times.append(now)
-            while self._restart_times and now - self._restart_times[0] > self.supervision.restart_window_s:
-                self._restart_times.popleft()
             stderr = " | ".join(list(self._stderr)[-5:])
             self.last_exit = describe_exit(returncode) + (f"; stderr: {stderr}" if stderr else "")
-            if len(self._restart_times) > self.supervision.max_restarts:
+            restart = self._policy.died(started, time.monotonic())
+            if restart.failed:
                 self.state = WorkerState.FAILED
                 log.error(
                     "worker %s failed %d times in %.0fs (%s); retrying in %.0fs",
-                    self.name, len(self._restart_times), self.supervision.restart_window_s,
-                    self.last_exit, self.supervision.failed_cooldown_s,
+                    self.name, restart.deaths_in_window, self._policy.limits.restart_window_s,
+                    self.last_exit, restart.delay_s,
                 )  # fmt: skip
-                delay = self.supervision.failed_cooldown_s
-                self._restart_times.clear()
-                quick_deaths = 0
             else:
                 self.state = WorkerState.RESTARTING
-                delay = backoff.delay(max(1, quick_deaths))
-                log.warning("worker %s died (%s); restarting in %.1fs", self.name, self.last_exit, delay)
-            self.restarts += 1
-            await self._sleep_unless_stopping(delay)
+                log.warning("worker %s died (%s); restarting in %.1fs", self.name, self.last_exit, restart.delay_s)
+            await self._sleep_until(restart.at)
         self.state = WorkerState.STOPPED
 
-    async def _sleep_unless_stopping(self, delay: float) -> None:
-        end = time.monotonic() + delay
+    async def _sleep_until(self, end: float) -> None:
+        """Until ``end`` (monotonic), or until :meth:`stop`."""
         while not self._stopping and time.monotonic() < end:
             await asyncio.sleep(min(0.2, end - time.monotonic()))
 

@@ -4,8 +4,11 @@ subprocess, no uv, each test runs in well under a second. The real-process suite
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
 import os
+import textwrap
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ from runtimed.core.failure import BackendError, ErrorKind
 from runtimed.core.records import Lease, Manifest
 from runtimed.daemon.runtime import Worker
 from runtimed.daemon.supervisor import Supervisor
+from runtimed.daemon.wiring import wire
 from runtimed.envs.envdir import read_lease, scan_envs, write_lease, write_manifest
 from runtimed.envs.leases import make_lease
 from runtimed.envs.plugins import PluginInfo
@@ -60,7 +64,7 @@ class Harness:
             return worker
 
         plugins = {"toy": PluginInfo(name="toy", value="toy", distribution="toy", version="1")}
-        self.sup = Supervisor(self.paths, cfg, plugins, worker_factory=factory)
+        self.sup = Supervisor(wire(self.paths, cfg), plugins, factory)
 
     @property
     def worker(self) -> FakeWorker:
@@ -335,7 +339,7 @@ def test_a_failing_delete_does_not_wedge_the_pool(tmp_path: Path, monkeypatch: p
         def erofs(*_args: Any) -> None:
             raise OSError(30, "Read-only file system")
 
-        monkeypatch.setattr("runtimed.daemon.supervisor.move_to_trash", erofs)
+        monkeypatch.setattr("runtimed.daemon.envfiles.move_to_trash", erofs)
         h.pool.backoff = Backoff(base=0.05, cap=0.05)
         h.worker.fail_next = [BackendError(ErrorKind.NETWORK, "down")]
         h.worker.hold = False
@@ -348,3 +352,27 @@ def test_a_failing_delete_does_not_wedge_the_pool(tmp_path: Path, monkeypatch: p
         await until(lambda: len(h.pool.available) == 1, "builds resumed")
 
     run(test, tmp_path, config(size=1))
+
+
+def test_the_supervisor_receives_its_parts_built() -> None:
+    """Its collaborators are wired in runtimed.daemon.wiring: its __init__ only keeps
+    them (no lambda that could read an attribute before it is assigned), and
+    builds are started through one name, Builder.carry_out."""
+    init = ast.parse(textwrap.dedent(inspect.getsource(Supervisor.__init__)))
+    assert not [node for node in ast.walk(init) if isinstance(node, ast.Lambda)]
+    built = [n.func.id for n in ast.walk(init) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    assert not [name for name in built if name[0].isupper()], "it builds a part itself"
+    assert not {"fill", "fill_all", "carry_out", "discard", "measure"} & set(dir(Supervisor))
+
+
+def test_parts_follow_a_config_reload(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        assert h.sup.kernels.owner_grace_s() == 10.0
+        h.sup.apply_config(parse_config({**RAW, "daemon": {"kernel_owner_grace_s": 42}}))
+        assert h.sup.kernels.owner_grace_s() == 42.0 and h.sup.config.daemon.kernel_owner_grace_s == 42.0
+        assert h.sup.parts.housekeeping.max_age_s("toy") == h.sup.config.backend("toy").max_age_s
+
+    run(test, tmp_path, parse_config(RAW))
+
+
+RAW = {"backends": {"toy": {"pool_size": 1, "kernels": 0}}}

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from runtimed.core.failure import BackendError, ErrorKind
-from runtimed.protocol.messages import Empty, EnvReply
+from runtimed.protocol.messages import Empty, EnvReply, Take
 from tests.daemon.test_supervisor_unit import Harness, _no_subprocess, config, run, until  # noqa: F401
 
 
@@ -62,5 +62,19 @@ def test_failed_builds_counted_by_kind(tmp_path: Path) -> None:
         usage = h.sup.usage.usage.backends["toy"]
         assert usage.failures == {"network": 1} and (usage.builds.failed, usage.builds.succeeded) == (1, 0)
         assert (await h.sup.stats()).backends["toy"].failures == {"network": 1}
+
+    run(test, tmp_path, config(size=1))
+
+
+def test_envs_taken_for_kernels_are_not_counted_as_takes(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await until(lambda: len(h.pool.available) == 1, "a full pool")
+        reply = await h.sup.parts.taker.take_uncounted(Take(env_type="toy"), None)  # as KernelEnvs takes
+        assert isinstance(reply, EnvReply)
+        backend = h.sup.usage.usage.backends.get("toy")
+        assert backend is None or (backend.takes.served, backend.takes.empty) == (0, 0)
+        await h.take()
+        takes = h.sup.usage.usage.backends["toy"].takes
+        assert takes.served + takes.empty == 1
 
     run(test, tmp_path, config(size=1))
