@@ -20,7 +20,16 @@ for _var in ("RUNTIMED_CACHE_DIR", "RUNTIMED_CONFIG", "RUNTIMED_SOCKET"):
 
 
 #: Tests that use these start a real daemon or install packages: marked ``slow``.
-SLOW_FIXTURES = frozenset({"daemon_factory", "uv_cache"})
+SLOW_FIXTURES = frozenset(
+    {
+        "daemon_factory",
+        "uv_cache",
+        "dir_env",  # conda envs installed from the local test channel (tests/plugins/conda)
+        "http_envs",
+        "conda_pair",  # tests/envs/test_bytecode_conda.py
+        "pixi_site",  # pip installs the example plugin
+    }
+)
 SCENARIOS = Path(__file__).parent / "scenarios"
 
 

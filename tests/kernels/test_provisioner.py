@@ -167,6 +167,7 @@ def test_kernel_in_pooled_env_when_none_is_prestarted(
     assert "launching a kernel in pooled env" in (daemon.cache_dir / "runtimed.log").read_text()
 
 
+@pytest.mark.slow  # starts a kernel
 def test_no_daemon_falls_back_to_the_kernelspec_argv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 

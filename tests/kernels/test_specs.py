@@ -51,6 +51,7 @@ def test_kernelspec_starts_kernels_in_pooled_envs_and_frees_them(
     wait_for(lambda: not Path(env_path).exists(), timeout=30, what="the kernel's env to be deleted")
 
 
+@pytest.mark.slow  # starts a kernel
 def test_kernel_falls_back_to_this_interpreter_without_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
     import sys

@@ -35,8 +35,13 @@ def _describe(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]
 
 
 def test_the_clone_shadows_a_plain_dash_m(tmp_path: Path) -> None:
-    """What the fix avoids (so the tests below can fail): ``python -m`` in the clone's parent."""
+    """What the fix avoids (so the tests below can fail): ``python -m`` in the clone's parent.
+
+    pip's editable install (the README's, and CI's) is shadowed; some other installs are
+    not (a namespace dir in the cwd loses to them), and there the tests below prove less."""
     result = _describe([sys.executable, "-m", "runtimed.workers.child", "uv", "--describe"], fake_clone(tmp_path))
+    if result.returncode == 0:
+        pytest.skip("this install of runtimed is not shadowed by a namespace dir in the cwd")
     assert result.returncode != 0 and "ImportError" in result.stderr
 
 
