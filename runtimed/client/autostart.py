@@ -38,6 +38,7 @@ from pathlib import Path
 import psutil
 from attrs import define
 
+from runtimed.util.output import tail
 from runtimed.util.paths import Paths
 from runtimed.util.selfcmd import module_command
 
@@ -185,8 +186,8 @@ def _spawn(command: list[str]) -> int:
         check=False,
     )
     if launcher.returncode != 0:
-        detail = launcher.stderr.strip().splitlines()[-1:] or [f"exit {launcher.returncode}"]
-        raise OSError(f"could not launch {command[0]}: {detail[0]}")
+        detail = tail(launcher.stderr, 1) or f"exit {launcher.returncode}"
+        raise OSError(f"could not launch {command[0]}: {detail}")
     return int(launcher.stdout.strip())
 
 
