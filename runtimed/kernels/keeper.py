@@ -69,7 +69,7 @@ class KernelKeeper:
         self.pools: dict[str, KernelPool] = {}  # pre-started kernels
         self.preimported: dict[str, KernelPool] = {}  # pre-imported interpreters (start a kernel on claim)
         self._wake: dict[str, asyncio.Event] = {}
-        self._tasks = TaskSet()
+        self._tasks = TaskSet(log)
         self._fillers: set[str] = set()
         self._running = False
         self.prestart_env = kernel_environ(os.environ, {})  # what pre-started kernels start with
@@ -94,7 +94,7 @@ class KernelKeeper:
         """Keep ``targets`` idle kernels (and ``preimported`` pre-imported interpreters)
         per backend from now on (after :meth:`recover`)."""
         self._running = True
-        self._tasks.spawn(every(lambda: WATCH_INTERVAL_S, self.check_kernels), name="kernel watch")
+        self._tasks.spawn(every(lambda: WATCH_INTERVAL_S, self.check_kernels, log), name="kernel watch")
         self.configure(targets, preimported)
 
     def configure(self, targets: Mapping[str, int], preimported: Mapping[str, int] | None = None) -> None:
