@@ -1,12 +1,15 @@
-"""The daemon's kernel keeper: keeps pre-started kernels per backend, hands them out,
-launches kernels in pooled envs, and watches the owners of handed-out kernels.
+"""The daemon's kernel keeper: keeps pre-started kernels and pre-imported interpreters
+per backend, hands them out, launches kernels in pooled envs, and watches the owners
+of handed-out kernels.
 
 It never sees the supervisor: it gets an :class:`EnvAccess` of callables to take an
 env (leased to the daemon), re-lease it to a kernel pid, discard it and tell its
 activation variables. Pool bookkeeping is :class:`~runtimed.kernels.pool.KernelPool`;
-starting processes and talking to them is :mod:`runtimed.kernels.launch`; their
-files on disk are :mod:`runtimed.kernels.process`; when an owner's death ends a
-kernel is :class:`~runtimed.kernels.owners.OwnerWatch`.
+the kernels themselves (records, envs, launches) are
+:class:`~runtimed.kernels.table.KernelTable`; starting processes and talking to them
+is :mod:`runtimed.kernels.launch`; their files on disk are
+:mod:`runtimed.kernels.process`; when an owner's death ends a kernel is
+:class:`~runtimed.kernels.owners.OwnerWatch`.
 """
 
 from __future__ import annotations
@@ -285,7 +288,7 @@ class KernelKeeper:
         remove_kernel_dir(kernel.dir)
         self._wake[backend].set()
         log.info("took the env of pre-started kernel %s (the env pool is empty)", kernel_id)
-        return PooledEnv(env_type=backend, venv_path=kernel.record.env_path, python_path=kernel.env_python, id="")
+        return self.table.env_of(kernel)
 
     async def _claim(self, kernel: LiveKernel, request: TakeKernel) -> None:
         environ = kernel_environ(request.env, self.envs.activation(self.table.env_of(kernel)))
