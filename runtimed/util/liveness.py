@@ -17,7 +17,7 @@ import contextlib
 
 import psutil
 
-__all__ = ["CREATE_TIME_SLACK_S", "create_time_of", "is_alive", "same_process"]
+__all__ = ["CREATE_TIME_SLACK_S", "create_time_of", "is_alive", "running", "same_process"]
 
 CREATE_TIME_SLACK_S = 1.0
 
@@ -29,15 +29,23 @@ def create_time_of(pid: int) -> float | None:
     return None
 
 
+def running(pid: int) -> psutil.Process | None:
+    """The process ``pid`` if it runs (is not a zombie), whichever it is: for a pid just
+    read from a live source; a pid recorded earlier is judged by :func:`same_process`."""
+    try:
+        proc = psutil.Process(pid)
+        return None if proc.status() == psutil.STATUS_ZOMBIE else proc
+    except psutil.Error:
+        return None
+
+
 def same_process(pid: int, create_time: float | None) -> psutil.Process | None:
     """The running process ``pid`` if it is the one created at ``create_time``, else None."""
     if create_time is None:
         return None
+    proc = running(pid)
     try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc if abs(proc.create_time() - create_time) <= CREATE_TIME_SLACK_S else None
+        return proc if proc is not None and abs(proc.create_time() - create_time) <= CREATE_TIME_SLACK_S else None
     except psutil.Error:
         return None
 

@@ -13,7 +13,7 @@ import pytest
 
 from runtimed.envs.envdir import Lease
 from runtimed.envs.leases import holder_alive
-from runtimed.util.liveness import CREATE_TIME_SLACK_S, create_time_of, is_alive, same_process
+from runtimed.util.liveness import CREATE_TIME_SLACK_S, create_time_of, is_alive, running, same_process
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -72,3 +72,13 @@ def test_a_lease_is_judged_by_the_same_rule() -> None:
     shifted = created + CREATE_TIME_SLACK_S * 0.8
     assert holder_alive(Lease(pid=os.getpid(), create_time=shifted, taken_at="")) == is_alive(os.getpid(), shifted)
     assert holder_alive(Lease(pid=os.getpid(), create_time=shifted, taken_at=""))
+
+
+def test_running_is_any_live_process_by_pid(child: subprocess.Popen[bytes]) -> None:
+    """For a pid just read from a live source (no create time to compare)."""
+    proc = running(child.pid)
+    assert proc is not None and proc.pid == child.pid
+    child.kill()
+    while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+        os.sched_yield()
+    assert running(child.pid) is None  # a zombie has exited
