@@ -32,6 +32,7 @@ from runtimed.envs.tools import clean_env, run_command
 from runtimed.envs.warm import WarmupFailed, warm_env
 from runtimed.util.files import write_json_atomic
 from runtimed.util.modes import Repair, repair_once
+from runtimed.util.output import tail
 
 __all__ = [
     "META_DIR",
@@ -51,6 +52,7 @@ __all__ = [
     "module_files",
     "repair_once",
     "run_command",
+    "tail",
     "warmup_import",
     "write_json_atomic",
 ]

@@ -35,9 +35,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import psutil
 from attrs import define
 
+from runtimed.util.liveness import running
+from runtimed.util.output import tail
 from runtimed.util.paths import Paths
 from runtimed.util.selfcmd import module_command
 
@@ -185,8 +186,8 @@ def _spawn(command: list[str]) -> int:
         check=False,
     )
     if launcher.returncode != 0:
-        detail = launcher.stderr.strip().splitlines()[-1:] or [f"exit {launcher.returncode}"]
-        raise OSError(f"could not launch {command[0]}: {detail[0]}")
+        detail = tail(launcher.stderr, 1) or f"exit {launcher.returncode}"
+        raise OSError(f"could not launch {command[0]}: {detail}")
     return int(launcher.stdout.strip())
 
 
@@ -247,7 +248,7 @@ def wait_until_answering(paths: Paths, timeout: float, pid: int | None = None) -
             return None
         except DaemonAbsent as exc:
             last = str(exc)
-            if pid is not None and not _running(pid) and find_daemon(paths) is None:
+            if pid is not None and running(pid) is None and find_daemon(paths) is None:
                 note = low_space_note(paths.cache_dir)  # then the log may be empty too
                 why = f" ({note})" if note else ""
                 return f"the daemon (pid {pid}) exited without starting{why}; see `runtimed logs` ({paths.log})"
@@ -256,13 +257,6 @@ def wait_until_answering(paths: Paths, timeout: float, pid: int | None = None) -
         if time.monotonic() >= deadline:
             return f"no daemon answered within {timeout:.1f}s ({last})"
         time.sleep(0.05)
-
-
-def _running(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def started_the_daemon(outcome: AutoStart) -> bool:

@@ -16,6 +16,7 @@ from runtimed.config import ConfigError, load_config
 from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
 from runtimed.protocol.messages import PROTOCOL_VERSION
 from runtimed.protocol.version import RESTART_HINT, mismatch
+from runtimed.util.liveness import running
 from runtimed.util.paths import Paths, private_dir_problem, socket_dir_problem
 from runtimed.util.proctree import is_worker_of
 from runtimed.util.singleton import find_daemon, not_a_regular_file, read_daemon_state
@@ -210,17 +211,9 @@ def check_free_disk(ctx: DoctorContext) -> list[CheckResult]:
     return [CheckResult("free-disk", PASS, f"{_gib(free)} free for {target}")]
 
 
-def _alive(pid: int) -> psutil.Process | None:
-    try:
-        proc = psutil.Process(pid)
-        return None if proc.status() == psutil.STATUS_ZOMBIE else proc
-    except psutil.Error:
-        return None
-
-
 def _is_daemon(pid: int) -> bool:
     """Is ``pid`` a live ``runtimed run`` (one starting up has no daemon.json yet)?"""
-    proc = _alive(pid)
+    proc = running(pid)
     if proc is None:
         return False
     try:
@@ -245,7 +238,7 @@ def _stale_daemon(ctx: DoctorContext) -> tuple[psutil.Process | None, list[Check
         return daemon, []
     if not isinstance(pid, int):
         return None, []
-    what = "which is gone" if _alive(pid) is None else "which is not a runtimed daemon (the lock is free)"
+    what = "which is gone" if running(pid) is None else "which is not a runtimed daemon (the lock is free)"
     fix = "harmless: the next `runtimed run` replaces it"
     return None, [CheckResult("stale-daemon", WARN, f"{ctx.paths.state} names pid {pid}, {what}", fix)]
 

@@ -35,6 +35,7 @@ from attrs import define, field
 
 from runtimed.envs.bytecode_store import DamagedEntry, entry_path, link_entry, publish_entry, pyc_header_matches
 from runtimed.envscripts import PYC_COMPILE
+from runtimed.util.output import tail
 
 __all__ = [
     "BytecodeError",
@@ -357,7 +358,7 @@ def _run_python(
     except OSError as exc:
         raise BytecodeError(f"cannot run {python}: {exc}") from exc
     if proc.returncode != 0:
-        raise BytecodeError(f"{what} failed (exit {proc.returncode}): {_tail(proc.stderr or proc.stdout)}")
+        raise BytecodeError(f"{what} failed (exit {proc.returncode}): {tail(proc.stderr or proc.stdout)}")
     return str(proc.stdout)
 
 
@@ -368,7 +369,3 @@ def compile_prefix(python: Path, prefix: Path, store: Path | None = None) -> lis
     Raises :class:`BytecodeError` if compilation cannot run at all.
     """
     return compile_pending(link_from_store(python, prefix, store)).not_compiled
-
-
-def _tail(text: str) -> str:
-    return "\n".join(text.strip().splitlines()[-15:])

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-
-import psutil
-
 from runtimed.envs.envdir import Lease
 from runtimed.util.files import now_iso
+from runtimed.util.liveness import create_time_of, is_alive
 
 __all__ = ["holder_alive", "make_lease"]
-
-# psutil derives create_time from boot time + start ticks: identical for one process.
-_CREATE_TIME_SLACK_S = 0.5
 
 
 def make_lease(pid: int | None, *, keep: bool = False) -> Lease:
     """A lease for ``pid``, with its create time so a reused pid is not mistaken for it."""
-    create_time = None
-    if pid:
-        with contextlib.suppress(psutil.Error):
-            create_time = psutil.Process(pid).create_time()
+    create_time = create_time_of(pid) if pid else None
     return Lease(pid=pid, create_time=create_time, taken_at=now_iso(), keep=keep)
 
 
@@ -29,12 +20,4 @@ def holder_alive(lease: Lease) -> bool:
     (unknown holder) counts as alive: runtimed never deletes what it cannot judge."""
     if lease.pid is None:
         return True
-    if lease.create_time is None:
-        return False  # the holder was already gone when it took the env
-    try:
-        proc = psutil.Process(lease.pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return abs(proc.create_time() - lease.create_time) < _CREATE_TIME_SLACK_S
-    except psutil.Error:
-        return False
+    return is_alive(lease.pid, lease.create_time)  # no create time: gone when it took the env

@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from runtimed.core.failure import BackendError, ErrorKind
+from runtimed.util.output import tail
 
 __all__ = ["clean_env", "run_command"]
 
@@ -43,7 +44,6 @@ def run_command(
     except FileNotFoundError as exc:
         raise BackendError(ErrorKind.TOOL_MISSING, f"{args[0]} not found: {exc}") from exc
     if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
         label = what or os.path.basename(args[0])
-        raise BackendError(kind, f"{label} failed (exit {proc.returncode}): {tail}")
+        raise BackendError(kind, f"{label} failed (exit {proc.returncode}): {tail(proc.stderr or proc.stdout)}")
     return proc

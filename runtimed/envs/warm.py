@@ -40,6 +40,7 @@ from runtimed.envs.bytecode import (
 )
 from runtimed.envs.envdir import META_DIR
 from runtimed.util.files import write_json_atomic
+from runtimed.util.output import tail
 
 __all__ = ["OVERLAP_MAX_FILES", "REPORT_FILE", "WarmupFailed", "read_warm_report", "replace_damaged", "warm_env"]
 
@@ -183,8 +184,7 @@ def _finish_warmup(proc: subprocess.Popen[bytes], output: IO[bytes]) -> None:
     if code != 0:
         output.seek(0)
         text = output.read().decode(errors="replace")
-        tail = "\n".join(text.strip().splitlines()[-15:])
-        raise WarmupFailed(f"warm-up import failed (exit {code}): {tail}")
+        raise WarmupFailed(f"warm-up import failed (exit {code}): {tail(text)}")
 
 
 def read_warm_report(prefix: Path) -> dict[str, Any] | None:

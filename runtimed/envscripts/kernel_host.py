@@ -9,7 +9,7 @@ with a socketpair end as fd N. Two modes:
   environment, ``sys.path`` entry and the kernel arguments it accepts, replies
   ``{"event": "claimed"}`` and closes the channel. Nothing runs in the kernel
   before the claim, so the first execution is number 1 and history is empty.
-* ``--defer`` (pre-imported): ipykernel is imported, and the kernel is only
+* ``--preimported``: ipykernel is imported, and the kernel is only
   initialised on the claim, with the claim's connection file (used to measure the
   alternative; see bench/kernel_start.py).
 
@@ -132,10 +132,11 @@ def _control(app: object, fd: int, connection_file: str, ready: threading.Event)
 
 def main(argv: list[str]) -> None:
     fd = int(argv[argv.index("--control-fd") + 1])
-    defer = "--defer" in argv
+    # --defer: its name in runtimed 0.1.0, still passed by a daemon that ran before an upgrade.
+    preimported = "--preimported" in argv or "--defer" in argv
     from ipykernel.kernelapp import IPKernelApp
 
-    if defer:
+    if preimported:
         _send(fd, {"event": "imported", "pid": os.getpid()})
         claim = _read_line(fd)
         if claim is None:

@@ -1,12 +1,15 @@
-"""The daemon's kernel keeper: keeps pre-started kernels per backend, hands them out,
-launches kernels in pooled envs, and watches the owners of handed-out kernels.
+"""The daemon's kernel keeper: keeps pre-started kernels and pre-imported interpreters
+per backend, hands them out, launches kernels in pooled envs, and watches the owners
+of handed-out kernels.
 
 It never sees the supervisor: it gets an :class:`EnvAccess` of callables to take an
 env (leased to the daemon), re-lease it to a kernel pid, discard it and tell its
 activation variables. Pool bookkeeping is :class:`~runtimed.kernels.pool.KernelPool`;
-starting processes and talking to them is :mod:`runtimed.kernels.launch`; their
-files on disk are :mod:`runtimed.kernels.process`; when an owner's death ends a
-kernel is :class:`~runtimed.kernels.owners.OwnerWatch`.
+the kernels themselves (records, envs, launches) are
+:class:`~runtimed.kernels.table.KernelTable`; starting processes and talking to them
+is :mod:`runtimed.kernels.launch`; their files on disk are
+:mod:`runtimed.kernels.process`; when an owner's death ends a kernel is
+:class:`~runtimed.kernels.owners.OwnerWatch`.
 """
 
 from __future__ import annotations
@@ -17,14 +20,9 @@ import functools
 import logging
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-import attrs
-from attrs import define
 
 from runtimed.kernels.environ import kernel_environ, refusal, startup_refusal
 from runtimed.kernels.launch import (
@@ -33,31 +31,27 @@ from runtimed.kernels.launch import (
     LiveKernel,
     claim,
     close_control,
-    end_process,
-    launch_ipykernel,
     log_tail,
     read_ready,
     request_problem,
     spawn_host,
-    wait_connection,
 )
 from runtimed.kernels.owners import TERM_GRACE_S
 from runtimed.kernels.pool import KernelPool
 from runtimed.kernels.process import (
     KernelRecord,
     KernelState,
-    alive,
-    create_time_of,
     kill_group,
     make_kernel_dir,
     new_connection_file,
     read_connection,
-    read_record,
     remove_kernel_dir,
-    write_record,
 )
+from runtimed.kernels.table import EnvAccess, KernelTable
 from runtimed.protocol.messages import KernelPoolStatus, LaunchedKernel, PooledEnv, TakeKernel
 from runtimed.util.files import new_env_id
+from runtimed.util.liveness import is_alive
+from runtimed.util.tasks import TaskSet, every
 
 __all__ = ["EnvAccess", "KernelKeeper", "KernelRequestError", "KernelStartError"]
 
@@ -67,57 +61,51 @@ ENV_WAIT_S = 5.0  # how long a pre-start waits for an env from the pool
 WATCH_INTERVAL_S = 0.5
 
 
-@define(frozen=True)
-class EnvAccess:
-    """What the keeper may do with envs (given by the supervisor)."""
-
-    take: Callable[[str, float], Awaitable[PooledEnv | None]]  # leased to the daemon until re-leased
-    lease: Callable[[Path, int], None]  # the env now belongs to this (kernel) pid
-    discard: Callable[[Path], None]  # delete it (its kernel is gone)
-    activation: Callable[[PooledEnv], Mapping[str, str]]  # variables that activate it
-
-
 class KernelKeeper:
-    """Pre-started kernels for every backend, and the kernels it handed out."""
+    """Pre-started kernels and pre-imported interpreters for every backend, and the
+    kernels it handed out."""
 
     def __init__(self, root: Path, envs: EnvAccess, owner_grace_s: Callable[[], float]) -> None:
-        self.root = root
+        self.table = KernelTable(root, envs)
         self.envs = envs
         self.owner_grace_s = owner_grace_s
         self.pools: dict[str, KernelPool] = {}  # pre-started kernels
-        self.spares: dict[str, KernelPool] = {}  # pre-imported interpreters (start a kernel on claim)
-        self.kernels: dict[str, LiveKernel] = {}
+        self.preimported: dict[str, KernelPool] = {}  # pre-imported interpreters (start a kernel on claim)
         self._wake: dict[str, asyncio.Event] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._fillers: dict[str, asyncio.Task[None]] = {}
+        self._tasks = TaskSet(log)
+        self._fillers: set[str] = set()
         self._running = False
         self.prestart_env = kernel_environ(os.environ, {})  # what pre-started kernels start with
 
+    @property
+    def kernels(self) -> dict[str, LiveKernel]:
+        return self.table.kernels
+
     # ------------------------------------------------------------ lifecycle
 
-    async def start(self, targets: Mapping[str, int], spares: Mapping[str, int] | None = None) -> None:
+    async def start(self, targets: Mapping[str, int], preimported: Mapping[str, int] | None = None) -> None:
         """Recover kernels left on disk, then keep ``targets`` idle kernels (and
-        ``spares`` pre-imported interpreters) per backend."""
+        ``preimported`` pre-imported interpreters) per backend."""
         await self.recover()
-        self.run(targets, spares)
+        self.run(targets, preimported)
 
     async def recover(self) -> None:
         """Kill idle kernels a previous daemon left; watch its handed-out ones again."""
-        await asyncio.to_thread(self._recover)
+        await asyncio.to_thread(self.table.recover)
 
-    def run(self, targets: Mapping[str, int], spares: Mapping[str, int] | None = None) -> None:
-        """Keep ``targets`` idle kernels (and ``spares`` pre-imported interpreters) per
-        backend from now on (after :meth:`recover`)."""
+    def run(self, targets: Mapping[str, int], preimported: Mapping[str, int] | None = None) -> None:
+        """Keep ``targets`` idle kernels (and ``preimported`` pre-imported interpreters)
+        per backend from now on (after :meth:`recover`)."""
         self._running = True
-        self._spawn(self._watch())
-        self.configure(targets, spares)
+        self._tasks.spawn(every(lambda: WATCH_INTERVAL_S, self.check_kernels, log), name="kernel watch")
+        self.configure(targets, preimported)
 
-    def configure(self, targets: Mapping[str, int], spares: Mapping[str, int] | None = None) -> None:
-        spares = spares or {}
-        for backend in {*targets, *spares}:
+    def configure(self, targets: Mapping[str, int], preimported: Mapping[str, int] | None = None) -> None:
+        preimported = preimported or {}
+        for backend in {*targets, *preimported}:
             for pools, target, what in (
                 (self.pools, targets.get(backend, 0), "pre-started kernel"),
-                (self.spares, spares.get(backend, 0), "pre-imported interpreter"),
+                (self.preimported, preimported.get(backend, 0), "pre-imported interpreter"),
             ):
                 pool = pools.setdefault(backend, KernelPool(target=target))
                 for kernel_id in pool.resize(target):
@@ -125,38 +113,22 @@ class KernelKeeper:
                     self._discard(self.kernels[kernel_id])
             self._wake.setdefault(backend, asyncio.Event()).set()
             if self._running and backend not in self._fillers:
-                self._fillers[backend] = self._spawn(self._fill(backend))
+                self._fillers.add(backend)
+                self._tasks.spawn(self._fill(backend), name=f"kernel filler {backend}")
 
     async def stop(self) -> None:
         """Stop every never handed-out kernel; handed-out ones live on."""
         self._running = False
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.stop()
         idle = [k for k in self.kernels.values() if k.record.state is KernelState.IDLE]
         for kernel in idle:
             close_control(kernel)  # the host exits when its channel closes
             kill_group(kernel.record.pid, signal.SIGTERM)
         deadline = time.monotonic() + TERM_GRACE_S
-        while any(self._alive(k) for k in idle) and time.monotonic() < deadline:
+        while any(self.table.alive(k) for k in idle) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for kernel in idle:
             self._discard(kernel)
-
-    def _recover(self) -> None:
-        if not self.root.is_dir():
-            return
-        for kernel_dir in self.root.iterdir():
-            record = read_record(kernel_dir)
-            if record is None or not alive(record.pid, record.create_time):
-                remove_kernel_dir(kernel_dir)
-            elif record.state is KernelState.IDLE:
-                log.info("killing pre-started kernel %s (pid %d) left by a previous daemon", record.id, record.pid)
-                kill_group(record.pid)
-                remove_kernel_dir(kernel_dir)
-            else:
-                log.info("watching handed-out kernel %s (pid %d, owner %s)", record.id, record.pid, record.owner_pid)
-                self.kernels[record.id] = LiveKernel(record=record, dir=kernel_dir)
 
     # ------------------------------------------------------------ pre-starting
 
@@ -165,22 +137,10 @@ class KernelKeeper:
         wake = self._wake[backend]
         while True:
             now = time.monotonic()
-            pools = [p for p in (self.pools.get(backend), self.spares.get(backend)) if p is not None]
+            pools = [p for p in (self.pools.get(backend), self.preimported.get(backend)) if p is not None]
             pool = next((p for p in pools if p.deficit(now) > 0), None)
             if pool is not None:
-                deferred = pool is self.spares.get(backend)
-                kernel_id = new_env_id()
-                pool.start(kernel_id)
-                try:
-                    env = await self.envs.take(backend, ENV_WAIT_S)
-                except Exception:
-                    log.exception("taking an env for a pre-started %s kernel failed", backend)
-                    env = None
-                if env is None:
-                    pool.abandoned(kernel_id)
-                    await asyncio.sleep(1.0)
-                else:
-                    self._spawn(self._prestart(backend, kernel_id, env, pool, deferred=deferred))
+                await self._start_one(backend, pool)
                 continue
             wake.clear()
             later = [p.next_start_at for p in pools if p.next_start_at > now]
@@ -188,13 +148,30 @@ class KernelKeeper:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
 
+    async def _start_one(self, backend: str, pool: KernelPool) -> None:
+        """Take an env for one more of ``pool``'s kernels and start it (in the background)."""
+        preimported = pool is self.preimported.get(backend)
+        kernel_id = new_env_id()
+        pool.start(kernel_id)
+        try:
+            env = await self.envs.take(backend, ENV_WAIT_S)
+        except Exception:
+            log.exception("taking an env for a pre-started %s kernel failed", backend)
+            env = None
+        if env is None:
+            pool.abandoned(kernel_id)
+            await asyncio.sleep(1.0)
+        else:
+            prestart = self._prestart(backend, kernel_id, env, pool, preimported=preimported)
+            self._tasks.spawn(prestart, name=f"kernel prestart {kernel_id}")
+
     async def _prestart(
-        self, backend: str, kernel_id: str, env: PooledEnv, pool: KernelPool, *, deferred: bool
+        self, backend: str, kernel_id: str, env: PooledEnv, pool: KernelPool, *, preimported: bool
     ) -> None:
-        what = "pre-imported interpreter" if deferred else "pre-started kernel"
+        what = "pre-imported interpreter" if preimported else "pre-started kernel"
         started = time.monotonic()
         try:
-            kernel = await self._spawn_host(backend, kernel_id, env, deferred=deferred)
+            kernel = await self._spawn_host(backend, kernel_id, env, preimported=preimported)
         except Exception as exc:
             log.exception("starting a %s in %s failed", what, env.venv_path)
             pool.failed(kernel_id, f"{type(exc).__name__}: {exc}", time.monotonic())
@@ -202,8 +179,8 @@ class KernelKeeper:
             return
         assert kernel.reader is not None
         event = await read_ready(kernel.reader)
-        if event.get("event") == ("imported" if deferred else "ready"):
-            if not deferred:
+        if event.get("event") == ("imported" if preimported else "ready"):
+            if not preimported:
                 kernel.connection = dict(event["connection"])
             if pool.ready(kernel_id):
                 log.info("%s %s ready in %.2fs (pid %d)", what, kernel_id, time.monotonic() - started,
@@ -217,30 +194,13 @@ class KernelKeeper:
             self._discard(kernel)
         self._wake[backend].set()
 
-    async def _spawn_host(self, backend: str, kernel_id: str, env: PooledEnv, *, deferred: bool) -> LiveKernel:
-        kernel_dir = make_kernel_dir(self.root, kernel_id)
-        connection_file = None if deferred else new_connection_file(kernel_dir)
+    async def _spawn_host(self, backend: str, kernel_id: str, env: PooledEnv, *, preimported: bool) -> LiveKernel:
+        kernel_dir = make_kernel_dir(self.table.root, kernel_id)
+        connection_file = None if preimported else new_connection_file(kernel_dir)
         environ = kernel_environ(self.prestart_env, self.envs.activation(env))
         proc, reader, writer = await spawn_host(env.python_path, kernel_dir, connection_file, environ)
-        kernel = self._track(backend, kernel_id, kernel_dir, env, proc)
+        kernel = self.table.track(backend, kernel_id, kernel_dir, env, proc)
         kernel.reader, kernel.writer = reader, writer
-        return kernel
-
-    def _track(
-        self, backend: str, kernel_id: str, kernel_dir: Path, env: PooledEnv, proc: subprocess.Popen[bytes]
-    ) -> LiveKernel:
-        self.envs.lease(Path(env.venv_path), proc.pid)
-        record = KernelRecord(
-            id=kernel_id,
-            backend=backend,
-            env_path=env.venv_path,
-            pid=proc.pid,
-            create_time=create_time_of(proc.pid) or 0.0,
-            state=KernelState.IDLE,
-        )
-        write_record(kernel_dir, record)
-        kernel = LiveKernel(record=record, dir=kernel_dir, proc=proc, env_python=env.python_path)
-        self.kernels[kernel_id] = kernel
         return kernel
 
     # ------------------------------------------------------------ handing out
@@ -261,23 +221,27 @@ class KernelKeeper:
             claim_it = functools.partial(self._claim, request=request)
             kernel = await self._take_idle(backend, pool, claim_it, "could not be claimed")
             if kernel is not None:
-                handed = self._hand_out(kernel, owner, prestarted=True, reason="")
+                handed = self.table.hand_out(kernel, owner, prestarted=True, reason="")
                 log.info("handed out pre-started kernel %s (pid %d) to pid %s in %.1f ms", kernel.record.id,
                          kernel.record.pid, owner, (time.monotonic() - began) * 1e3)  # fmt: skip
                 return handed
             reason = "no pre-started kernel ready" if pool.target else "pre-started kernels are disabled"
         reason = reason or f"no kernels configured for {backend}"
-        spares = self.spares.get(backend)
-        if spares is not None and startup_refusal(request, self.prestart_env) is None:
-            start_it = functools.partial(self._start_deferred, request=request)
-            kernel = await self._take_idle(backend, spares, start_it, "could not start a kernel")
+        preimported = self.preimported.get(backend)
+        if preimported is not None and startup_refusal(request, self.prestart_env) is None:
+            start_it = functools.partial(self._start_preimported, request=request)
+            kernel = await self._take_idle(backend, preimported, start_it, "could not start a kernel")
             if kernel is not None:
                 reason += "; a pre-imported interpreter started it"
-                handed = self._hand_out(kernel, owner, prestarted=False, reason=reason)
+                handed = self.table.hand_out(kernel, owner, prestarted=False, reason=reason)
                 log.info("started a kernel in pre-imported interpreter %s (pid %d) for pid %s in %.1f ms: %s",
                          kernel.record.id, kernel.record.pid, owner, (time.monotonic() - began) * 1e3,
                          reason)  # fmt: skip
                 return handed
+        return await self._launch(backend, request, owner, reason)
+
+    async def _launch(self, backend: str, request: TakeKernel, owner: int | None, reason: str) -> LaunchedKernel | None:
+        """A normal kernel in a pooled env (or the env of an idle pre-started kernel)."""
         env = await self.envs.take(backend, 0.0) or await self._env_of_idle_kernel(backend)
         if env is None:
             env = await self.envs.take(backend, request.wait_s if request.wait_s is not None else ENV_WAIT_S)
@@ -285,9 +249,9 @@ class KernelKeeper:
             log.info("no kernel for %s: %s, and the env pool is empty", backend, reason)
             return None
         log.info("launching a kernel in pooled env %s: %s", Path(env.venv_path).name, reason)
-        kernel = await self._launch(backend, env, request)
+        kernel = await self.table.launch(backend, env, request, self.prestart_env)
         try:
-            return self._hand_out(kernel, owner, prestarted=False, reason=reason)
+            return self.table.hand_out(kernel, owner, prestarted=False, reason=reason)
         except BaseException:
             self._discard(kernel)
             raise
@@ -324,17 +288,17 @@ class KernelKeeper:
         remove_kernel_dir(kernel.dir)
         self._wake[backend].set()
         log.info("took the env of pre-started kernel %s (the env pool is empty)", kernel_id)
-        return PooledEnv(env_type=backend, venv_path=kernel.record.env_path, python_path=kernel.env_python, id="")
+        return self.table.env_of(kernel)
 
     async def _claim(self, kernel: LiveKernel, request: TakeKernel) -> None:
-        environ = kernel_environ(request.env, self.envs.activation(self._env_of(kernel)))
+        environ = kernel_environ(request.env, self.envs.activation(self.table.env_of(kernel)))
         await claim(kernel, {"cwd": request.cwd, "env": environ, "argv": request.argv})
 
-    async def _start_deferred(self, kernel: LiveKernel, request: TakeKernel) -> None:
+    async def _start_preimported(self, kernel: LiveKernel, request: TakeKernel) -> None:
         """Have a pre-imported interpreter start its kernel as ``request`` asks (fixed
         ports for a restart, its kernel arguments), and take its connection info."""
         connection_file = new_connection_file(kernel.dir, request.connection)
-        environ = kernel_environ(request.env, self.envs.activation(self._env_of(kernel)))
+        environ = kernel_environ(request.env, self.envs.activation(self.table.env_of(kernel)))
         message = {"connection_file": str(connection_file), "cwd": request.cwd, "env": environ, "argv": request.argv}
         await claim(kernel, message)
         info = read_connection(connection_file)
@@ -342,79 +306,14 @@ class KernelKeeper:
             raise KernelStartError("the kernel did not write its ports to its connection file")
         kernel.connection = info
 
-    async def _launch(self, backend: str, env: PooledEnv, request: TakeKernel) -> LiveKernel:
-        """A normal ``ipykernel_launcher`` in ``env`` (fixed ports when asked)."""
-        kernel_dir: Path | None = None
-        proc: subprocess.Popen[bytes] | None = None
-        kernel: LiveKernel | None = None
-        try:
-            kernel_dir = make_kernel_dir(self.root, new_env_id())
-            connection_file = new_connection_file(kernel_dir, request.connection)
-            environ = kernel_environ(request.env or self.prestart_env, self.envs.activation(env))
-            cwd = request.cwd or str(Path.home())
-            proc = launch_ipykernel(env.python_path, kernel_dir, connection_file, request.argv, cwd=cwd,
-                                    environ=environ)  # fmt: skip
-            kernel = self._track(backend, kernel_dir.name, kernel_dir, env, proc)
-            info = await wait_connection(proc, connection_file)
-            if info is None:
-                raise KernelStartError(f"kernel in {env.venv_path} did not start:\n{log_tail(kernel_dir)}")
-        except BaseException:  # nothing claimed may outlive a failed launch (nor a cancelled one)
-            self._abandon_launch(kernel, proc, kernel_dir, env)
-            raise
-        kernel.connection = info
-        return kernel
-
-    def _abandon_launch(
-        self, kernel: LiveKernel | None, proc: subprocess.Popen[bytes] | None, kernel_dir: Path | None, env: PooledEnv
-    ) -> None:
-        """Undo a launch that failed: its process, kernel dir and env (leased to the daemon)."""
-        if kernel is not None:
-            self._forget(kernel)
-            return
-        if proc is not None:
-            kill_group(proc.pid)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(1)
-        if kernel_dir is not None:
-            remove_kernel_dir(kernel_dir)
-        self.envs.discard(Path(env.venv_path))
-
-    def _hand_out(self, kernel: LiveKernel, owner: int | None, *, prestarted: bool, reason: str) -> LaunchedKernel:
-        owner_created = create_time_of(owner) if owner else None
-        kernel.record = record = attrs.evolve(
-            kernel.record, state=KernelState.HANDED_OUT, owner_pid=owner, owner_create_time=owner_created
-        )
-        write_record(kernel.dir, record)
-        return LaunchedKernel(
-            id=record.id,
-            pid=record.pid,
-            create_time=record.create_time,
-            connection=kernel.connection,
-            env=self._env_of(kernel),
-            prestarted=prestarted,
-            log_file=str(kernel.dir / "kernel.log"),
-            reason=reason,
-        )
-
-    def _env_of(self, kernel: LiveKernel) -> PooledEnv:
-        path = kernel.record.env_path
-        return PooledEnv(env_type=kernel.record.backend, venv_path=path, python_path=kernel.env_python, id="")
-
     # ------------------------------------------------------------ watching
 
-    async def _watch(self) -> None:
+    def check_kernels(self) -> None:
         """Reap kernels that ended; shut down handed-out kernels whose owner died."""
-        while True:
-            await asyncio.sleep(WATCH_INTERVAL_S)
-            try:
-                self._check_kernels(time.monotonic())
-            except Exception:
-                log.exception("kernel check failed")
-
-    def _check_kernels(self, now: float) -> None:
+        now = time.monotonic()
         for kernel in list(self.kernels.values()):
             record = kernel.record
-            if not self._alive(kernel):
+            if not self.table.alive(kernel):
                 if record.state is KernelState.IDLE:
                     pool = self._pool_holding(record)
                     if pool is not None and record.id in pool.idle:
@@ -425,11 +324,11 @@ class KernelKeeper:
                         continue  # its start task reports the failure
                 else:
                     log.info("kernel %s (pid %d) ended; deleting its env", record.id, record.pid)
-                self._forget(kernel)
+                self.table.forget(kernel)
                 continue
             if record.state is not KernelState.HANDED_OUT or not record.owner_pid:
                 continue
-            owner_alive = alive(record.owner_pid, record.owner_create_time)
+            owner_alive = is_alive(record.owner_pid, record.owner_create_time)
             sig = kernel.owner.step(owner_alive, now, self.owner_grace_s())
             if sig is signal.SIGTERM:
                 log.info("owner %d of kernel %s is gone: shutting the kernel down", record.owner_pid, record.id)
@@ -438,36 +337,23 @@ class KernelKeeper:
 
     def _pool_holding(self, record: KernelRecord) -> KernelPool | None:
         """The pool in which an idle (or starting) kernel is counted, if any."""
-        for pools in (self.pools, self.spares):
+        for pools in (self.pools, self.preimported):
             pool = pools.get(record.backend)
             if pool is not None and (record.id in pool.idle or record.id in pool.starting):
                 return pool
         return None
 
-    def _alive(self, kernel: LiveKernel) -> bool:
-        if kernel.proc is not None and kernel.proc.poll() is not None:
-            return False  # our child, now reaped
-        return alive(kernel.record.pid, kernel.record.create_time)
-
     def _discard(self, kernel: LiveKernel) -> None:
         """Kill a kernel that was never handed out; forget it and discard its env."""
         close_control(kernel)
-        self._forget(kernel)
-
-    def _forget(self, kernel: LiveKernel) -> None:
-        end_process(kernel)
-        self.kernels.pop(kernel.record.id, None)
-        remove_kernel_dir(kernel.dir)
-        self.envs.discard(Path(kernel.record.env_path))
+        self.table.forget(kernel)
 
     # ------------------------------------------------------------ status
 
     def status(self, backend: str) -> KernelPoolStatus:
         pool = self.pools.get(backend)
-        handed_out = sum(
-            1 for k in self.kernels.values() if k.record.backend == backend and k.record.state is KernelState.HANDED_OUT
-        )
-        spares = self.spares.get(backend) or KernelPool(target=0)
+        handed_out = self.table.handed_out(backend)
+        preimported = self.preimported.get(backend) or KernelPool(target=0)
         if pool is None:
             return KernelPoolStatus(handed_out=handed_out)
         return KernelPoolStatus(
@@ -475,13 +361,7 @@ class KernelKeeper:
             starting=len(pool.starting),
             target=pool.target,
             handed_out=handed_out,
-            error=pool.last_error or spares.last_error,
-            preimported=len(spares.idle),
-            preimported_target=spares.target,
+            error=pool.last_error or preimported.last_error,
+            preimported=len(preimported.idle),
+            preimported_target=preimported.target,
         )
-
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task

@@ -25,6 +25,7 @@ from attrs import define, field
 
 from runtimed.kernels.owners import OwnerWatch
 from runtimed.kernels.process import HOST_SCRIPT, KernelRecord, kill_group, read_connection
+from runtimed.util.output import tail
 
 __all__ = [
     "CLAIM_TIMEOUT_S",
@@ -93,10 +94,10 @@ async def spawn_host(
 ) -> tuple[subprocess.Popen[bytes], asyncio.StreamReader, asyncio.StreamWriter]:
     """The kernel host in ``python``, with its end of the control channel: a kernel
     started on ``connection_file``, or (None) a pre-imported interpreter that starts
-    its kernel on claim (``--defer``)."""
+    its kernel on claim (``--preimported``)."""
     ours, theirs = socket.socketpair()
     argv = [python, str(HOST_SCRIPT), "--control-fd", str(theirs.fileno())]
-    argv += ["-f", str(connection_file)] if connection_file is not None else ["--defer"]
+    argv += ["-f", str(connection_file)] if connection_file is not None else ["--preimported"]
     try:
         proc = _popen(argv, kernel_dir, cwd=str(kernel_dir), env=environ, pass_fds=(theirs.fileno(),))
     except BaseException:
@@ -184,10 +185,9 @@ def _popen(
         )
 
 
-def log_tail(kernel_dir: Path, lines: int = 15) -> str:
+def log_tail(kernel_dir: Path) -> str:
     """The last lines of a kernel's log (for error messages)."""
     try:
-        text = (kernel_dir / "kernel.log").read_text(errors="replace")
+        return tail((kernel_dir / "kernel.log").read_text(errors="replace"))
     except OSError:
         return ""
-    return "\n".join(text.strip().splitlines()[-lines:])

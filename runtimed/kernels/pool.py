@@ -8,7 +8,7 @@ The refill after a hand-out waits :data:`REFILL_DELAY_S`: starting a kernel (and
 the env build it sets off) takes a core for most of a second, and on a small
 machine that stole it from the kernel just handed out, in the very milliseconds
 its client connects (measured on 2 cores: a hand-out took 10-100 ms with the
-refill at once, 3 ms with it deferred; ``bench/kernel_start.py``).
+refill at once, 3 ms with it delayed; ``bench/kernel_start.py``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Kernel processes on disk: private dirs, connection files, records, liveness.
+"""Kernel processes on disk: private dirs, connection files, records.
 
 Each kernel the daemon starts gets ``<cache>/kernels/<id>/`` (0700) holding its
 connection file (0600), its log and ``record.json``, which says whether it is idle
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import psutil
 from attrs import define
 
 from runtimed.core.convert import make_converter
@@ -30,8 +29,6 @@ __all__ = [
     "HOST_SCRIPT",
     "KernelRecord",
     "KernelState",
-    "alive",
-    "create_time_of",
     "kill_group",
     "make_kernel_dir",
     "new_connection_file",
@@ -122,23 +119,6 @@ def make_kernel_dir(root: Path, kernel_id: str) -> Path:
     path = root / kernel_id
     path.mkdir(mode=0o700)
     return path
-
-
-def alive(pid: int, create_time: float | None) -> bool:
-    """True while ``pid`` runs and is the process that had ``create_time`` (not a reuse)."""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return create_time is None or abs(proc.create_time() - create_time) < 0.5
-    except psutil.Error:
-        return False
-
-
-def create_time_of(pid: int) -> float | None:
-    with contextlib.suppress(psutil.Error):
-        return psutil.Process(pid).create_time()
-    return None
 
 
 def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:

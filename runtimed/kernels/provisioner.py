@@ -38,8 +38,9 @@ from traitlets import Bool, Float, Unicode
 
 from runtimed.client import Client, DaemonAbsent, DaemonError, DaemonNotRunning
 from runtimed.client.autostart import AutoStart, auto_start, wait_until_answering
-from runtimed.kernels.process import alive, kill_group
+from runtimed.kernels.process import kill_group
 from runtimed.protocol.messages import LaunchedKernel, TakeKernel
+from runtimed.util.liveness import is_alive
 
 __all__ = ["RuntimedProvisioner", "kernel_arguments"]
 
@@ -212,7 +213,7 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def poll(self) -> int | None:
         if self._local is not None:
             return await self._local.poll()
-        if self._pid is not None and alive(self._pid, self._create_time):
+        if self._pid is not None and is_alive(self._pid, self._create_time):
             return None
         return 0
 
@@ -227,7 +228,7 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def send_signal(self, signum: int) -> None:
         if self._local is not None:
             await self._local.send_signal(signum)
-        elif self._pid is not None and alive(self._pid, self._create_time):
+        elif self._pid is not None and is_alive(self._pid, self._create_time):
             kill_group(self._pid, signum)
 
     async def kill(self, restart: bool = False) -> None:

@@ -18,6 +18,7 @@ import filelock
 import psutil
 
 from runtimed.util.files import write_json_atomic
+from runtimed.util.liveness import same_process
 from runtimed.util.paths import SUN_PATH_MAX, Paths, check_socket_dir, ensure_private_dir
 
 __all__ = [
@@ -218,13 +219,7 @@ def find_daemon(paths: Paths) -> psutil.Process | None:
     pid, recorded = state.get("pid"), state.get("create_time")
     if not isinstance(pid, int) or not isinstance(recorded, (int, float)) or not _lock_held(paths.lock, holders):
         return None
-    try:
-        proc = psutil.Process(pid)
-        if abs(proc.create_time() - recorded) <= 1.0:
-            return proc
-    except psutil.Error:
-        pass
-    return None  # the pid was reused, or is gone
+    return same_process(pid, float(recorded))  # None: the pid was reused, or is gone
 
 
 def remove_stale_state(paths: Paths) -> bool:

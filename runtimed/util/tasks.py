@@ -14,10 +14,11 @@ log = logging.getLogger("runtimed.daemon.supervisor")
 
 
 class TaskSet:
-    """Keeps its tasks referenced until done and logs any that fail."""
+    """Keeps its tasks referenced until done and logs any that fail (to ``logger``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, logger: logging.Logger = log) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._log = logger
 
     def spawn(
         self,
@@ -36,7 +37,7 @@ class TaskSet:
                 return
             exc = task.exception()
             assert exc is not None
-            log.error("background task %s failed", task.get_name(), exc_info=exc)
+            self._log.error("background task %s failed", task.get_name(), exc_info=exc)
             if on_error is not None:
                 on_error(exc)
 
@@ -51,9 +52,9 @@ class TaskSet:
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-async def every(interval: Callable[[], float], action: Callable[[], Any]) -> None:
+async def every(interval: Callable[[], float], action: Callable[[], Any], logger: logging.Logger = log) -> None:
     """Run ``action`` (sync or async) every ``interval()`` seconds, forever; a failing
-    round is logged and the next one runs as usual."""
+    round is logged (to ``logger``) and the next one runs as usual."""
     while True:
         await asyncio.sleep(interval())
         try:
@@ -61,4 +62,4 @@ async def every(interval: Callable[[], float], action: Callable[[], Any]) -> Non
             if asyncio.iscoroutine(result):
                 await result
         except Exception:
-            log.exception("periodic %s failed", getattr(action, "__name__", action))
+            logger.exception("periodic %s failed", getattr(action, "__name__", action))

@@ -10,8 +10,10 @@ env is discarded when, and which processes end.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,7 +24,7 @@ import psutil
 import pytest
 
 from runtimed.kernels.keeper import EnvAccess, KernelKeeper
-from runtimed.kernels.process import KernelState, read_record
+from runtimed.kernels.process import HOST_SCRIPT, KernelState, read_record
 from runtimed.protocol.messages import LaunchedKernel, PooledEnv, TakeKernel
 
 T = TypeVar("T")
@@ -249,3 +251,21 @@ def test_a_launch_that_fails_after_the_env_was_taken_gives_it_back(tmp_path: Pat
         assert not list((tmp_path / "kernels").iterdir())
 
     _run(tmp_path, str(tmp_path / "gone" / "python"), scenario)
+
+
+@pytest.mark.parametrize("flag", ["--preimported", "--defer"])
+def test_the_host_pre_imports_with_its_flag_or_the_old_one(kernel_python: str, flag: str) -> None:
+    """``--preimported`` (``--defer`` in 0.1.0: a daemon that ran before an upgrade
+    still passes it to the new host script)."""
+    ours, theirs = socket.socketpair()
+    command = [kernel_python, str(HOST_SCRIPT), "--control-fd", str(theirs.fileno()), flag]
+    proc = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+    theirs.close()
+    try:
+        with ours.makefile("rb") as channel:
+            line = channel.readline()
+        assert line, "the host exited without a word (its stderr is above)"
+        assert json.loads(line)["event"] == "imported", line
+    finally:
+        ours.close()  # an unclaimed host exits when its channel closes
+        assert proc.wait(30) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from runtimed.backend import BackendError, ErrorKind
+from runtimed.backend import BackendError, ErrorKind, tail
 
 __all__ = ["classify_uv_error"]
 
@@ -28,8 +28,7 @@ _NETWORK = (
 
 def classify_uv_error(output: str, exit_code: int) -> BackendError:
     """A :class:`BackendError` for a failed uv command, naming the package when it can."""
-    tail = "\n".join(output.strip().splitlines()[-12:])
-    message = f"uv failed (exit {exit_code}): {tail}"
+    message = f"uv failed (exit {exit_code}): {tail(output, 12)}"
     if "No interpreter found" in output:
         return BackendError(ErrorKind.TOOL_MISSING, message)
     match = _PARSE.search(output)
