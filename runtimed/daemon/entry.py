@@ -11,8 +11,6 @@ import signal
 import sys
 from collections.abc import Callable
 
-import psutil
-
 from runtimed._version import __version__
 from runtimed.config import Config, DaemonConfig
 from runtimed.daemon.runtime import process_workers
@@ -22,6 +20,7 @@ from runtimed.daemon.usagefile import UsageFile, stats_path
 from runtimed.daemon.wiring import wire
 from runtimed.envs.plugins import discover_plugins
 from runtimed.protocol.messages import PROTOCOL_VERSION
+from runtimed.util.liveness import create_time_of
 from runtimed.util.modes import repair_once
 from runtimed.util.paths import Paths
 from runtimed.util.singleton import DaemonLock, prepare_socket_path
@@ -94,7 +93,7 @@ async def _serve(paths: Paths, load: Callable[[], Config], lock: DaemonLock) -> 
                 "endpoint": str(paths.socket),
                 "pid": os.getpid(),
                 # With the lock, these prove to `runtimed stop` which process is the daemon.
-                "create_time": psutil.Process().create_time(),
+                "create_time": create_time_of(os.getpid()),
                 "cache_dir": str(paths.cache_dir),
                 "version": __version__,
                 "protocol_version": PROTOCOL_VERSION,

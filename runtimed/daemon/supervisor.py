@@ -115,7 +115,7 @@ class Supervisor:
             self.tasks.spawn(runtime.worker.run(), name=f"worker:{name}")
         for backend, envs in found.items():
             log.warning("%d env(s) of backend %r left alone: no such plugin installed", len(envs), backend)
-        self.kernels.run(self._kernel_targets(), self._spare_targets())
+        self.kernels.run(self._kernel_targets(), self._preimported_targets())
         daemon = self.config.daemon
         housekeeping = self.parts.housekeeping
         self.tasks.spawn(every(lambda: self.config.daemon.lease_check_s, housekeeping.check_leases))
@@ -263,7 +263,7 @@ class Supervisor:
     def _kernel_targets(self) -> dict[str, int]:
         return {name: self.config.backend(name).kernel_target for name in self.runtimes}
 
-    def _spare_targets(self) -> dict[str, int]:
+    def _preimported_targets(self) -> dict[str, int]:
         return {name: self.config.backend(name).preimported_target for name in self.runtimes}
 
     # ------------------------------------------------------------ configuration
@@ -293,7 +293,7 @@ class Supervisor:
         for name, runtime in self.runtimes.items():
             if (new := config.backend(name)) != runtime.config:
                 reconfigure(runtime, new, self.builder.carry_out, self._start_respec)
-        self.kernels.configure(self._kernel_targets(), self._spare_targets())
+        self.kernels.configure(self._kernel_targets(), self._preimported_targets())
         if config.supervision != old.supervision:
             for runtime in self.runtimes.values():
                 runtime.worker.supervision = config.supervision

@@ -40,6 +40,7 @@ from runtimed.protocol.jobs import (
     result_of,
 )
 from runtimed.protocol.messages import LineDecoder, ProtocolError, WorkerStatus, encode
+from runtimed.util.liveness import same_process
 from runtimed.util.proctree import children, describe_exit, exited, kill_process_tree
 from runtimed.util.selfcmd import module_command
 
@@ -240,9 +241,9 @@ class WorkerHandle:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)  # the worker leads its own group (start_new_session)
         for child_pid, create_time in self._descendants.items():
-            with contextlib.suppress(psutil.Error):
-                child = psutil.Process(child_pid)
-                if child.create_time() == create_time:
+            child = same_process(child_pid, create_time)
+            if child is not None:
+                with contextlib.suppress(psutil.Error):
                     child.kill()
         self._descendants.clear()
 
