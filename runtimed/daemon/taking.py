@@ -1,6 +1,8 @@
 """A ``take``: hand a ready env out exactly once, or wait up to ``wait_s`` for one.
 
-The checks on the env are :func:`runtimed.daemon.handout.hand_out`'s; the lease's
+:func:`hand_out` pops one pooled env and leases it: it runs on the event loop inside
+the pool's condition, so no other take or build interleaves between popping an env
+and leasing it, and checks the env cheaply first (:func:`looks_whole`). The lease's
 durability is the session's (``runtimed.daemon.session``). A take that empties the
 pool starts the replacement build (through :meth:`runtimed.daemon.builder.Builder.carry_out`)
 after its reply has gone out.
@@ -11,18 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from runtimed.core.records import Lease
+from runtimed.core.records import Lease, ReadyEnv
 from runtimed.core.usage import UsageRecorder
-from runtimed.daemon.handout import hand_out
 from runtimed.daemon.leasetable import LeaseTable
 from runtimed.daemon.runtime import BackendRuntime
+from runtimed.envs.envdir import META_DIR, missing_part
+from runtimed.envs.leases import make_lease
 from runtimed.protocol.messages import Empty, EnvReply, Error, PooledEnv, Take
 
-__all__ = ["Taker"]
+__all__ = ["Taker", "hand_out", "looks_whole"]
 
 log = logging.getLogger("runtimed.daemon.supervisor")
 
@@ -103,3 +107,65 @@ class Taker:
     async def take_uncounted(self, request: Take, peer_pid: int | None) -> EnvReply | Empty | Error:
         """A take for a kernel: counted as a kernel, not as a take."""
         return await self.take(request, peer_pid, counted=False)
+
+
+def looks_whole(env: ReadyEnv) -> str | None:
+    """Why a pooled env cannot be handed out (None if it can), from a few ``stat`` calls:
+    the env dir must still be runtimed's own (not a symlink planted in its place), and
+    its manifest and what its backend said makes it whole (``Backend.whole_paths``,
+    recorded in the manifest: by default the python, ipykernel and its launcher) must
+    still exist (cache cleaners delete files)."""
+    if os.path.islink(env.path):
+        return "it was replaced by a symlink"
+    if not os.path.exists(env.path / META_DIR / "manifest.json"):
+        return "its manifest is gone"
+    missing = missing_part(env.path, env.manifest)
+    if missing is not None:
+        return f"{missing} is gone"
+    return None
+
+
+def hand_out(
+    runtime: BackendRuntime,
+    leases: LeaseTable,
+    holder: int | None,
+    keep: bool,
+    discard: Callable[[Path], None],
+    write_lease: Callable[[Path, Lease], None],
+) -> ReadyEnv | Error | None:
+    """Take the next good env from the pool and lease it to ``holder``.
+
+    Broken envs met on the way are discarded and skipped. If the lease cannot be
+    written, the env goes back to the pool (nothing is lost) and an error is returned.
+
+    Durability: ``write_lease`` (``Session.write_lease``) writes the lease with an
+    atomic rename before the reply, but without an fsync (a ``keep`` lease excepted):
+    a daemon crash loses nothing (the page cache has the lease), and after an OS
+    crash the next daemon deletes every env this daemon's session could have handed
+    out and that has no lease on disk (see ``runtimed.daemon.session``). So no env is
+    handed out twice, and a take costs no disk flush.
+    """
+    pool = runtime.pool
+    while True:
+        outdated = not pool.available
+        env = pool.take()
+        if env is None:
+            return None
+        broken = looks_whole(env)
+        if broken is not None:
+            log.warning("pooled env %s is broken (%s); deleting it", env.path.name, broken)
+            discard(env.path)
+            continue
+        try:
+            lease = make_lease(holder, keep=keep)
+            write_lease(env.path, lease)
+        except (OSError, ValueError) as exc:
+            pool.put_back(env, outdated=outdated)
+            log.error("cannot lease %s: %s", env.path.name, exc)
+            return Error(code="lease_failed", message=f"cannot write the lease of {env.path.name}: {exc}")
+        leases.add(env.path, runtime.name, lease)
+        # Logged after the reply has gone out: a log write is as dear as the lease's.
+        asyncio.get_running_loop().call_soon(
+            log.info, "handed out %s to pid %s%s", env.path.name, lease.pid, " (kept)" if keep else ""
+        )
+        return env

@@ -16,7 +16,7 @@ import pytest
 from runtimed.backend import Backend, BuildRequest
 from runtimed.config import BackendConfig
 from runtimed.core.records import Manifest, ReadyEnv
-from runtimed.daemon.handout import looks_whole
+from runtimed.daemon.taking import looks_whole
 from runtimed.envs.build import build_env
 from runtimed.envs.envdir import write_manifest
 from tests.support.daemon import DaemonProcess
