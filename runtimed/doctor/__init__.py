@@ -20,7 +20,7 @@ from runtimed.doctor.daemon_checks import (
     load_config_checked,
 )
 from runtimed.doctor.kernelspecs import check_kernelspecs
-from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
+from runtimed.doctor.results import CheckResult, CheckStatus, DoctorContext
 from runtimed.doctor.service_check import check_auto_start, check_service
 from runtimed.doctor.tool_checks import check_conda_channels, check_plugins, check_uv
 from runtimed.envs.plugins import discover_plugins

@@ -13,7 +13,7 @@ import psutil
 
 from runtimed.client import Client, DaemonError, DaemonNotRunning
 from runtimed.config import ConfigError, load_config
-from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
+from runtimed.doctor.results import CheckResult, CheckStatus, DoctorContext
 from runtimed.protocol.messages import PROTOCOL_VERSION
 from runtimed.protocol.version import RESTART_HINT, mismatch
 from runtimed.util.liveness import running

@@ -11,7 +11,7 @@ from typing import Any
 
 from attrs import define
 
-from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
+from runtimed.doctor.results import CheckResult, CheckStatus, DoctorContext
 from runtimed.kernels.specs import default_kernels_dir
 
 __all__ = [

@@ -6,7 +6,7 @@ import os
 import plistlib
 import shlex
 
-from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
+from runtimed.doctor.results import CheckResult, CheckStatus, DoctorContext
 from runtimed.service.manager import ServicePlatform, manager_for
 from runtimed.service.render import service_spec
 

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
-from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
+from runtimed.doctor.results import CheckResult, CheckStatus, DoctorContext
 from runtimed.workers.probe import PluginReport
 
 __all__ = ["channel_url", "check_conda_channels", "check_plugins", "check_uv", "find_uv"]

@@ -225,7 +225,7 @@ def test_a_stopped_daemon_is_not_duplicated(
 
 
 def test_doctor_reports_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runtimed.doctor.records import CheckStatus, DoctorContext
+    from runtimed.doctor.results import CheckStatus, DoctorContext
     from runtimed.doctor.service_check import check_auto_start
 
     ctx = DoctorContext(Paths.resolve(cache_dir=tmp_path / "c", config_file=tmp_path / "config.toml"), None)

@@ -29,7 +29,7 @@ from runtimed.doctor.kernelspecs import (
     find_runtimed_kernelspecs,
     provisioner_installed,
 )
-from runtimed.doctor.records import CheckStatus, DoctorContext
+from runtimed.doctor.results import CheckStatus, DoctorContext
 from runtimed.doctor.tool_checks import channel_url, check_conda_channels
 from runtimed.kernels.specs import install, kernel_spec
 from runtimed.util.paths import Paths

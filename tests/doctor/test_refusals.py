@@ -19,7 +19,7 @@ from runtimed.doctor.daemon_checks import (
     check_socket,
     check_stale_processes,
 )
-from runtimed.doctor.records import CheckResult, CheckStatus, DoctorContext
+from runtimed.doctor.results import CheckResult, CheckStatus, DoctorContext
 from runtimed.util.paths import Paths
 from tests.support.daemon import runtimed_cmd
 
