@@ -27,7 +27,7 @@ def test_an_older_daemon_gets_one_warning_per_command(daemon_factory: type[Daemo
     # The daemon believes it is runtimed 9.9.9: patched in before anything imports it.
     site = tmp_path / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text("import runtimed\nruntimed.__version__ = '9.9.9'\n")
+    (site / "sitecustomize.py").write_text("import runtimed._version\nruntimed._version.__version__ = '9.9.9'\n")
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
     daemon = daemon_factory(env=env).start()
     with daemon.client() as client:
