@@ -148,12 +148,14 @@ def probe_interpreter(python: Path, prefix: Path, env: Mapping[str, str] | None 
     known = _LAYOUTS.get(key) if key is not None else None
     if known is not None:
         dirs = tuple(os.path.join(prefix, rel) for rel in known.dirs)
-        if all(os.path.isdir(d) for d in dirs):
+        if dirs and all(os.path.isdir(d) for d in dirs):
             return Interpreter(python=python, cache_tag=known.cache_tag, magic=known.magic, dirs=dirs)
     interpreter = _probe(python, prefix, env)
     if key is not None:
         rel = tuple(os.path.relpath(d, os.path.realpath(prefix)) for d in interpreter.dirs)
-        if not any(r.startswith(os.pardir) for r in rel):
+        # A prefix holding none of the interpreter's dirs (a python linked into a bare dir)
+        # says nothing of the next prefix: remembered, it would leave every env uncompiled.
+        if rel and not any(r.startswith(os.pardir) for r in rel):
             _LAYOUTS[key] = attrs.evolve(interpreter, dirs=rel)
     return interpreter
 

@@ -76,3 +76,17 @@ def test_a_second_env_on_the_same_interpreter_is_not_probed_again(
         item.rmdir() if item.is_dir() else item.unlink()
     probe_interpreter(other / "bin" / "python", other)
     assert probes == [venv, other]
+
+
+def test_a_bare_prefix_does_not_leave_the_next_env_uncompiled(
+    venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A python linked into a dir that holds none of its library dirs (a toy or broken
+    env) probes as no dirs at all; remembered, every later env on that interpreter got
+    no bytecode (two CI runs of the whole suite saw it)."""
+    monkeypatch.setattr(bytecode, "_LAYOUTS", {})
+    bare = tmp_path / "bare"
+    (bare / "bin").mkdir(parents=True)
+    (bare / "bin" / "python").symlink_to((venv / "bin" / "python").resolve())
+    assert probe_interpreter(bare / "bin" / "python", bare).dirs == ()
+    assert probe_interpreter(venv / "bin" / "python", venv).dirs == (str(_site_packages(venv).parent),)
