@@ -20,13 +20,16 @@ ONE_UV = "[backends.uv]\npool_size = 1\n"
 
 
 def fake_clone(parent: Path) -> Path:
-    """``parent/runtimed``: the top of a checkout of this project (a namespace package
-    named ``runtimed`` whose ``plugins`` is the checkout's plugins folder)."""
-    top = parent / "runtimed"
-    (top / "plugins" / "uv").mkdir(parents=True, exist_ok=True)
-    (top / "runtimed").mkdir(exist_ok=True)
-    (top / "runtimed" / "__init__.py").write_text("")
-    (top / "README.md").write_text("runtimed\n")
+    """``parent`` as the top of another checkout of runtimed (say an older version): its
+    ``runtimed/`` package comes first on ``sys.path`` for a ``python -m`` run there and
+    would replace the installed runtimed whatever the install mode (a regular package,
+    unlike the namespace dir a checkout's parent holds, which only shadows the names it
+    has: ``runtimed.plugins`` before the layout by concern)."""
+    package = parent / "runtimed"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text('raise ImportError("the runtimed of another checkout in the cwd")\n')
+    (parent / "plugins" / "uv").mkdir(parents=True, exist_ok=True)
+    (parent / "README.md").write_text("runtimed\n")
     return parent
 
 
@@ -35,14 +38,9 @@ def _describe(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]
 
 
 def test_the_clone_shadows_a_plain_dash_m(tmp_path: Path) -> None:
-    """What the fix avoids (so the tests below can fail): ``python -m`` in the clone's parent.
-
-    pip's editable install (the README's, and CI's) is shadowed; some other installs are
-    not (a namespace dir in the cwd loses to them), and there the tests below prove less."""
+    """What the fix avoids (so the tests below can fail): ``python -m`` in the checkout."""
     result = _describe([sys.executable, "-m", "runtimed.workers.child", "uv", "--describe"], fake_clone(tmp_path))
-    if result.returncode == 0:
-        pytest.skip("this install of runtimed is not shadowed by a namespace dir in the cwd")
-    assert result.returncode != 0 and "ImportError" in result.stderr
+    assert result.returncode != 0 and "the runtimed of another checkout in the cwd" in result.stderr
 
 
 @pytest.mark.parametrize("safe_path_flag", [True, False], ids=["-P", "bootstrap"])
