@@ -31,14 +31,17 @@ SLOW_FIXTURES = frozenset(
     }
 )
 SCENARIOS = Path(__file__).parent / "scenarios"
+#: Drive the real ``runtimed`` command (and what it starts) in subprocesses: slow as a whole.
+SLOW_DIRS = (SCENARIOS, Path(__file__).parent / "cli")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``pytest -m "not slow"`` is the quick loop: every scenario test (tests/scenarios/)
-    and every test that starts a daemon or installs (through the fixtures above) is
-    ``slow``; others that start a kernel, a daemon or an install say so themselves."""
+    """``pytest -m "not slow"`` is the quick loop: every test in tests/scenarios/ and
+    tests/cli/ and every test that starts a daemon or installs (through the fixtures
+    above) is ``slow``; others that start a kernel, a daemon or an install say so themselves."""
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or SCENARIOS in Path(item.path).parents:
+        in_slow_dir = any(d in Path(item.path).parents for d in SLOW_DIRS)
+        if in_slow_dir or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

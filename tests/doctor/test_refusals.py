@@ -25,6 +25,8 @@ from tests.support.daemon import runtimed_cmd
 
 NOBODY = 65534
 
+pytestmark = pytest.mark.slow  # runs `runtimed run` and `runtimed doctor` against each refusal
+
 
 def _ctx(tmp_path: Path, socket: Path | None = None) -> DoctorContext:
     paths = Paths.resolve(cache_dir=tmp_path / "cache", socket=socket, config_file=tmp_path / "config.toml")
