@@ -170,6 +170,8 @@ def test_of_ten_racing_auto_starts_only_the_winner_says_it_started_the_daemon(
         ]
         errors = [t.communicate(timeout=300)[1] for t in takes]
         said = [err for err in errors if "started the daemon" in err]
+        # A loser may still be importing when every take has its answer: wait for it to lose the lock and exit.
+        wait_for(lambda: len(home.daemons()) == 1, timeout=60, what="the losing daemons to exit")
         (daemon,) = home.daemons()
         assert len(said) == 1, errors  # nine spawned a daemon that lost the lock and exited: not "started"
         assert int(said[0].split("(pid ")[1].split(",")[0]) == daemon.pid
