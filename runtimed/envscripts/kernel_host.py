@@ -9,6 +9,10 @@ with a socketpair end as fd N. Two modes:
   environment, ``sys.path`` entry and the kernel arguments it accepts, replies
   ``{"event": "claimed"}`` and closes the channel. Nothing runs in the kernel
   before the claim, so the first execution is number 1 and history is empty.
+  A claim with ``"connection"`` (the ports and key a front end chose, or those of
+  the kernel being restarted) makes the kernel take that connection over first
+  (:func:`_take_over`); if a port cannot be bound it replies ``failed`` and the
+  daemon discards it.
 * ``--preimported``: ipykernel is imported, and the kernel is only
   initialised on the claim, with the claim's connection file (used to measure the
   alternative; see bench/kernel_start.py).
@@ -34,6 +38,8 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 # Kernel arguments a pre-started kernel applies on claim (everything else is refused,
 # and the daemon then launches a normal kernel with them).
 HISTORY_FILE_ARG = "--HistoryManager.hist_file="
+TAKEOVER_TIMEOUT_S = 5.0
+_HEARTBEATS: list[Any] = []
 
 
 def _send(fd: int, message: dict[str, Any]) -> None:
@@ -87,6 +93,110 @@ def _use_memory_history(history: Any) -> None:
     history._switch_to_memory_history()
 
 
+def _run_in(loop: Any, job: Any) -> None:
+    """Run ``job`` on ``loop``'s thread (a zmq socket is touched only from its own
+    thread) and wait for it; its exception is raised here."""
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            job()
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            done.set()
+
+    loop.add_callback(run)
+    if not done.wait(TAKEOVER_TIMEOUT_S):
+        raise TimeoutError("a kernel thread did not take its new port in time")
+    if failure:
+        raise failure[0]
+
+
+def _rebind(sock: Any, old: str, new: str) -> Any:
+    def job() -> None:
+        sock.bind(new)
+        try:
+            sock.unbind(old)
+        except Exception:  # the old endpoint is only dropped to free the port
+            pass
+
+    return job
+
+
+def _heartbeat(app: Any, url: str) -> None:
+    """A new heartbeat on ``url`` (the echo device blocks its thread: it is replaced,
+    not re-bound), then the old one ended."""
+    import zmq
+
+    bound = threading.Event()
+    failure: list[BaseException] = []
+    context = zmq.Context()
+
+    def run() -> None:
+        sock = context.socket(zmq.ROUTER)
+        sock.linger = 0
+        try:
+            sock.bind(url)
+        except BaseException as exc:
+            failure.append(exc)
+            sock.close()
+            bound.set()
+            return
+        bound.set()
+        try:
+            zmq.device(zmq.QUEUE, sock, sock)
+        except zmq.ZMQError:
+            pass
+        finally:
+            sock.close()
+
+    threading.Thread(target=run, name="Heartbeat", daemon=True).start()
+    bound.wait()
+    if failure:
+        context.term()
+        raise failure[0]
+    _HEARTBEATS.append(context)  # referenced for the process's life
+    old = getattr(app, "heartbeat", None)
+    if old is not None:  # term() waits for the old echo to close its socket: not on the claim's path
+        threading.Thread(target=old.context.term, daemon=True).start()
+
+
+def _take_over(app: Any, info: dict[str, Any], connection_file: str | None) -> None:
+    """Serve the connection ``info`` (the ports and key a front end chose) instead of
+    the kernel's own: the key first (a message on a new port is checked with it),
+    then each socket re-bound from the thread that owns it, the old ports freed."""
+    ip, transport = info.get("ip") or app.ip, info.get("transport") or app.transport
+
+    def url(the_ip: str, port: int) -> str:
+        return f"tcp://{the_ip}:{port}" if transport == "tcp" else f"ipc://{the_ip}-{port}"
+
+    session = app.session
+    session.signature_scheme = info.get("signature_scheme") or session.signature_scheme
+    session.key = str(info.get("key", "")).encode()
+    shell_thread = getattr(app, "shell_channel_thread", None)  # ipykernel 7: the shell socket's own loop
+    owners = {
+        "shell": (shell_thread.io_loop if shell_thread else app.io_loop, app.shell_socket),
+        "control": (app.control_thread.io_loop, app.control_socket),
+        "iopub": (app.iopub_thread.io_loop, app.iopub_thread.socket),
+        "stdin": (app.io_loop, app.stdin_socket),
+    }
+    ports = {}
+    for channel, (loop, sock) in owners.items():
+        port = int(info[f"{channel}_port"])
+        _run_in(loop, _rebind(sock, url(app.ip, getattr(app, f"{channel}_port")), url(ip, port)))
+        ports[channel] = port
+    ports["hb"] = int(info["hb_port"])
+    _heartbeat(app, url(ip, ports["hb"]))
+    for channel, port in ports.items():
+        setattr(app, f"{channel}_port", port)
+    app.ip = ip
+    app.kernel.record_ports({f"{channel}_port": port for channel, port in ports.items()})
+    if connection_file:
+        app.connection_file = connection_file
+
+
 def _check_ready(connection_file: str, timeout: float) -> None:
     """Wait until the kernel answers kernel_info on its shell channel."""
     from jupyter_client.blocking import BlockingKernelClient
@@ -120,6 +230,8 @@ def _control(app: object, fd: int, connection_file: str, ready: threading.Event)
         claim = _read_line(fd)
         if claim is None:
             os._exit(0)  # the daemon went away before handing this kernel out
+        if claim.get("connection"):
+            _take_over(app, claim["connection"], claim.get("connection_file"))
         _apply_claim(app, claim)
         _send(fd, {"event": "claimed"})
         os.close(fd)
