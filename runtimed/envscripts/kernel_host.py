@@ -24,6 +24,7 @@ a never handed-out kernel does not outlive its daemon.
 from __future__ import annotations
 
 # mypy: disable-error-code="no-untyped-call,attr-defined"
+import contextlib
 import json
 import os
 import sys
@@ -117,10 +118,8 @@ def _run_in(loop: Any, job: Any) -> None:
 def _rebind(sock: Any, old: str, new: str) -> Any:
     def job() -> None:
         sock.bind(new)
-        try:
+        with contextlib.suppress(Exception):  # the old endpoint is only dropped to free the port
             sock.unbind(old)
-        except Exception:  # the old endpoint is only dropped to free the port
-            pass
 
     return job
 

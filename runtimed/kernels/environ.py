@@ -1,13 +1,13 @@
 """What a kernel's environment is, and when a pre-started kernel cannot serve a request.
 
-Pure functions. The rule for serving a request from a pre-started kernel: it must
-not pin the connection (a restart), its kernel arguments must all be ones a running
-kernel can apply (:data:`APPLIED_ARGS`), and the variables Python, IPython and
-Jupyter read only at start-up (:data:`STARTUP_VARS`) must have the values the
-pre-started kernel was started with. A pre-imported interpreter (the kernel starts
-on claim, on the ports and with the arguments asked) needs only the last. Anything
-else gets a normally launched kernel in a pooled env, with those arguments and
-variables.
+Pure functions. The rule for serving a request from a pre-started kernel: its
+kernel arguments must all be ones a running kernel can apply
+(:data:`APPLIED_ARGS`), and the variables Python, IPython and Jupyter read only at
+start-up (:data:`STARTUP_VARS`) must have the values the pre-started kernel was
+started with. A connection the request pins (a restart's, or the ports a front end
+chose) is taken over by the kernel on claim. A pre-imported interpreter (the kernel
+starts on claim, with the arguments asked) needs only the last. Anything else gets
+a normally launched kernel in a pooled env, with those arguments and variables.
 """
 
 from __future__ import annotations
@@ -56,8 +56,6 @@ def kernel_environ(base: Mapping[str, str], activation: Mapping[str, str]) -> di
 
 def refusal(request: TakeKernel, prestart_env: Mapping[str, str]) -> str | None:
     """Why a pre-started kernel cannot serve ``request`` (None: it can)."""
-    if request.connection is not None:
-        return "the connection info is fixed (a restart)"
     for arg in request.argv:
         if arg not in APPLIED_ARGS:
             return f"kernel argument {arg!r} needs a freshly started kernel"

@@ -29,6 +29,7 @@ from runtimed.kernels.launch import (
     KernelRequestError,
     KernelStartError,
     LiveKernel,
+    TakeoverError,
     claim,
     close_control,
     log_tail,
@@ -219,13 +220,16 @@ class KernelKeeper:
         reason = refusal(request, self.prestart_env)
         if reason is None and pool is not None:
             claim_it = functools.partial(self._claim, request=request)
-            kernel = await self._take_idle(backend, pool, claim_it, "could not be claimed")
+            try:
+                kernel = await self._take_idle(backend, pool, claim_it, "could not be claimed")
+            except TakeoverError as exc:
+                kernel, reason = None, f"a pre-started kernel could not take over the connection: {exc}"
             if kernel is not None:
                 handed = self.table.hand_out(kernel, owner, prestarted=True, reason="")
                 log.info("handed out pre-started kernel %s (pid %d) to pid %s in %.1f ms", kernel.record.id,
                          kernel.record.pid, owner, (time.monotonic() - began) * 1e3)  # fmt: skip
                 return handed
-            reason = "no pre-started kernel ready" if pool.target else "pre-started kernels are disabled"
+            reason = reason or ("no pre-started kernel ready" if pool.target else "pre-started kernels are disabled")
         reason = reason or f"no kernels configured for {backend}"
         preimported = self.preimported.get(backend)
         if preimported is not None and startup_refusal(request, self.prestart_env) is None:
@@ -269,6 +273,8 @@ class KernelKeeper:
             except Exception as exc:
                 log.warning("idle kernel %s %s: %s\n%s", kernel_id, failing, exc, log_tail(kernel.dir))
                 self._discard(kernel)
+                if isinstance(exc, TakeoverError):
+                    raise  # the next kernel would find the port taken too
                 continue
             return kernel
         return None
@@ -291,8 +297,16 @@ class KernelKeeper:
         return self.table.env_of(kernel)
 
     async def _claim(self, kernel: LiveKernel, request: TakeKernel) -> None:
+        """Hand ``kernel`` to ``request``: its cwd, env and arguments, and the
+        connection it pins (taken over: the kernel then serves those ports and key)."""
         environ = kernel_environ(request.env, self.envs.activation(self.table.env_of(kernel)))
-        await claim(kernel, {"cwd": request.cwd, "env": environ, "argv": request.argv})
+        message = {"cwd": request.cwd, "env": environ, "argv": request.argv}
+        if request.connection is not None:
+            message["connection"] = request.connection
+        await claim(kernel, message)
+        if request.connection is not None:
+            written = new_connection_file(kernel.dir, request.connection)
+            kernel.connection = read_connection(written) or dict(request.connection)
 
     async def _start_preimported(self, kernel: LiveKernel, request: TakeKernel) -> None:
         """Have a pre-imported interpreter start its kernel as ``request`` asks (fixed

@@ -33,6 +33,7 @@ __all__ = [
     "KernelRequestError",
     "KernelStartError",
     "LiveKernel",
+    "TakeoverError",
     "claim",
     "close_control",
     "end_process",
@@ -50,6 +51,10 @@ CLAIM_TIMEOUT_S = 10.0
 
 class KernelStartError(RuntimeError):
     """A kernel could not be started; the message has its log's tail."""
+
+
+class TakeoverError(KernelStartError):
+    """A pre-started kernel could not take over the connection asked (a port taken)."""
 
 
 class KernelRequestError(ValueError):
@@ -123,14 +128,16 @@ async def read_ready(reader: asyncio.StreamReader) -> dict[str, Any]:
 
 
 async def claim(kernel: LiveKernel, message: Mapping[str, Any]) -> None:
-    """Hand a pre-started kernel its cwd, env and argv; closes the channel once claimed."""
+    """Hand a pre-started kernel its cwd, env and argv (and a connection to take
+    over); closes the channel once claimed."""
     assert kernel.reader is not None and kernel.writer is not None
     kernel.writer.write((json.dumps(message) + "\n").encode())
     await kernel.writer.drain()
     line = await asyncio.wait_for(kernel.reader.readline(), CLAIM_TIMEOUT_S)
     event = json.loads(line) if line else {"event": "failed", "error": "the kernel host exited"}
     if event.get("event") != "claimed":
-        raise KernelStartError(str(event.get("error", event)))
+        error = TakeoverError if message.get("connection") else KernelStartError
+        raise error(str(event.get("error", event)))
     close_control(kernel)
 
 

@@ -27,8 +27,8 @@ def test_nbclient_arguments_are_served_others_are_not() -> None:
     assert reason is not None and "--matplotlib=inline" in reason
 
 
-def test_restart_startup_variables_and_opt_out_need_a_fresh_kernel() -> None:
-    assert refusal(TakeKernel(env_type="uv", env=BASE, connection={"shell_port": 1}), BASE)
+def test_a_pinned_connection_is_served_startup_variables_and_opt_out_are_not() -> None:
+    assert refusal(TakeKernel(env_type="uv", env=BASE, connection={"shell_port": 1}), BASE) is None  # taken over
     assert refusal(TakeKernel(env_type="uv", env=BASE, prestarted=False), BASE)
     reason = refusal(TakeKernel(env_type="uv", env={**BASE, "PYTHONPATH": "/src"}), BASE)
     assert reason is not None and "PYTHONPATH" in reason
