@@ -46,6 +46,7 @@ __all__ = ["RuntimedProvisioner", "kernel_arguments"]
 
 _LAUNCHERS = (["-m", "ipykernel_launcher"], ["-m", "ipykernel"])
 RESPONSIVE_S = 3.0  # a daemon that does not answer a ping within this is passed over
+ENDING_WAIT_S = 0.5  # after a shutdown request, how long one poll() waits for the kernel to end
 
 
 def kernel_arguments(spec_argv: list[str], extra: list[str]) -> list[str] | None:
@@ -90,6 +91,7 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     _local: LocalProvisioner | None = None
     _pid: int | None = None
     _create_time: float | None = None
+    _ending = False  # a shutdown was requested: poll() waits a moment for the end
 
     # ------------------------------------------------------------ launching
 
@@ -100,6 +102,7 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         # pool, no daemon) is served by runtimed once it can serve, on the same ports.
         restart = self.kernel is not None or self._local is not None
         self._local = None
+        self._ending = False
         policy = "disabled"
         if km is not None and hasattr(km, "_transport_encryption_policy"):
             policy = km._transport_encryption_policy(kwargs.pop("transport_encryption", None))
@@ -210,11 +213,24 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             return self._local.has_process
         return self._pid is not None
 
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        """A shutdown request was sent: the next :meth:`poll` waits for the kernel
+        to end (a pre-started kernel exits ~70 ms after its reply) rather than
+        letting jupyter_client look again only 100 ms later."""
+        self._ending = True
+        if self._local is not None:
+            await self._local.shutdown_requested(restart=restart)
+
     async def poll(self) -> int | None:
         if self._local is not None:
             return await self._local.poll()
-        if self._pid is not None and is_alive(self._pid, self._create_time):
-            return None
+        if self._pid is None:
+            return 0
+        deadline = time.monotonic() + (ENDING_WAIT_S if self._ending else 0.0)
+        while is_alive(self._pid, self._create_time):
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.005)
         return 0
 
     async def wait(self) -> int | None:

@@ -40,11 +40,13 @@ def test_notebook_session_restart_with_open_websocket_and_server_kill(
         assert "handed out pre-started kernel" in (daemon.cache_dir / "runtimed.log").read_text()
 
         ws.execute("x = 5")
+        wait_kernels(daemon)  # refilled: the restart is served by a pre-started kernel taking the ports over
         server.request("POST", f"/api/kernels/{kernel_id}/restart")
         # The websocket opened before the restart still reaches the new kernel.
         out = ws.execute("import os; print('x' in dir(), os.getpid())")
         seen_x, new_pid = out.split()
         assert seen_x == "False" and int(new_pid) != int(pid_text)
+        assert (daemon.cache_dir / "runtimed.log").read_text().count("handed out pre-started kernel") == 2
         out = ws.execute("import sys; print(sys.prefix)")
         new_prefix = out.strip()
 
