@@ -134,7 +134,7 @@ def test_a_pre_started_kernel_serves_the_front_ends_ports_and_key(host: Host, tm
     stale = client({**info, "key": host.own["key"]})
     try:
         stale.kernel_info()
-        with pytest.raises(queue.Empty):  # a message signed with the old key is dropped
+        with pytest.raises((queue.Empty, ValueError)):  # no valid reply to a message signed with the old key
             stale.get_shell_msg(timeout=1.0)
     finally:
         stale.stop_channels()
