@@ -205,6 +205,9 @@ class DaemonConfig:
     log_backups: int = field(default=3, validator=_between(1, 100))
     # A handed-out kernel whose owner (the KernelManager's process) died is shut down after this.
     kernel_owner_grace_s: float = field(default=10.0, validator=_seconds)
+    # How many front ends' start-up environments (PYTHONPATH, JUPYTER_CONFIG_DIR, ...)
+    # get pre-started kernels at once: the most recently asked first.
+    kernel_variants: int = field(default=1, validator=_between(1, 16))
     # Read by clients, not by the daemon: may the kernel provisioner, `python -m
     # runtimed.kernel` and `runtimed take` start a daemon when none runs (runtimed.client.autostart)?
     auto_start: bool = True

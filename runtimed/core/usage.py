@@ -118,6 +118,7 @@ class KernelUsage:
     prestarted: int = 0  # handed out from the pre-started pool
     fallback: int = 0  # started on demand
     failed: int = 0  # could not be started
+    refused: dict[str, int] = field(factory=dict)  # fallbacks by why (Refusal.label)
 
 
 @define
@@ -159,8 +160,9 @@ def record_take(usage: Usage, backend: str, *, served: bool, wait_s: float | Non
         takes.wait_s.add(wait_s)
 
 
-def record_kernel(usage: Usage, backend: str, *, prestarted: bool | None) -> None:
-    """A kernel handed out (``prestarted`` or a fallback), or None: it failed to start."""
+def record_kernel(usage: Usage, backend: str, *, prestarted: bool | None, refused: str = "") -> None:
+    """A kernel handed out (``prestarted`` or a fallback, ``refused`` saying why), or
+    None: it failed to start."""
     kernels = usage.backend(backend).kernels
     if prestarted is None:
         kernels.failed += 1
@@ -168,6 +170,8 @@ def record_kernel(usage: Usage, backend: str, *, prestarted: bool | None) -> Non
         kernels.prestarted += 1
     else:
         kernels.fallback += 1
+    if refused:
+        kernels.refused[refused] = kernels.refused.get(refused, 0) + 1
 
 
 def record_build(usage: Usage, backend: str, phases: Mapping[BuildPhase, float], total_s: float) -> None:
@@ -191,7 +195,7 @@ class UsageRecorder(Protocol):
 
     def take(self, backend: str, *, served: bool, wait_s: float | None) -> None: ...
 
-    def kernel(self, backend: str, *, prestarted: bool | None) -> None: ...
+    def kernel(self, backend: str, *, prestarted: bool | None, refused: str = "") -> None: ...
 
     def build(self, backend: str, phases: Mapping[BuildPhase, float], total_s: float) -> None: ...
 
@@ -209,8 +213,8 @@ class UsageLog:
         record_take(self.usage, backend, served=served, wait_s=wait_s)
         self.changes += 1
 
-    def kernel(self, backend: str, *, prestarted: bool | None) -> None:
-        record_kernel(self.usage, backend, prestarted=prestarted)
+    def kernel(self, backend: str, *, prestarted: bool | None, refused: str = "") -> None:
+        record_kernel(self.usage, backend, prestarted=prestarted, refused=refused)
         self.changes += 1
 
     def build(self, backend: str, phases: Mapping[BuildPhase, float], total_s: float) -> None:

@@ -35,6 +35,7 @@ def backend_stats(entry: BackendUsage, disk_bytes: int | None) -> BackendStats:
             prestarted=kernels.prestarted,
             fallback=kernels.fallback,
             failed=kernels.failed,
+            refused=dict(kernels.refused),
         ),
         builds=BuildStats(
             succeeded=builds.succeeded,

@@ -257,7 +257,7 @@ class Supervisor:
             return Error(code="kernel_failed", message=str(exc))
         if kernel is None:
             return Empty(retry_in_s=self.runtimes[request.env_type].pool.retry_in(time.monotonic()))
-        self.usage.kernel(request.env_type, prestarted=kernel.prestarted)
+        self.usage.kernel(request.env_type, prestarted=kernel.prestarted, refused=kernel.refused)
         return KernelReply(kernel=kernel)
 
     def _kernel_targets(self) -> dict[str, int]:
@@ -293,7 +293,7 @@ class Supervisor:
         for name, runtime in self.runtimes.items():
             if (new := config.backend(name)) != runtime.config:
                 reconfigure(runtime, new, self.builder.carry_out, self._start_respec)
-        self.kernels.configure(self._kernel_targets(), self._preimported_targets())
+        self.kernels.configure(self._kernel_targets(), self._preimported_targets(), config.daemon.kernel_variants)
         if config.supervision != old.supervision:
             for runtime in self.runtimes.values():
                 runtime.worker.supervision = config.supervision

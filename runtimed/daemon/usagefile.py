@@ -117,7 +117,7 @@ def _check(usage: Usage) -> None:
         counts = [
             entry.takes.served, entry.takes.empty, entry.takes.waited, entry.kernels.prestarted,
             entry.kernels.fallback, entry.kernels.failed, entry.builds.succeeded, entry.builds.failed,
-            *entry.failures.values(),
+            *entry.failures.values(), *entry.kernels.refused.values(),
         ]  # fmt: skip
         if any(n < 0 for n in counts):
             raise ValueError(f"negative count for backend {name!r}")

@@ -118,7 +118,9 @@ def wire(paths: Paths, config: Config, usage: UsageLog | None = None) -> Parts:
         stopping=stopping.is_set,
         write_lease=session.write_lease,
     )
-    kernels = KernelKeeper(paths.cache_dir / "kernels", envs.access(), current.kernel_owner_grace_s)
+    kernels = KernelKeeper(
+        paths.cache_dir / "kernels", envs.access(), current.kernel_owner_grace_s, config.daemon.kernel_variants
+    )
     return Parts(
         paths=paths, config=current, usage=usage, tasks=tasks, stopping=stopping, runtimes=runtimes,
         leases=leases, session=session, files=files, builder=builder, adopter=adopter,

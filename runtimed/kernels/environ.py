@@ -12,12 +12,23 @@ a normally launched kernel in a pooled env, with those arguments and variables.
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Mapping
 
+from attrs import define
+
 from runtimed.protocol.messages import TakeKernel
 
-__all__ = ["APPLIED_ARGS", "STARTUP_VARS", "kernel_environ", "refusal", "startup_refusal"]
+__all__ = [
+    "APPLIED_ARGS",
+    "STARTUP_VARS",
+    "Refusal",
+    "RefusalKind",
+    "kernel_environ",
+    "refusal",
+    "startup_refusal",
+]
 
 #: Kernel arguments a pre-started kernel applies on claim (nbclient and papermill pass this one).
 APPLIED_ARGS = frozenset({"--HistoryManager.hist_file=:memory:"})
@@ -54,20 +65,49 @@ def kernel_environ(base: Mapping[str, str], activation: Mapping[str, str]) -> di
     return env
 
 
-def refusal(request: TakeKernel, prestart_env: Mapping[str, str]) -> str | None:
-    """Why a pre-started kernel cannot serve ``request`` (None: it can)."""
+class RefusalKind(str, enum.Enum):
+    """Why a kernel request was not served by a pre-started kernel."""
+
+    STARTUP_VARIABLE = "startup_variable"  # a variable read at start-up differs
+    KERNEL_ARGUMENT = "kernel_argument"  # an argument only a fresh kernel can apply
+    FRESH_ASKED = "fresh_asked"  # the client asked for a fresh kernel
+    NONE_READY = "none_ready"  # no pre-started kernel was ready
+    DISABLED = "disabled"  # pre-started kernels are off for the backend
+    TAKEOVER_FAILED = "takeover_failed"  # the kernel could not take the connection over
+
+
+@define(frozen=True)
+class Refusal:
+    """A request a pre-started kernel did not serve: the kind, what (a variable's
+    name, an argument), and the sentence for logs and the client."""
+
+    kind: RefusalKind
+    message: str
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        """How it is counted (``status``, ``stats``): ``startup_variable:PYTHONPATH``."""
+        return f"{self.kind.value}:{self.detail}" if self.detail else self.kind.value
+
+
+def refusal(request: TakeKernel, prestart_env: Mapping[str, str]) -> Refusal | None:
+    """Why a pre-started kernel started with ``prestart_env`` cannot serve
+    ``request`` (None: it can)."""
     for arg in request.argv:
         if arg not in APPLIED_ARGS:
-            return f"kernel argument {arg!r} needs a freshly started kernel"
+            return Refusal(RefusalKind.KERNEL_ARGUMENT, f"kernel argument {arg!r} needs a freshly started kernel", arg)
     return startup_refusal(request, prestart_env)
 
 
-def startup_refusal(request: TakeKernel, prestart_env: Mapping[str, str]) -> str | None:
-    """Why an interpreter started beforehand (a pre-started kernel, or a pre-imported
-    one that starts the kernel on claim) cannot serve ``request`` (None: it can)."""
+def startup_refusal(request: TakeKernel, prestart_env: Mapping[str, str]) -> Refusal | None:
+    """Why an interpreter started beforehand with ``prestart_env`` (a pre-started
+    kernel, or a pre-imported one that starts the kernel on claim) cannot serve
+    ``request`` (None: it can)."""
     if not request.prestarted:
-        return "the client asked for a fresh kernel"
+        return Refusal(RefusalKind.FRESH_ASKED, "the client asked for a fresh kernel")
     for name in STARTUP_VARS:
         if request.env.get(name) != prestart_env.get(name):
-            return f"{name} differs from the pre-started kernels' (read only at start-up)"
+            message = f"{name} differs from the pre-started kernels' (read only at start-up)"
+            return Refusal(RefusalKind.STARTUP_VARIABLE, message, name)
     return None

@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from runtimed.kernels.environ import kernel_environ, refusal, startup_refusal
+from runtimed.kernels.environ import Refusal, RefusalKind, kernel_environ, refusal, startup_refusal
 from runtimed.kernels.launch import (
     KernelRequestError,
     KernelStartError,
@@ -37,10 +37,11 @@ from runtimed.kernels.launch import (
     request_problem,
     spawn_host,
 )
+from runtimed.kernels.outcomes import Outcomes
 from runtimed.kernels.owners import TERM_GRACE_S
 from runtimed.kernels.pool import KernelPool
+from runtimed.kernels.pools import PoolSet
 from runtimed.kernels.process import (
-    KernelRecord,
     KernelState,
     kill_group,
     make_kernel_dir,
@@ -49,6 +50,7 @@ from runtimed.kernels.process import (
     remove_kernel_dir,
 )
 from runtimed.kernels.table import EnvAccess, KernelTable
+from runtimed.kernels.variants import Variant, Variants, apply_variant, variant_of
 from runtimed.protocol.messages import KernelPoolStatus, LaunchedKernel, PooledEnv, TakeKernel
 from runtimed.util.files import new_env_id
 from runtimed.util.liveness import is_alive
@@ -66,17 +68,19 @@ class KernelKeeper:
     """Pre-started kernels and pre-imported interpreters for every backend, and the
     kernels it handed out."""
 
-    def __init__(self, root: Path, envs: EnvAccess, owner_grace_s: Callable[[], float]) -> None:
+    def __init__(self, root: Path, envs: EnvAccess, owner_grace_s: Callable[[], float], keep_variants: int = 1) -> None:
         self.table = KernelTable(root, envs)
         self.envs = envs
         self.owner_grace_s = owner_grace_s
-        self.pools: dict[str, KernelPool] = {}  # pre-started kernels
-        self.preimported: dict[str, KernelPool] = {}  # pre-imported interpreters (start a kernel on claim)
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks = TaskSet(log)
         self._fillers: set[str] = set()
         self._running = False
-        self.prestart_env = kernel_environ(os.environ, {})  # what pre-started kernels start with
+        self.base_env = kernel_environ(os.environ, {})  # what kernels start with, but for their variant
+        # Pre-started kernels and pre-imported interpreters (which start a kernel on
+        # claim) per backend, for each start-up variant kept warm (the daemon's own first).
+        self.pools = PoolSet(Variants(keep=keep_variants, recent=[variant_of(self.base_env)]))
+        self.outcomes: dict[str, Outcomes] = {}
 
     @property
     def kernels(self) -> dict[str, LiveKernel]:
@@ -101,17 +105,14 @@ class KernelKeeper:
         self._tasks.spawn(every(lambda: WATCH_INTERVAL_S, self.check_kernels, log), name="kernel watch")
         self.configure(targets, preimported)
 
-    def configure(self, targets: Mapping[str, int], preimported: Mapping[str, int] | None = None) -> None:
+    def configure(
+        self, targets: Mapping[str, int], preimported: Mapping[str, int] | None = None, keep_variants: int | None = None
+    ) -> None:
+        """Keep ``targets`` kernels (and ``preimported`` interpreters) of each kept
+        start-up variant, and ``keep_variants`` variants, from now on."""
         preimported = preimported or {}
+        self._stop_idle(self.pools.configure(targets, preimported, keep_variants), "fewer wanted")
         for backend in {*targets, *preimported}:
-            for pools, target, what in (
-                (self.pools, targets.get(backend, 0), "pre-started kernel"),
-                (self.preimported, preimported.get(backend, 0), "pre-imported interpreter"),
-            ):
-                pool = pools.setdefault(backend, KernelPool(target=target))
-                for kernel_id in pool.resize(target):
-                    log.info("stopping %s %s (fewer wanted)", what, kernel_id)
-                    self._discard(self.kernels[kernel_id])
             self._wake.setdefault(backend, asyncio.Event()).set()
             if self._running and backend not in self._fillers:
                 self._fillers.add(backend)
@@ -138,7 +139,7 @@ class KernelKeeper:
         wake = self._wake[backend]
         while True:
             now = time.monotonic()
-            pools = [p for p in (self.pools.get(backend), self.preimported.get(backend)) if p is not None]
+            pools = self.pools.of(backend)
             pool = next((p for p in pools if p.deficit(now) > 0), None)
             if pool is not None:
                 await self._start_one(backend, pool)
@@ -149,11 +150,18 @@ class KernelKeeper:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
 
+    def _stop_idle(self, kernel_ids: list[str], why: str) -> None:
+        for kernel_id in kernel_ids:
+            log.info("stopping idle kernel %s (%s)", kernel_id, why)
+            self._discard(self.kernels[kernel_id])
+        for wake in self._wake.values():
+            wake.set()
+
     async def _start_one(self, backend: str, pool: KernelPool) -> None:
         """Take an env for one more of ``pool``'s kernels and start it (in the background)."""
-        preimported = pool is self.preimported.get(backend)
+        preimported = pool is self.pools.preimported.get(backend)
         kernel_id = new_env_id()
-        pool.start(kernel_id)
+        variant = self.pools.start(pool, kernel_id)
         try:
             env = await self.envs.take(backend, ENV_WAIT_S)
         except Exception:
@@ -163,16 +171,16 @@ class KernelKeeper:
             pool.abandoned(kernel_id)
             await asyncio.sleep(1.0)
         else:
-            prestart = self._prestart(backend, kernel_id, env, pool, preimported=preimported)
+            prestart = self._prestart(backend, kernel_id, env, pool, variant, preimported=preimported)
             self._tasks.spawn(prestart, name=f"kernel prestart {kernel_id}")
 
     async def _prestart(
-        self, backend: str, kernel_id: str, env: PooledEnv, pool: KernelPool, *, preimported: bool
+        self, backend: str, kernel_id: str, env: PooledEnv, pool: KernelPool, variant: Variant, *, preimported: bool
     ) -> None:
         what = "pre-imported interpreter" if preimported else "pre-started kernel"
         started = time.monotonic()
         try:
-            kernel = await self._spawn_host(backend, kernel_id, env, preimported=preimported)
+            kernel = await self._spawn_host(backend, kernel_id, env, variant, preimported=preimported)
         except Exception as exc:
             log.exception("starting a %s in %s failed", what, env.venv_path)
             pool.failed(kernel_id, f"{type(exc).__name__}: {exc}", time.monotonic())
@@ -183,7 +191,7 @@ class KernelKeeper:
         if event.get("event") == ("imported" if preimported else "ready"):
             if not preimported:
                 kernel.connection = dict(event["connection"])
-            if pool.ready(kernel_id):
+            if self.pools.ready(pool, kernel_id):
                 log.info("%s %s ready in %.2fs (pid %d)", what, kernel_id, time.monotonic() - started,
                          kernel.record.pid)  # fmt: skip
             else:
@@ -195,10 +203,12 @@ class KernelKeeper:
             self._discard(kernel)
         self._wake[backend].set()
 
-    async def _spawn_host(self, backend: str, kernel_id: str, env: PooledEnv, *, preimported: bool) -> LiveKernel:
+    async def _spawn_host(
+        self, backend: str, kernel_id: str, env: PooledEnv, variant: Variant, *, preimported: bool
+    ) -> LiveKernel:
         kernel_dir = make_kernel_dir(self.table.root, kernel_id)
         connection_file = None if preimported else new_connection_file(kernel_dir)
-        environ = kernel_environ(self.prestart_env, self.envs.activation(env))
+        environ = kernel_environ(apply_variant(self.base_env, variant), self.envs.activation(env))
         proc, reader, writer = await spawn_host(env.python_path, kernel_dir, connection_file, environ)
         kernel = self.table.track(backend, kernel_id, kernel_dir, env, proc)
         kernel.reader, kernel.writer = reader, writer
@@ -213,65 +223,85 @@ class KernelKeeper:
         problem = request_problem(request.cwd, request.env)
         if problem is not None:
             raise KernelRequestError(problem)
-        backend = request.env_type
-        began = time.monotonic()
-        pool = self.pools.get(backend)
+        backend, began = request.env_type, time.monotonic()
         owner = request.owner_pid or peer_pid
-        reason = refusal(request, self.prestart_env)
-        if reason is None and pool is not None:
-            claim_it = functools.partial(self._claim, request=request)
+        wanted = variant_of(request.env)
+        refused = self._variant_refusal(request, wanted)
+        pool = self.pools.prestarted.get(backend)
+        if refused is None and pool is not None:
             try:
-                kernel = await self._take_idle(backend, pool, claim_it, "could not be claimed")
+                kernel = await self._take_idle(backend, pool, wanted, functools.partial(self._claim, request=request))
             except TakeoverError as exc:
-                kernel, reason = None, f"a pre-started kernel could not take over the connection: {exc}"
+                kernel = None
+                refused = Refusal(RefusalKind.TAKEOVER_FAILED, f"a pre-started kernel could not take over: {exc}")
             if kernel is not None:
-                handed = self.table.hand_out(kernel, owner, prestarted=True, reason="")
+                self._outcomes(backend).served()
                 log.info("handed out pre-started kernel %s (pid %d) to pid %s in %.1f ms", kernel.record.id,
                          kernel.record.pid, owner, (time.monotonic() - began) * 1e3)  # fmt: skip
-                return handed
-            reason = reason or ("no pre-started kernel ready" if pool.target else "pre-started kernels are disabled")
-        reason = reason or f"no kernels configured for {backend}"
-        preimported = self.preimported.get(backend)
-        if preimported is not None and startup_refusal(request, self.prestart_env) is None:
+                return self.table.hand_out(kernel, owner, prestarted=True, reason="")
+        refused = refused or self.pools.none_ready(backend)
+        self._outcomes(backend).refusal(refused.label)
+        reason = refused.message
+        preimported = self.pools.preimported.get(backend)
+        if preimported is not None and startup_refusal(request, apply_variant(self.base_env, wanted)) is None:
             start_it = functools.partial(self._start_preimported, request=request)
-            kernel = await self._take_idle(backend, preimported, start_it, "could not start a kernel")
+            kernel = await self._take_idle(backend, preimported, wanted, start_it)
             if kernel is not None:
                 reason += "; a pre-imported interpreter started it"
-                handed = self.table.hand_out(kernel, owner, prestarted=False, reason=reason)
+                handed = self.table.hand_out(kernel, owner, prestarted=False, reason=reason, refused=refused.label)
                 log.info("started a kernel in pre-imported interpreter %s (pid %d) for pid %s in %.1f ms: %s",
                          kernel.record.id, kernel.record.pid, owner, (time.monotonic() - began) * 1e3,
                          reason)  # fmt: skip
                 return handed
-        return await self._launch(backend, request, owner, reason)
+        return await self._launch(backend, request, owner, refused)
 
-    async def _launch(self, backend: str, request: TakeKernel, owner: int | None, reason: str) -> LaunchedKernel | None:
+    def _variant_refusal(self, request: TakeKernel, wanted: Variant) -> Refusal | None:
+        """Why no kept kernel can serve ``request``, noting its start-up variant as
+        the most recent (the kernels started next use it)."""
+        latest = self.pools.variants.recent
+        refused = refusal(request, apply_variant(self.base_env, wanted))
+        if refused is None and wanted not in latest:
+            refused = startup_refusal(request, apply_variant(self.base_env, latest[0]))
+        if refused is None or refused.kind is RefusalKind.STARTUP_VARIABLE:
+            stop = self.pools.note(wanted)
+            if refused is not None:
+                log.info("kernel request: %s; the next pre-started kernels start with its values", refused.message)
+            self._stop_idle(stop, "its start-up variables are no longer among the latest")
+        return refused
+
+    def _outcomes(self, backend: str) -> Outcomes:
+        return self.outcomes.setdefault(backend, Outcomes())
+
+    async def _launch(
+        self, backend: str, request: TakeKernel, owner: int | None, refused: Refusal
+    ) -> LaunchedKernel | None:
         """A normal kernel in a pooled env (or the env of an idle pre-started kernel)."""
         env = await self.envs.take(backend, 0.0) or await self._env_of_idle_kernel(backend)
         if env is None:
             env = await self.envs.take(backend, request.wait_s if request.wait_s is not None else ENV_WAIT_S)
         if env is None:
-            log.info("no kernel for %s: %s, and the env pool is empty", backend, reason)
+            log.info("no kernel for %s: %s, and the env pool is empty", backend, refused.message)
             return None
-        log.info("launching a kernel in pooled env %s: %s", Path(env.venv_path).name, reason)
-        kernel = await self.table.launch(backend, env, request, self.prestart_env)
+        log.info("launching a kernel in pooled env %s: %s", Path(env.venv_path).name, refused.message)
+        kernel = await self.table.launch(backend, env, request, self.base_env)
         try:
-            return self.table.hand_out(kernel, owner, prestarted=False, reason=reason)
+            return self.table.hand_out(kernel, owner, prestarted=False, reason=refused.message, refused=refused.label)
         except BaseException:
             self._discard(kernel)
             raise
 
     async def _take_idle(
-        self, backend: str, pool: KernelPool, start: Callable[[LiveKernel], Awaitable[None]], failing: str
+        self, backend: str, pool: KernelPool, variant: Variant, start: Callable[[LiveKernel], Awaitable[None]]
     ) -> LiveKernel | None:
-        """The next idle kernel of ``pool`` that ``start`` sets up (one that fails is
-        discarded and the next tried); None when the pool has none."""
-        while (kernel_id := pool.take(time.monotonic())) is not None:
+        """The next idle kernel of ``pool`` started with ``variant`` that ``start``
+        sets up (one that fails is discarded and the next tried); None when the pool has none."""
+        while (kernel_id := self.pools.take(pool, variant, time.monotonic())) is not None:
             self._wake[backend].set()  # the filler schedules the refill (pool.REFILL_DELAY_S)
             kernel = self.kernels[kernel_id]
             try:
                 await start(kernel)
             except Exception as exc:
-                log.warning("idle kernel %s %s: %s\n%s", kernel_id, failing, exc, log_tail(kernel.dir))
+                log.warning("idle kernel %s could not be set up: %s\n%s", kernel_id, exc, log_tail(kernel.dir))
                 self._discard(kernel)
                 if isinstance(exc, TakeoverError):
                     raise  # the next kernel would find the port taken too
@@ -281,8 +311,8 @@ class KernelKeeper:
 
     async def _env_of_idle_kernel(self, backend: str) -> PooledEnv | None:
         """With the env pool empty, a pre-started kernel gives up its (unused) env."""
-        pool = self.pools.get(backend)
-        kernel_id = pool.take(time.monotonic()) if pool is not None else None
+        pool = self.pools.prestarted.get(backend)
+        kernel_id = self.pools.take_any(pool, time.monotonic()) if pool is not None else None
         if kernel_id is None:
             return None
         kernel = self.kernels.pop(kernel_id)
@@ -329,7 +359,7 @@ class KernelKeeper:
             record = kernel.record
             if not self.table.alive(kernel):
                 if record.state is KernelState.IDLE:
-                    pool = self._pool_holding(record)
+                    pool = self.pools.holding(record)
                     if pool is not None and record.id in pool.idle:
                         log.warning("idle kernel %s died:\n%s", record.id, log_tail(kernel.dir))
                         pool.lost(record.id)
@@ -349,33 +379,13 @@ class KernelKeeper:
             if sig is not None:
                 kill_group(record.pid, sig)
 
-    def _pool_holding(self, record: KernelRecord) -> KernelPool | None:
-        """The pool in which an idle (or starting) kernel is counted, if any."""
-        for pools in (self.pools, self.preimported):
-            pool = pools.get(record.backend)
-            if pool is not None and (record.id in pool.idle or record.id in pool.starting):
-                return pool
-        return None
-
     def _discard(self, kernel: LiveKernel) -> None:
         """Kill a kernel that was never handed out; forget it and discard its env."""
+        self.pools.forget(kernel.record.id)
         close_control(kernel)
         self.table.forget(kernel)
 
     # ------------------------------------------------------------ status
 
     def status(self, backend: str) -> KernelPoolStatus:
-        pool = self.pools.get(backend)
-        handed_out = self.table.handed_out(backend)
-        preimported = self.preimported.get(backend) or KernelPool(target=0)
-        if pool is None:
-            return KernelPoolStatus(handed_out=handed_out)
-        return KernelPoolStatus(
-            available=len(pool.idle),
-            starting=len(pool.starting),
-            target=pool.target,
-            handed_out=handed_out,
-            error=pool.last_error or preimported.last_error,
-            preimported=len(preimported.idle),
-            preimported_target=preimported.target,
-        )
+        return self.pools.status(backend, self.table.handed_out(backend), self._outcomes(backend))

@@ -14,6 +14,7 @@ refill at once, 3 ms with it delayed; ``bench/kernel_start.py``).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from attrs import define, field
 
@@ -73,13 +74,15 @@ class KernelPool:
         """A start given up without blame (daemon stopping, no env)."""
         self.starting.discard(kernel_id)
 
-    def take(self, now: float) -> str | None:
-        """The oldest idle kernel, removed from the pool; None if there is none.
-        Its replacement starts :data:`REFILL_DELAY_S` later."""
-        if not self.idle:
+    def take(self, now: float, accept: Callable[[str], bool] | None = None) -> str | None:
+        """The oldest idle kernel (that ``accept`` accepts), removed from the pool;
+        None if there is none. Its replacement starts :data:`REFILL_DELAY_S` later."""
+        kernel_id = next((k for k in self.idle if accept is None or accept(k)), None)
+        if kernel_id is None:
             return None
         self.refill_at = now + REFILL_DELAY_S
-        return self.idle.popleft()
+        self.idle.remove(kernel_id)
+        return kernel_id
 
     def lost(self, kernel_id: str) -> None:
         """An idle kernel died on its own."""

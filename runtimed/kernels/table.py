@@ -137,7 +137,9 @@ class KernelTable:
             remove_kernel_dir(kernel_dir)
         self.envs.discard(Path(env.venv_path))
 
-    def hand_out(self, kernel: LiveKernel, owner: int | None, *, prestarted: bool, reason: str) -> LaunchedKernel:
+    def hand_out(
+        self, kernel: LiveKernel, owner: int | None, *, prestarted: bool, reason: str, refused: str = ""
+    ) -> LaunchedKernel:
         """Record ``owner`` as the kernel's owner; what the client gets."""
         owner_created = create_time_of(owner) if owner else None
         kernel.record = record = attrs.evolve(
@@ -153,6 +155,7 @@ class KernelTable:
             prestarted=prestarted,
             log_file=str(kernel.dir / "kernel.log"),
             reason=reason,
+            refused=refused,
         )
 
     def env_of(self, kernel: LiveKernel) -> PooledEnv:

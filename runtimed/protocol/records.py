@@ -98,6 +98,11 @@ class KernelPoolStatus:
     error: str | None = None
     preimported: int = 0  # pre-imported interpreters ready (restarts, kernels with their own arguments)
     preimported_target: int = 0
+    # Requests no pre-started kernel served since the daemon started, by why
+    # (``startup_variable:PYTHONPATH``, ``none_ready``, ...), and the latest requests'
+    # outcomes in order ("" for one a pre-started kernel served).
+    refused: dict[str, int] = field(factory=dict)
+    recent: list[str] = field(factory=list)
 
 
 @define(frozen=True)
@@ -117,6 +122,7 @@ class LaunchedKernel:
     prestarted: bool
     log_file: str = ""
     reason: str = ""
+    refused: str = ""  # why no pre-started kernel served it, as counted (``startup_variable:PYTHONPATH``)
 
 
 @define(frozen=True)

@@ -62,6 +62,7 @@ class KernelStats:
     prestarted: int = 0
     fallback: int = 0
     failed: int = 0
+    refused: dict[str, int] = field(factory=dict)  # fallbacks by why (startup_variable:PYTHONPATH, none_ready, ...)
 
 
 @define(frozen=True)

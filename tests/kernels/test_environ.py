@@ -24,14 +24,15 @@ BASE = {"PATH": "/usr/bin", "HOME": "/home/u"}
 def test_nbclient_arguments_are_served_others_are_not() -> None:
     assert refusal(TakeKernel(env_type="uv", env=BASE, argv=["--HistoryManager.hist_file=:memory:"]), BASE) is None
     reason = refusal(TakeKernel(env_type="uv", env=BASE, argv=["--matplotlib=inline"]), BASE)
-    assert reason is not None and "--matplotlib=inline" in reason
+    assert reason is not None and "--matplotlib=inline" in reason.message
+    assert reason.label == "kernel_argument:--matplotlib=inline"
 
 
 def test_a_pinned_connection_is_served_startup_variables_and_opt_out_are_not() -> None:
     assert refusal(TakeKernel(env_type="uv", env=BASE, connection={"shell_port": 1}), BASE) is None  # taken over
     assert refusal(TakeKernel(env_type="uv", env=BASE, prestarted=False), BASE)
     reason = refusal(TakeKernel(env_type="uv", env={**BASE, "PYTHONPATH": "/src"}), BASE)
-    assert reason is not None and "PYTHONPATH" in reason
+    assert reason is not None and "PYTHONPATH" in reason.message and reason.label == "startup_variable:PYTHONPATH"
     # Other variables are simply applied.
     assert refusal(TakeKernel(env_type="uv", env={**BASE, "JPY_SESSION_NAME": "x.ipynb"}), BASE) is None
 
