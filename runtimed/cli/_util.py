@@ -16,6 +16,7 @@ __all__ = [
     "client_from",
     "human_age",
     "human_bytes",
+    "human_counts",
     "not_running",
     "paths_from",
     "print_json",
@@ -78,6 +79,11 @@ def human_bytes(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} TiB"
+
+
+def human_counts(counts: dict[str, int]) -> str:
+    """``a 3, b 1``: most first."""
+    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def table(rows: list[list[str]]) -> str:

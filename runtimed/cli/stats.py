@@ -12,7 +12,7 @@ from runtimed.daemon.usagefile import UsageFile, stats_path
 from runtimed.protocol.messages import StatsReply, unstructure
 from runtimed.protocol.stats import Durations
 
-from ._util import client_from, human_bytes, not_running, paths_from, print_json, table
+from ._util import client_from, human_bytes, human_counts, not_running, paths_from, print_json, table
 
 __all__ = ["add_parser", "human_seconds", "main", "render"]
 
@@ -113,6 +113,9 @@ def render(reply: StatsReply) -> str:
     lines.append(table(rows))
     failures = [f"{name} {kind} {n}" for name, b in reply.backends.items() for kind, n in b.failures.items()]
     lines += ["", "failed builds: " + (", ".join(failures) if failures else "none")]
+    for name, b in reply.backends.items():
+        if b.kernels.refused:
+            lines.append(f"{name} kernels not pre-started, by why: {human_counts(b.kernels.refused)}")
     if reply.daemon_running:
         lines.append(
             f"disk in use: {human_bytes(reply.disk_bytes)} (bytecode store {human_bytes(reply.bytecode_store_bytes)})"

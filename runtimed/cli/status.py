@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from runtimed.client import Client, DaemonNotRunning, DaemonUntrusted
 from runtimed.protocol.messages import PoolStatus, StatusReply, unstructure
 
-from ._util import client_from, human_bytes, print_json, table
+from ._util import client_from, human_bytes, human_counts, print_json, table
 
 #: Clear the screen and go home (ANSI), before each redraw on a terminal.
 CLEAR = "\x1b[H\x1b[2J"
@@ -174,4 +174,13 @@ def render(reply: StatusReply) -> str:
         )
     if len(rows) == 1:
         return "\n".join(lines) + "no backends installed (see `runtimed plugins list`)"
-    return "\n".join(lines) + table(rows)
+    return "\n".join([*lines[:-1], table(rows), *_refusal_lines(reply)])
+
+
+def _refusal_lines(reply: StatusReply) -> list[str]:
+    """Kernel requests no pre-started kernel served since the daemon started, by why."""
+    lines = []
+    for name, pool in sorted(reply.pools.items()):
+        if pool.kernels is not None and pool.kernels.refused:
+            lines.append(f"{name} kernel requests not served pre-started: {human_counts(pool.kernels.refused)}")
+    return lines
