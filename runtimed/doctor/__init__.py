@@ -19,6 +19,7 @@ from runtimed.doctor.daemon_checks import (
     check_stale_processes,
     load_config_checked,
 )
+from runtimed.doctor.kernel_requests import check_kernel_requests
 from runtimed.doctor.kernelspecs import check_kernelspecs
 from runtimed.doctor.results import CheckResult, CheckStatus, DoctorContext
 from runtimed.doctor.service_check import check_auto_start, check_service
@@ -47,6 +48,7 @@ def run_checks(paths: Paths) -> list[CheckResult]:
             check_free_disk,
             check_stale_processes,
             check_kernelspecs,
+            check_kernel_requests,
             check_service,
             check_auto_start,
         ):
