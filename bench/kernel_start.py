@@ -9,9 +9,12 @@ round by round, it times three kernelspecs:
   * python3     - the plain ipykernel kernelspec (this interpreter)
   * pooled      - runtimed-provisioner, a fresh kernel in a pooled env (prestarted = false)
   * prestarted  - runtimed-provisioner, a pre-started kernel
-then, for each, a restart (``restart_kernel()`` to the first reply, same ports),
-and the same three through a real jupyter_server: ``POST /api/sessions`` to the first
-output of ``print`` over the kernel websocket. Before each round it waits for the daemon to
+then, for each, a restart on a settled daemon (``restart_kernel()`` to the first
+reply, same ports), and the same three through a real jupyter_server: ``POST
+/api/sessions`` to the first output of ``print`` over the kernel websocket. Then a
+jupyter_server whose ``JUPYTER_CONFIG_DIR`` differs from the daemon's (python3 and
+prestarted; its first open, which teaches the daemon the server's start-up
+variables, is reported apart). Before each round it waits for the daemon to
 settle (env pool full, nothing building, kernel ready): a refill is not what is measured.
 It starts a real daemon in a temp dir (uv backend; UV_CACHE_DIR as set). Nothing is
 asserted; medians and ratios are printed.
@@ -54,9 +57,10 @@ def write_specs(kernels: Path, socket: str) -> None:
         install(kernels, name, spec)
 
 
-async def time_to_ready(name: str) -> tuple[float, float]:
-    """Seconds to ready from ``start_kernel()``, then from ``restart_kernel()`` (as a
-    front end restarts: a shutdown request, then a new kernel on the same ports)."""
+async def time_to_ready(name: str, daemon: DaemonProcess) -> tuple[float, float]:
+    """Seconds to ready from ``start_kernel()``, then, once the daemon has settled
+    again, from ``restart_kernel()`` (as a front end restarts: a shutdown request,
+    then a new kernel on the same ports)."""
     km = AsyncKernelManager(kernel_name=name)
     t0 = time.perf_counter()
     await km.start_kernel()
@@ -65,6 +69,7 @@ async def time_to_ready(name: str) -> tuple[float, float]:
     try:
         await first_reply(kc)
         started = time.perf_counter() - t0
+        await asyncio.to_thread(wait_prestarted, daemon)
         t1 = time.perf_counter()
         await km.restart_kernel()
         await first_reply(kc)
@@ -121,14 +126,37 @@ def wait_prestarted(daemon: DaemonProcess) -> None:
 
 
 def report(title: str, times: dict[str, list[float]]) -> None:
-    """Print medians and ratios (flushed: the run is long)."""
+    """Print medians and ratios against python3 (flushed: the run is long)."""
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n{title}")
-    for name in SPECS:
-        ms = ", ".join(f"{t * 1e3:.0f}" for t in times[name])
+    for name, values in times.items():
+        ms = ", ".join(f"{t * 1e3:.0f}" for t in values)
         print(f"  {name:<11} median {med[name] * 1e3:7.1f} ms   ({ms})")
-    print(f"  python3 / prestarted: {med['python3'] / med['prestarted']:.1f}x   "
-          f"python3 / pooled: {med['python3'] / med['pooled']:.1f}x", flush=True)  # fmt: skip
+    ratios = [f"python3 / {name}: {med['python3'] / med[name]:.1f}x" for name in times if name != "python3"]
+    print("  " + "   ".join(ratios), flush=True)
+
+
+def time_other_config_dir(base: Path, daemon: DaemonProcess, rounds: int) -> dict[str, list[float]]:
+    """A jupyter_server whose JUPYTER_CONFIG_DIR is not the daemon's: python3 and
+    prestarted, opens after the first (printed apart)."""
+    config_dir = base / "server-config"
+    config_dir.mkdir()
+    (base / "root-other").mkdir()
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir)}
+    server = JupyterServer(base / "root-other", env).start()
+    try:
+        time_through_server(server, "python3")  # the server's own imports
+        wait_prestarted(daemon)
+        first = time_through_server(server, "prestarted")
+        print(f"\nfirst open with the server's JUPYTER_CONFIG_DIR (teaches the daemon): {first * 1e3:.0f} ms")
+        served: dict[str, list[float]] = {"python3": [], "prestarted": []}
+        for _ in range(rounds):
+            for name in served:
+                wait_prestarted(daemon)
+                served[name].append(time_through_server(server, name))
+        return served
+    finally:
+        server.stop()
 
 
 def main() -> None:
@@ -155,7 +183,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name in SPECS:
                     wait_prestarted(daemon)
-                    started, restarted = asyncio.run(time_to_ready(name))
+                    started, restarted = asyncio.run(time_to_ready(name, daemon))
                     direct[name].append(started)
                     restarts[name].append(restarted)
             report("KernelManager.start_kernel() -> first kernel_info_reply", direct)
@@ -170,7 +198,14 @@ def main() -> None:
                         wait_prestarted(daemon)
                         served[name].append(time_through_server(server, name))
                 report("jupyter_server: POST /api/sessions -> first output over the websocket", served)
-            print("\n" + json.dumps({"direct": direct, "restart": restarts, **({"server": served} if server else {})}))
+                server.stop()
+                server = None
+                other = time_other_config_dir(base, daemon, args.rounds)
+                report("jupyter_server with its own JUPYTER_CONFIG_DIR: opens after the first", other)
+            results = {"direct": direct, "restart": restarts}
+            if not args.no_server:
+                results.update(server=served, other_config_dir=other)
+            print("\n" + json.dumps(results))
         finally:
             if server is not None:
                 server.stop()
