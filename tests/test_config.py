@@ -67,6 +67,8 @@ max_age = "12h"
         ("[backends.uv]\nmax_age = '99999d'\n", "max_age"),
         ("[backends.uv]\nbuild_timeout = nan\n", "build_timeout"),
         ("[backends.uv]\nconcurrency = 100000\n", "concurrency"),
+        ("[daemon]\nkernel_variants = 0\n", "kernel_variants"),
+        ("[daemon]\nkernel_variants = 17\n", "kernel_variants"),
     ],
 )
 def test_bad_config_names_key_and_file(tmp_path: Path, toml: str, needle: str) -> None:
