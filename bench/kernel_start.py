@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import queue
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +39,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from jupyter_client.blocking import BlockingKernelClient
+from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import AsyncKernelManager
 
 from runtimed.kernels.specs import install, kernel_spec
@@ -91,6 +97,69 @@ async def first_reply(kc: Any) -> None:
             continue
         if reply["msg_type"] == "kernel_info_reply" and reply["parent_header"].get("msg_id") in sent:
             return
+
+
+RAW_MODES = {"at once": None, "ports checked every 10 ms": 0.01, "VS Code (ports checked every 200 ms)": 0.2}
+
+
+def raw_launch(argv: list[str], workdir: Path, check_every: float | None) -> float:
+    """Seconds from spawning a kernelspec's ``argv`` with a connection file of the
+    front end's own (free ports, its key), as VS Code does, to the first
+    ``kernel_info_reply``. ``check_every``: connect once the shell and iopub ports
+    accept TCP connections, checked that often (VS Code's tcp-port-used: 200 ms);
+    None: connect at once (ZMQ then retries after its 100-200 ms reconnect interval)."""
+    path, info = write_connection_file(str(workdir / f"kernel-{time.monotonic_ns()}.json"), ip="127.0.0.1")
+    command = [part.replace("{connection_file}", path) for part in argv]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while check_every is not None and not all(_listening(info[f"{c}_port"]) for c in ("shell", "iopub")):
+            time.sleep(check_every)
+        kc = BlockingKernelClient()
+        kc.load_connection_info(info)
+        kc.start_channels()
+        try:
+            sent: set[str] = set()
+            while True:
+                sent.add(kc.kernel_info())
+                with contextlib.suppress(queue.Empty):
+                    reply = kc.get_shell_msg(timeout=0.05)
+                    if reply["msg_type"] == "kernel_info_reply" and reply["parent_header"].get("msg_id") in sent:
+                        break
+            ready = time.perf_counter() - t0
+            kc.shutdown()
+        finally:
+            kc.stop_channels()
+        proc.wait(30)
+        return ready
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def time_raw_launches(base: Path, daemon: DaemonProcess, rounds: int) -> None:
+    """python3's argv against the runtimed kernelspec's (the argv launcher), spawned
+    as VS Code spawns them, in each of :data:`RAW_MODES`."""
+    workdir = base / "raw"
+    workdir.mkdir()
+    argvs = {"python3": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+             "runtimed": list(kernel_spec("uv", "raw", str(daemon.socket))["argv"])}  # type: ignore[call-overload]  # fmt: skip
+    results: dict[str, dict[str, list[float]]] = {}
+    for mode, every in RAW_MODES.items():
+        times: dict[str, list[float]] = {name: [] for name in argvs}
+        for _ in range(rounds):
+            for name, argv in argvs.items():
+                wait_prestarted(daemon)
+                times[name].append(raw_launch(argv, workdir, every))
+        report(f"raw argv launch (spawn -> first kernel_info_reply), client connecting {mode}", times)
+        results[mode] = times
+    print("\n" + json.dumps({"raw": results}))
 
 
 def time_through_server(server: JupyterServer, name: str) -> float:
@@ -163,6 +232,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-server", action="store_true", help="skip the jupyter_server half")
+    parser.add_argument(
+        "--only-raw", action="store_true", help="only the raw argv launches (as VS Code spawns kernels)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="runtimed-kbench-") as tmp:
         base = Path(tmp)
@@ -178,6 +250,9 @@ def main() -> None:
         try:
             print("waiting for the pool and a pre-started kernel ...", flush=True)
             wait_prestarted(daemon)
+            time_raw_launches(base, daemon, args.rounds)
+            if args.only_raw:
+                return
             direct: dict[str, list[float]] = {k: [] for k in SPECS}
             restarts: dict[str, list[float]] = {k: [] for k in SPECS}
             for _ in range(args.rounds):
