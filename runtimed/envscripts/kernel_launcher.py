@@ -1,12 +1,11 @@
 """The kernelspec's argv: ask the runtimed daemon for a kernel on the front end's ports,
 else launch ipykernel exactly as a plain kernelspec does.
 
-Run by path with any Python 3 (a front end such as VS Code may swap ``argv[0]`` for
-the interpreter the user picked, which need not have runtimed), so it imports only
-the standard library, and only what the fast path needs. It takes the connection
-from ``-f FILE`` (jupyter_client writes it) or from VS Code's flags (``--shell=P
-... --Session.key=b"KEY" --f=FILE``, no file written), and sends ``take_kernel``
-with the connection, its cwd, its environment and the other kernel arguments.
+Run by path with any Python 3 (VS Code may swap ``argv[0]`` for the interpreter the
+user picked, which need not have runtimed): standard library only, and only what the
+fast path needs. It takes the connection from ``-f FILE`` (jupyter_client writes it)
+or VS Code's flags (``--shell=P ... --Session.key=b"KEY" --f=FILE``, no file
+written) and sends ``take_kernel`` with it, its cwd, environment and kernel arguments.
 
 Served, it stays as the process the front end watches: SIGINT interrupts the
 kernel, SIGTERM/SIGHUP end it (SIGKILL after a grace), its own death ends the
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
 
+USAGE = "[--python PY] [--backend B] [--socket S] [--cache-dir D] [-f FILE | VS Code's flags] [KERNEL ARGS]"
 DIRECT_ENV = "RUNTIMED_KERNEL_DIRECT"  # set by the provisioner's fallback: it already asked
 AUTO_START_ENV = "RUNTIMED_AUTO_START"
 OWN_OPTIONS = ("--python", "--backend", "--socket", "--cache-dir")
@@ -48,7 +48,7 @@ FLAGS = {
     "--Session.key": "key",
     "--Session.signature_scheme": "signature_scheme",
 }
-FILE_FLAGS = ("-f", "--f")
+FILE_FLAGS = ("-f", "--f")  # the connection file
 
 
 class Launch:
@@ -124,9 +124,6 @@ def complete(info: dict[str, object]) -> bool:
     return all(isinstance(info.get(f"{p}_port"), int) and int(str(info[f"{p}_port"])) > 0 for p in PORTS)
 
 
-# ---------------------------------------------------------------- where the daemon is
-
-
 def cache_home() -> str:
     """platformdirs' user cache dir (runtimed.util.paths uses it; the tests keep both equal)."""
     xdg = os.environ.get("XDG_CACHE_HOME", "")
@@ -155,9 +152,6 @@ def default_socket(cache_dir: str | None = None) -> str:
 
     digest = hashlib.sha256(os.fsencode(cache)).hexdigest()[:16]
     return os.path.join(tempfile.gettempdir(), f"runtimed-{os.geteuid()}", f"{digest}.sock")
-
-
-# ---------------------------------------------------------------- talking to it
 
 
 class NoDaemon(Exception):
@@ -222,35 +216,30 @@ def peer_uid(sock: socket.socket) -> int | None:
         return None
 
 
-def take_kernel(launch: Launch, path: str) -> tuple[Connection, dict[str, object]]:
-    """The kernel the daemon serves on ``launch``'s connection (and the open conversation)."""
+def take_kernel(launch: Launch, path: str) -> dict[str, object]:
+    """The kernel the daemon serves on ``launch``'s connection (Refused: none)."""
+    request = {
+        "type": "take_kernel",
+        "env_type": launch.backend,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "argv": launch.extra,
+        "owner_pid": os.getpid(),
+        "owner_grace_s": 0.0,
+        "connection": launch.connection,
+        "connection_file": launch.connection_file,
+        "wait_s": 0.0,
+    }
     connection = Connection(path)
     try:
         connection.ask({"type": "ping"}, PING_TIMEOUT_S)
-        request = {
-            "type": "take_kernel",
-            "env_type": launch.backend,
-            "cwd": os.getcwd(),
-            "env": dict(os.environ),
-            "argv": launch.extra,
-            "owner_pid": os.getpid(),
-            "owner_grace_s": 0.0,
-            "connection": launch.connection,
-            "connection_file": launch.connection_file,
-            "wait_s": 0.0,
-        }
         reply = connection.ask(request, TAKE_TIMEOUT_S)
-    except BaseException:
+    finally:
         connection.close()
-        raise
     kernel = reply.get("kernel")
     if reply.get("type") != "kernel" or not isinstance(kernel, dict):
-        connection.close()
         raise Refused(f"the {launch.backend} pool is empty")
-    return connection, kernel
-
-
-# ---------------------------------------------------------------- watching the kernel
+    return kernel
 
 
 class Watch:
@@ -304,15 +293,13 @@ class Watch:
         return lambda timeout: bool(poller.poll(timeout * 1000))
 
     def _polling_waiter(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(self.pid, 0)  # a zombie counts as alive until the daemon reaps it
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                pass
-            time.sleep(0.05)
+        time.sleep(timeout)
+        try:
+            os.kill(self.pid, 0)  # a zombie counts as alive until the daemon reaps it
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
         return False
 
 
@@ -343,20 +330,12 @@ def exit_like(code: int | None) -> NoReturn:
     os._exit(1 if code is None else code)
 
 
-def serve(path: str, connection: Connection, kernel: dict[str, object]) -> NoReturn:
+def serve(path: str, kernel: dict[str, object]) -> NoReturn:
     """Stay as the kernel's stand-in until it ends; exit with its status."""
     watch = Watch(int(str(kernel["pid"])))
     watch.install()
-    connection.close()
-    try:
-        os.kill(watch.pid, 0)
-    except ProcessLookupError:
-        exit_like(exit_code(path, str(kernel["id"])))
     watch.wait()
     exit_like(exit_code(path, str(kernel["id"])))
-
-
-# ---------------------------------------------------------------- falling back
 
 
 def auto_start(launch: Launch) -> str:
@@ -397,17 +376,9 @@ def launch_plain(launch: Launch, reason: str) -> NoReturn:
     os.execv(python, [python, "-m", "ipykernel_launcher", *launch.kernel_args])
 
 
-def usage() -> None:
-    print(
-        "usage: kernel_launcher.py [--python PY] [--backend B] [--socket S] [--cache-dir D] KERNEL ARGS...\n"
-        "A kernel from the runtimed daemon on the ports of -f FILE (or VS Code's --shell=... flags),\n"
-        "else PY -m ipykernel_launcher KERNEL ARGS.",
-    )
-
-
 def main(argv: list[str]) -> None:
     if argv[:1] in (["-h"], ["--help"]):
-        usage()
+        print(f"usage: kernel_launcher.py {USAGE}\n\n{__doc__}")
         return
     launch = Launch(argv)
     if os.environ.get(DIRECT_ENV) == "1":
@@ -416,12 +387,12 @@ def main(argv: list[str]) -> None:
         launch_plain(launch, "no connection file with fixed ports (the kernel chooses them)")
     path = os.path.abspath(launch.socket) if launch.socket else default_socket(launch.cache_dir)
     try:
-        connection, kernel = take_kernel(launch, path)
+        kernel = take_kernel(launch, path)
     except NoDaemon as exc:
         launch_plain(launch, f"{exc}; {auto_start(launch)}")
     except (Refused, OSError, ValueError) as exc:
         launch_plain(launch, str(exc))
-    serve(path, connection, kernel)
+    serve(path, kernel)
 
 
 if __name__ == "__main__":
