@@ -203,6 +203,7 @@ def test_vscode_style_launch_by_another_interpreter(daemon_factory: type[DaemonP
     rest = [a for a in spec_argv(daemon)[1:] if a not in ("-f", "{connection_file}")]
     cwd, env = front_end(tmp_path, "notebook-b")
     for kill in (signal.SIGKILL, signal.SIGTERM):
+        daemon.wait_pool("uv", 1, timeout=240)  # the last take emptied it (else: a plain kernel)
         info = free_ports()
         argv = [python, *rest, *vscode_flags(info, tmp_path / f"kernel-v2-{kill}.json")]
         launched = Launched(argv, info, cwd, env)
