@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 # A kernel outlives a vanished owner by kernel_owner_grace_s; the launcher asks for none.
 CONFIG = "[backends.uv]\npool_size = 1\nkernels = 1\n[daemon]\nkernel_owner_grace_s = 300\n"
+NO_PRESTART = "[backends.uv]\npool_size = 1\nkernels = 0\n"
 PROBE = "import json, os, sys\nprint(json.dumps({'cwd': os.getcwd(), 'mark': os.environ.get('RT_MARK'), "
 PROBE += "'pid': os.getpid(), 'prefix': sys.prefix, 'direct': os.environ.get('RUNTIMED_KERNEL_DIRECT')}))"
 
@@ -166,8 +167,8 @@ def test_argv_with_a_connection_file_gets_the_daemons_kernel(
         assert launched.proc.poll() is None  # the interrupt did not end anything
 
         launched.client.execute("import os; os._exit(3)")
-        assert launched.proc.wait(60) == 3
-        assert gone(probe["pid"])
+        wait_for(lambda: gone(probe["pid"]), timeout=60, what="the kernel to exit")
+        assert launched.proc.wait(30) == 3
     finally:
         launched.close()
 
@@ -243,7 +244,7 @@ def test_provisioner_fallback_runs_the_argv_without_asking_again(
 ) -> None:
     """The provisioner falls back to the argv (here: a backend the daemon lacks); the
     launcher must not ask the daemon again (its argv names the uv backend, which serves)."""
-    daemon = daemon_factory(config=CONFIG).start()
+    daemon = daemon_factory(config=NO_PRESTART).start()  # the pooled env stays in the pool
     daemon.wait_pool("uv", 1, timeout=240)
     spec = kernel_spec("uv", socket=str(daemon.socket))
     spec["metadata"]["kernel_provisioner"]["config"]["backend"] = "nope"  # type: ignore[index]
