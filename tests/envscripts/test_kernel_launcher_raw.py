@@ -159,8 +159,8 @@ def test_argv_with_a_connection_file_gets_the_daemons_kernel(
         assert probe["cwd"] == str(cwd) and probe["mark"] == "notebook-a", probe
         _served_by_daemon(daemon, launched, probe)
 
-        msg_id = launched.client.execute("import time; time.sleep(30)")
-        wait_for(lambda: _busy(launched.client, msg_id), timeout=30, what="the sleep to start")
+        msg_id = launched.client.execute("import time; print('running', flush=True); time.sleep(30)")
+        wait_for(lambda: _running(launched.client, msg_id), timeout=30, what="the cell to run")
         os.kill(launched.proc.pid, signal.SIGINT)
         reply = launched.client.get_shell_msg(timeout=20)
         assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt", reply
@@ -173,13 +173,15 @@ def test_argv_with_a_connection_file_gets_the_daemons_kernel(
         launched.close()
 
 
-def _busy(client: BlockingKernelClient, msg_id: str) -> bool:
+def _running(client: BlockingKernelClient, msg_id: str) -> bool:
+    """The cell printed: it runs, with ipykernel's SIGINT handler in place (before the
+    cell starts, ipykernel ignores SIGINT)."""
     while True:
         try:
             msg = client.get_iopub_msg(timeout=0.2)
         except Exception:
             return False
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
             return True
 
 
