@@ -8,7 +8,9 @@ install``) gets, in order of preference:
    serve: none ready, arguments that need a fresh kernel, a restart);
 3. the kernelspec's own ``argv``, launched exactly as ``LocalProvisioner`` would
    (no daemon, or an empty pool after ``wait_s``), or when transport encryption
-   is required (runtimed's kernels do not do CURVE).
+   is required (runtimed's kernels do not do CURVE). With ``RUNTIMED_KERNEL_DIRECT=1``
+   set, the argv launcher (:mod:`runtimed.envscripts.kernel_launcher`) does not ask
+   the daemon again and execs ipykernel at once.
 
 With no daemon at all it also starts one in the background (``auto_start``, see
 :mod:`runtimed.client.autostart`), so the next kernel comes from the pool; the kernel

@@ -249,6 +249,9 @@ class TakeKernel(Request[KernelReply | Empty]):
     ends the kernel (after a grace). ``connection`` pins the ports and key (a
     restart); then no pre-started kernel can serve and one is launched on them.
     ``env`` and ``connection`` (the key) are left out of its repr: never logged.
+    ``connection_file`` is the front end's (the kernel's ``%connect_info``);
+    ``owner_grace_s`` overrides the daemon's ``kernel_owner_grace_s`` for this kernel
+    (the argv launcher passes 0: its death ends the kernel at once).
     """
 
     TYPE: ClassVar[str] = "take_kernel"
