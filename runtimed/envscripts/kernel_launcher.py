@@ -257,7 +257,7 @@ class Watch:
             signal.signal(sig, self.terminate)
 
     def interrupt(self, _sig: int, _frame: object) -> None:
-        self.send(self.pid, SIGINT, group=False)  # ipykernel's interrupt (interrupt_mode signal)
+        self.send(self.pid, SIGINT)  # to its group, as jupyter_client interrupts (interrupt_mode signal)
 
     def terminate(self, _sig: int, _frame: object) -> None:
         if self.term_at is None:
@@ -265,9 +265,9 @@ class Watch:
             self.send(self.pid, SIGTERM)
 
     @staticmethod
-    def send(pid: int, sig: int, *, group: bool = True) -> None:
+    def send(pid: int, sig: int) -> None:
         try:
-            os.killpg(pid, sig) if group else os.kill(pid, sig)
+            os.killpg(pid, sig)  # the kernel leads its own session
         except OSError:
             try:  # noqa: SIM105 (contextlib costs start-up time)
                 os.kill(pid, sig)

@@ -81,16 +81,21 @@ class Launched:
             raise
 
     def _answers(self) -> bool:
-        """(wait_for_ready calls a client without a manager dead while its heartbeat is
-        not yet beating; the plain kernel takes over a second.)"""
+        """A kernel_info_reply, and IOPub subscribed (its status messages arrive), as
+        wait_for_ready checks; but that one calls a client without a manager dead while
+        its heartbeat is not yet beating (the plain kernel takes over a second)."""
         assert self.proc.poll() is None, "the launcher exited"
         msg_id = self.client.kernel_info()
-        while True:
+        try:
+            while self.client.get_shell_msg(timeout=1)["parent_header"].get("msg_id") != msg_id:
+                pass
+            self.client.get_iopub_msg(timeout=0.5)
+        except Exception:
+            return False
+        while True:  # drain IOPub
             try:
-                reply = self.client.get_shell_msg(timeout=1)
+                self.client.get_iopub_msg(timeout=0.2)
             except Exception:
-                return False
-            if reply["parent_header"].get("msg_id") == msg_id:
                 return True
 
     def run(self, code: str) -> tuple[dict[str, Any], str]:
