@@ -26,8 +26,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="install a kernelspec",
         description="Install a kernelspec named NAME (default runtimed-BACKEND) served by the runtimed-provisioner "
-        "from BACKEND: the kernel's env is leased to it and deleted when it exits. Without a daemon, the "
-        "kernelspec's argv (ipykernel with this interpreter) is launched as usual. Use --name python3 to serve "
+        "from BACKEND: the kernel's env is leased to it and deleted when it exits. Its argv is runtimed's argv "
+        "launcher, for front ends that run the argv themselves (VS Code): it asks the daemon too, else starts "
+        "ipykernel with this interpreter as usual. Use --name python3 to serve "
         "Jupyter's default Python kernel; `runtimed kernel uninstall python3` undoes that.",
     )
     ins.add_argument("--backend", default="uv", help="backend to take kernels from (default: uv)")

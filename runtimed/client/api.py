@@ -24,6 +24,7 @@ from runtimed.protocol.messages import (
     Flush,
     Gc,
     GcReport,
+    KernelExit,
     KernelReply,
     LaunchedKernel,
     LineDecoder,
@@ -208,6 +209,11 @@ class Client:
         None when the backend has neither a pre-started kernel nor a pooled env."""
         reply = self.request(request, timeout=(request.wait_s or 0) + timeout)
         return reply.kernel if isinstance(reply, KernelReply) else None
+
+    def kernel_exit(self, kernel_id: str, *, wait_s: float = 0.0) -> int | None:
+        """A handed-out kernel's exit status (-N: killed by signal N), waiting up to
+        ``wait_s`` for it to end; None while it runs or if the daemon does not know."""
+        return self.request(KernelExit(kernel_id=kernel_id, wait_s=wait_s), timeout=wait_s + 10.0).returncode
 
     def release(self, path: str | os.PathLike[str]) -> None:
         """Give an env back; the daemon deletes it."""

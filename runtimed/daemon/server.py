@@ -30,6 +30,7 @@ from runtimed.protocol.messages import (
     Error,
     Flush,
     Gc,
+    KernelExit,
     LineDecoder,
     Ping,
     Pong,
@@ -76,6 +77,7 @@ HANDLERS: dict[type[Request[Any]], Handler] = {
     Gc: lambda s, r, _p: s.gc(dry_run=r.dry_run),
     Envs: lambda s, _r, _p: s.envs(),
     TakeKernel: lambda s, r, p: s.take_kernel(r, p.pid),
+    KernelExit: lambda s, r, _p: s.kernel_exit(r),
     Shutdown: lambda _s, _r, _p: ShuttingDown(),  # the server stops once the reply is sent
 }
 

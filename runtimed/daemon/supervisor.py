@@ -47,6 +47,8 @@ from runtimed.protocol.messages import (
     Error,
     Flushed,
     GcReport,
+    KernelExit,
+    KernelExitReply,
     KernelReply,
     Released,
     StatusReply,
@@ -61,6 +63,8 @@ from runtimed.util.tasks import every
 __all__ = ["Supervisor"]
 
 log = logging.getLogger("runtimed.daemon.supervisor")
+
+KERNEL_EXIT_WAIT_MAX_S = 30.0  # a kernel_exit request holds a thread at most this long
 
 
 class Supervisor:
@@ -257,8 +261,14 @@ class Supervisor:
             return Error(code="kernel_failed", message=str(exc))
         if kernel is None:
             return Empty(retry_in_s=self.runtimes[request.env_type].pool.retry_in(time.monotonic()))
+        self.kernels.table.set_owner_grace(kernel.id, request.owner_grace_s)
         self.usage.kernel(request.env_type, prestarted=kernel.prestarted, refused=kernel.refused)
         return KernelReply(kernel=kernel)
+
+    async def kernel_exit(self, request: KernelExit) -> KernelExitReply:
+        """How a kernel ended (the argv launcher exits with its status)."""
+        wait_s = min(max(0.0, request.wait_s), KERNEL_EXIT_WAIT_MAX_S)
+        return KernelExitReply(returncode=await self.kernels.exit_code(request.kernel_id, wait_s))
 
     def _kernel_targets(self) -> dict[str, int]:
         return {name: self.config.backend(name).kernel_target for name in self.runtimes}

@@ -12,6 +12,7 @@ from typing import Any
 from attrs import define
 
 from runtimed.doctor.results import CheckResult, CheckStatus, DoctorContext
+from runtimed.envscripts import KERNEL_LAUNCHER
 from runtimed.kernels.specs import default_kernels_dir
 
 __all__ = [
@@ -96,14 +97,24 @@ def _socket_arg(argv: list[str]) -> str | None:
     return None
 
 
+def jupyter_python(command: str) -> str:
+    """The interpreter of a kernelspec's ``argv[0]``: jupyter_client runs a bare
+    ``python`` (a kernelspec shipped as a data file) as its own interpreter."""
+    major, minor = sys.version_info[:2]
+    return sys.executable if command in ("python", f"python{major}", f"python{major}.{minor}") else command
+
+
 def _check_spec(ctx: DoctorContext, spec: InstalledSpec, has_provisioner: bool) -> CheckResult:
     check = f"kernelspec:{spec.name}"
     reinstall = f"`runtimed kernel install --name {spec.name}` again, or `jupyter kernelspec remove {spec.name}`"
     if not spec.argv:
         return CheckResult(check, FAIL, f"{spec.path} has no argv", reinstall)
-    python = spec.argv[0]
+    python = jupyter_python(spec.argv[0])
     if not (os.path.isfile(python) and os.access(python, os.X_OK)):
         return CheckResult(check, FAIL, f"{spec.path} runs {python}, which no longer exists", reinstall)
+    launcher = next((a for a in spec.argv[1:] if os.path.basename(a) == KERNEL_LAUNCHER.name), None)
+    if launcher is not None and not os.path.isfile(launcher):
+        return CheckResult(check, FAIL, f"{spec.path} runs {launcher}, which no longer exists", reinstall)
     if spec.provisioner == PROVISIONER_NAME and not has_provisioner:
         summary = f"{spec.path} names the {PROVISIONER_NAME} provisioner, which is not installed here"
         return CheckResult(check, FAIL, summary, f"pip install runtimed (with the provisioner), or {reinstall}")

@@ -333,6 +333,7 @@ class KernelKeeper:
         message = {"cwd": request.cwd, "env": environ, "argv": request.argv}
         if request.connection is not None:
             message["connection"] = request.connection
+            message["connection_file"] = request.connection_file
         await claim(kernel, message)
         if request.connection is not None:
             written = new_connection_file(kernel.dir, request.connection)
@@ -373,11 +374,16 @@ class KernelKeeper:
             if record.state is not KernelState.HANDED_OUT or not record.owner_pid:
                 continue
             owner_alive = is_alive(record.owner_pid, record.owner_create_time)
-            sig = kernel.owner.step(owner_alive, now, self.owner_grace_s())
+            grace = self.owner_grace_s() if record.owner_grace_s is None else record.owner_grace_s
+            sig = kernel.owner.step(owner_alive, now, grace)
             if sig is signal.SIGTERM:
                 log.info("owner %d of kernel %s is gone: shutting the kernel down", record.owner_pid, record.id)
             if sig is not None:
                 kill_group(record.pid, sig)
+
+    async def exit_code(self, kernel_id: str, wait_s: float) -> int | None:
+        """A kernel's exit status (see :meth:`KernelTable.exit_code`)."""
+        return await asyncio.to_thread(self.table.exit_code, kernel_id, wait_s)
 
     def _discard(self, kernel: LiveKernel) -> None:
         """Kill a kernel that was never handed out; forget it and discard its env."""

@@ -60,6 +60,7 @@ class KernelRecord:
     state: KernelState
     owner_pid: int | None = None
     owner_create_time: float | None = None
+    owner_grace_s: float | None = None  # None: the daemon's kernel_owner_grace_s
 
 
 def write_record(kernel_dir: Path, record: KernelRecord) -> None:

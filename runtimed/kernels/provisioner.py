@@ -8,7 +8,9 @@ install``) gets, in order of preference:
    serve: none ready, arguments that need a fresh kernel, a restart);
 3. the kernelspec's own ``argv``, launched exactly as ``LocalProvisioner`` would
    (no daemon, or an empty pool after ``wait_s``), or when transport encryption
-   is required (runtimed's kernels do not do CURVE).
+   is required (runtimed's kernels do not do CURVE). With ``RUNTIMED_KERNEL_DIRECT=1``
+   set, the argv launcher (:mod:`runtimed.envscripts.kernel_launcher`) does not ask
+   the daemon again and execs ipykernel at once.
 
 With no daemon at all it also starts one in the background (``auto_start``, see
 :mod:`runtimed.client.autostart`), so the next kernel comes from the pool; the kernel
@@ -38,7 +40,10 @@ from traitlets import Bool, Float, Unicode
 
 from runtimed.client import Client, DaemonAbsent, DaemonError, DaemonNotRunning
 from runtimed.client.autostart import AutoStart, auto_start, wait_until_answering
+from runtimed.envscripts import KERNEL_LAUNCHER
+from runtimed.envscripts.kernel_launcher import DIRECT_ENV, parse_connection, split_own
 from runtimed.kernels.process import kill_group
+from runtimed.kernels.specs import LAUNCHER_MODULE
 from runtimed.protocol.messages import LaunchedKernel, TakeKernel
 from runtimed.util.liveness import is_alive
 
@@ -50,15 +55,24 @@ ENDING_WAIT_S = 0.5  # after a shutdown request, how long one poll() waits for t
 
 
 def kernel_arguments(spec_argv: list[str], extra: list[str]) -> list[str] | None:
-    """The kernel arguments beyond ``-f {connection_file}`` of a plain ipykernel
-    argv, plus ``extra``; None when the kernelspec runs something else."""
-    if len(spec_argv) < 3 or spec_argv[1:3] not in _LAUNCHERS:
-        return None
-    rest = list(spec_argv[3:])
-    if "-f" in rest:
-        at = rest.index("-f")
-        del rest[at : at + 2]
-    return [*rest, *extra]
+    """The kernel arguments beyond the connection file of a plain ipykernel argv or
+    of the argv launcher's, plus ``extra``; None when the kernelspec runs something else."""
+    rest = _launcher_arguments(spec_argv)
+    if rest is None:
+        if len(spec_argv) < 3 or spec_argv[1:3] not in _LAUNCHERS:
+            return None
+        rest = spec_argv[3:]
+    return [*parse_connection(rest)[2], *extra]
+
+
+def _launcher_arguments(spec_argv: list[str]) -> list[str] | None:
+    """What follows the argv launcher (by path or ``-m``), less its own options."""
+    for at, arg in enumerate(spec_argv):
+        if arg == "-m" and spec_argv[at + 1 : at + 2] == [LAUNCHER_MODULE]:
+            return split_own(spec_argv[at + 2 :])[1]
+        if os.path.basename(arg) == KERNEL_LAUNCHER.name:
+            return split_own(spec_argv[at + 1 :])[1]
+    return None
 
 
 class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
@@ -121,6 +135,7 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             argv=extra,
             owner_pid=os.getpid(),
             connection=_jsonable(self.connection_info) if restart else None,
+            connection_file=getattr(km, "connection_file", None) or None if restart else None,
             wait_s=self.wait_s,
             prestarted=self.prestarted,
         )
@@ -193,6 +208,8 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def _launch_locally(self, reason: str, kwargs: dict[str, Any], keep_ports: bool = False) -> dict[str, Any]:
         self.log.warning("runtimed: starting the kernelspec's own argv: %s", reason)
+        # The argv launcher must not ask the daemon again: this provisioner just did.
+        kwargs = {**kwargs, "env": {**(kwargs.get("env") or os.environ), DIRECT_ENV: "1"}}
         self._local = LocalProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self.parent)
         if keep_ports:
             self._local.ports_cached = True  # the restart keeps the ports the kernel manager holds

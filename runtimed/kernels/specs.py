@@ -1,8 +1,16 @@
 """runtimed kernelspecs (install, list, uninstall) and the legacy launcher.
 
 ``runtimed kernel install`` writes a kernelspec served by ``runtimed-provisioner``
-(:mod:`runtimed.kernels.provisioner`): its ``argv`` is a plain ipykernel launch
-with this interpreter, used only when runtimed cannot serve.
+(:mod:`runtimed.kernels.provisioner`) for front ends that use kernel provisioners.
+Its ``argv`` is the fast argv launcher (:mod:`runtimed.envscripts.kernel_launcher`),
+run by absolute path with ``-I -S`` so any Python 3 can run it (VS Code swaps
+``argv[0]`` for the interpreter the user picked): front ends that run the argv
+themselves get a kernel from the daemon too, and a plain ipykernel with this
+interpreter when it cannot serve. The package also ships the same kernelspec as a
+data file (``share/jupyter/kernels/runtimed-uv``, :func:`kernel_spec` with
+``portable=True``: ``python -m``, no absolute path), so installing runtimed is
+enough for the Jupyter of that env; a user-level ``runtimed kernel install`` of the
+same name overrides it.
 
 ``python -m runtimed.kernel`` is kept for front ends without kernel provisioners
 (jupyter_client < 7): it takes a ready env from the daemon, leased to its own pid,
@@ -24,19 +32,23 @@ from pathlib import Path
 from attrs import define
 
 from runtimed.client import Client, DaemonAbsent, DaemonError, DaemonNotRunning
+from runtimed.envscripts import KERNEL_LAUNCHER
 
 __all__ = [
+    "LAUNCHER_MODULE",
     "PROVISIONER_NAME",
     "KernelSpecInfo",
     "default_kernels_dir",
     "install",
     "kernel_spec",
+    "launcher_argv",
     "list_specs",
     "main",
     "uninstall",
 ]
 
 PROVISIONER_NAME = "runtimed-provisioner"
+LAUNCHER_MODULE = "runtimed.envscripts.kernel_launcher"
 
 
 def default_kernels_dir() -> Path:
@@ -50,18 +62,40 @@ def default_kernels_dir() -> Path:
     return Path(xdg) / "jupyter" / "kernels"
 
 
+def launcher_argv(
+    backend: str, socket: str | None = None, cache_dir: str | None = None, *, portable: bool = False
+) -> list[str]:
+    """The argv launcher's command line: by absolute path with this interpreter, or
+    (``portable``, for a data file) ``python -m``, which jupyter_client resolves to its own."""
+    if portable:
+        command = ["python", "-m", LAUNCHER_MODULE]
+    else:
+        command = [sys.executable, "-I", "-S", str(KERNEL_LAUNCHER.absolute()), "--python", sys.executable]
+    command += ["--backend", backend]
+    if socket:
+        command += ["--socket", socket]
+    if cache_dir:
+        command += ["--cache-dir", cache_dir]
+    return [*command, "-f", "{connection_file}"]
+
+
 def kernel_spec(
-    backend: str, display_name: str | None = None, socket: str | None = None, cache_dir: str | None = None
+    backend: str,
+    display_name: str | None = None,
+    socket: str | None = None,
+    cache_dir: str | None = None,
+    *,
+    portable: bool = False,
 ) -> dict[str, object]:
     """The ``kernel.json`` of a kernel served by runtimed from ``backend`` (pinned to
-    the daemon of ``socket`` / ``cache_dir`` when given)."""
+    the daemon of ``socket`` / ``cache_dir`` when given; ``portable``: no absolute path)."""
     config: dict[str, str] = {"backend": backend}
     if socket:
         config["socket"] = socket
     if cache_dir:
         config["cache_dir"] = cache_dir
     return {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": launcher_argv(backend, socket, cache_dir, portable=portable),
         "display_name": display_name or f"Python (runtimed {backend})",
         "language": "python",
         "interrupt_mode": "signal",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import subprocess
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -41,9 +42,11 @@ from runtimed.protocol.messages import LaunchedKernel, PooledEnv, TakeKernel
 from runtimed.util.files import new_env_id
 from runtimed.util.liveness import create_time_of, is_alive
 
-__all__ = ["EnvAccess", "KernelTable"]
+__all__ = ["EXIT_CODES_KEPT", "EnvAccess", "KernelTable"]
 
 log = logging.getLogger("runtimed.kernels")
+
+EXIT_CODES_KEPT = 256  # exit statuses of forgotten kernels, for launchers asking late
 
 
 @define(frozen=True)
@@ -63,6 +66,7 @@ class KernelTable:
         self.root = root
         self.envs = envs
         self.kernels: dict[str, LiveKernel] = {}
+        self.exit_codes: OrderedDict[str, int] = OrderedDict()  # of kernels forgotten lately
 
     def recover(self) -> None:
         """Kill idle kernels a previous daemon left; watch its handed-out ones again."""
@@ -158,6 +162,25 @@ class KernelTable:
             refused=refused,
         )
 
+    def set_owner_grace(self, kernel_id: str, grace_s: float | None) -> None:
+        """How long the kernel outlives its owner (None: the daemon's setting)."""
+        kernel = self.kernels.get(kernel_id)
+        if kernel is not None and kernel.record.owner_grace_s != grace_s:
+            kernel.record = attrs.evolve(kernel.record, owner_grace_s=grace_s)
+            write_record(kernel.dir, kernel.record)
+
+    def exit_code(self, kernel_id: str, wait_s: float) -> int | None:
+        """The kernel's exit status once it ends (waiting up to ``wait_s``; blocking), or
+        None: still running, not our child, or unknown."""
+        if kernel_id in self.exit_codes:
+            return self.exit_codes[kernel_id]
+        kernel = self.kernels.get(kernel_id)
+        if kernel is None or kernel.proc is None:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return kernel.proc.wait(max(0.0, wait_s))
+        return None
+
     def env_of(self, kernel: LiveKernel) -> PooledEnv:
         path = kernel.record.env_path
         return PooledEnv(env_type=kernel.record.backend, venv_path=path, python_path=kernel.env_python, id="")
@@ -176,6 +199,10 @@ class KernelTable:
     def forget(self, kernel: LiveKernel) -> None:
         """End the kernel's process (if ours), delete its dir and discard its env."""
         end_process(kernel)
+        if kernel.proc is not None and kernel.proc.returncode is not None:
+            self.exit_codes[kernel.record.id] = kernel.proc.returncode
+            while len(self.exit_codes) > EXIT_CODES_KEPT:
+                self.exit_codes.popitem(last=False)
         self.kernels.pop(kernel.record.id, None)
         remove_kernel_dir(kernel.dir)
         self.envs.discard(Path(kernel.record.env_path))

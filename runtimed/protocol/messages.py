@@ -60,6 +60,8 @@ __all__ = [
     "Gc",
     "GcItem",
     "GcReport",
+    "KernelExit",
+    "KernelExitReply",
     "KernelPoolStatus",
     "KernelReply",
     "LaunchedKernel",
@@ -159,6 +161,15 @@ class KernelReply(Reply):
 
 
 @define(frozen=True)
+class KernelExitReply(Reply):
+    """How a handed-out kernel ended: ``returncode`` as ``Popen`` gives it (-N: signal
+    N), None while it runs or when the daemon does not know (not its child, forgotten)."""
+
+    TYPE: ClassVar[str] = "kernel_exit_status"
+    returncode: int | None = None
+
+
+@define(frozen=True)
 class Error(Reply):
     """A reply that says the request failed; ``code`` is machine-readable. It may answer any request."""
 
@@ -238,6 +249,9 @@ class TakeKernel(Request[KernelReply | Empty]):
     ends the kernel (after a grace). ``connection`` pins the ports and key (a
     restart); then no pre-started kernel can serve and one is launched on them.
     ``env`` and ``connection`` (the key) are left out of its repr: never logged.
+    ``connection_file`` is the front end's (the kernel's ``%connect_info``);
+    ``owner_grace_s`` overrides the daemon's ``kernel_owner_grace_s`` for this kernel
+    (the argv launcher passes 0: its death ends the kernel at once).
     """
 
     TYPE: ClassVar[str] = "take_kernel"
@@ -249,12 +263,36 @@ class TakeKernel(Request[KernelReply | Empty]):
     connection: dict[str, Any] | None = field(default=None, repr=False)
     wait_s: float | None = None
     prestarted: bool = True  # False: never use a pre-started kernel
+    connection_file: str | None = None  # the front end's connection file (the kernel's %connect_info)
+    owner_grace_s: float | None = None  # None: the daemon's kernel_owner_grace_s
+
+
+@define(frozen=True)
+class KernelExit(Request[KernelExitReply]):
+    """The exit status of kernel ``kernel_id``, waiting up to ``wait_s`` for it to end
+    (the argv launcher exits with it: the kernel is the daemon's child, not its own)."""
+
+    TYPE: ClassVar[str] = "kernel_exit"
+    kernel_id: str
+    wait_s: float = 0.0
 
 
 # ---------------------------------------------------------------- the registry
 
 # The one list of client requests; everything else derives from it.
-REQUESTS: tuple[type[Request[Any]], ...] = (Ping, Take, Release, Status, Flush, Shutdown, Gc, Envs, TakeKernel, Stats)
+REQUESTS: tuple[type[Request[Any]], ...] = (
+    Ping,
+    Take,
+    Release,
+    Status,
+    Flush,
+    Shutdown,
+    Gc,
+    Envs,
+    TakeKernel,
+    Stats,
+    KernelExit,
+)
 
 REQUEST_TYPES: dict[str, type] = registry(REQUESTS)
 # "status" and "stats" name both a request and its reply; the direction decides which.

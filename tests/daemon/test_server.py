@@ -25,6 +25,8 @@ from runtimed.protocol.messages import (
     Flushed,
     Gc,
     GcReport,
+    KernelExit,
+    KernelExitReply,
     KernelReply,
     LaunchedKernel,
     Ping,
@@ -208,6 +210,10 @@ class FakeSupervisor:
         self._called("take_kernel", request, pid)
         return KernelReply(kernel=KERNEL)
 
+    async def kernel_exit(self, request: KernelExit) -> KernelExitReply:
+        self._called("kernel_exit", request.kernel_id)
+        return KernelExitReply(returncode=-15)
+
 
 SAMPLES: dict[type, Request[Any]] = {
     type(r): r
@@ -221,6 +227,7 @@ SAMPLES: dict[type, Request[Any]] = {
         Gc(dry_run=True),
         Envs(),
         TakeKernel(env_type="uv"),
+        KernelExit(kernel_id="k"),
         Shutdown(),
     )
 }

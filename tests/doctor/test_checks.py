@@ -181,6 +181,23 @@ def test_kernelspecs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "runtimed kernel install --name rt-good" in (broken.fix or "")
 
 
+def test_kernelspecs_of_the_argv_launcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped data file runs a bare ``python`` (jupyter_client's own); an installed
+    one runs the launcher by path, which must exist."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_PATH", "")
+    kernels = tmp_path / "jupyter" / "kernels"
+    install(kernels, "rt-shipped", kernel_spec("uv", portable=True))
+    moved = kernel_spec("uv")
+    moved["argv"] = [a.replace("kernel_launcher.py", "gone/kernel_launcher.py") for a in moved["argv"]]  # type: ignore[attr-defined]
+    install(kernels, "rt-moved", moved)
+    results = {r.check: r for r in check_kernelspecs(_ctx(tmp_path))}
+    assert results["kernelspec:rt-shipped"].status is (PASS if provisioner_installed() else FAIL)
+    assert "python, which no longer exists" not in results["kernelspec:rt-shipped"].summary
+    assert results["kernelspec:rt-moved"].status is FAIL
+    assert "gone/kernel_launcher.py, which no longer exists" in results["kernelspec:rt-moved"].summary
+
+
 def test_service_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from runtimed.doctor.service_check import check_service, installed_program
     from runtimed.service.manager import ServicePlatform

@@ -24,6 +24,8 @@ REQUESTS = [
     p.Envs(),
     p.TakeKernel(env_type="uv", cwd="/nb", env={"A": "1"}, argv=["--x"], owner_pid=5, connection={"key": "k"}),
     p.Stats(),
+    p.TakeKernel(env_type="uv", connection={"key": "k"}, connection_file="/nb/k.json", owner_grace_s=0.0),
+    p.KernelExit(kernel_id="k", wait_s=5.0),
 ]
 ENV = p.PooledEnv(
     env_type="uv", venv_path="/e", python_path="/e/bin/python", id="abc", packages=["ipykernel==7.0"], created_at="t"
@@ -54,6 +56,8 @@ REPLIES = [
     p.KernelReply(
         kernel=p.LaunchedKernel(id="k", pid=7, create_time=1.5, connection={"key": "s"}, env=ENV, prestarted=True)
     ),
+    p.KernelExitReply(returncode=-9),
+    p.KernelExitReply(),
     p.StatsReply(since="t", file="/s", backends={"uv": BackendStats(failures={"network": 1})}),
     p.Error(code="x", message="y"),
 ]
