@@ -128,6 +128,7 @@ def raw_launch(argv: list[str], workdir: Path, check_every: float | None) -> flo
                         break
             ready = time.perf_counter() - t0
             kc.shutdown()
+            kc.get_control_msg(timeout=30)  # the request delivered before the channels close
         finally:
             kc.stop_channels()
         proc.wait(30)
