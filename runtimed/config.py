@@ -26,6 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 __all__ = [
     "MAX_POOL_SIZE",
+    "DEFAULT_CHANNELS",
     "BackendConfig",
     "Config",
     "ConfigError",
@@ -211,6 +212,9 @@ class DaemonConfig:
     # Read by clients, not by the daemon: may the kernel provisioner, `python -m
     # runtimed.kernel` and `runtimed take` start a daemon when none runs (runtimed.client.autostart)?
     auto_start: bool = True
+    # Install a notebook's own dependencies only once the user approved them
+    # (`runtimed trust`); false trusts every notebook (runtimed.deps.trust).
+    trust_notebooks: bool = True
 
 
 @define(frozen=True)
