@@ -24,7 +24,7 @@ from typing import Any
 
 from attrs import frozen
 
-from runtimed.config import DEFAULT_CHANNELS
+from runtimed.config import DEFAULT_CHANNELS, Config
 from runtimed.deps.spec import DependencySpec, canonical_name, has_direct_reference
 from runtimed.util.files import now_iso, write_durably
 from runtimed.util.paths import Paths
@@ -75,6 +75,11 @@ class TrustStore:
     def __init__(self, path: Path | None = None, *, enabled: bool = True) -> None:
         self.path = path or default_trust_file()
         self.enabled = enabled
+
+    @classmethod
+    def from_config(cls, config: Config, path: Path | None = None) -> TrustStore:
+        """The user's store, checked unless ``[daemon] trust_notebooks = false``."""
+        return cls(path, enabled=config.daemon.trust_notebooks)
 
     def is_trusted(self, spec: DependencySpec) -> bool:
         if not self.enabled:
