@@ -25,8 +25,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
-    "MAX_POOL_SIZE",
     "DEFAULT_CHANNELS",
+    "MAX_POOL_SIZE",
     "BackendConfig",
     "Config",
     "ConfigError",

@@ -17,7 +17,7 @@ def notebook(*cells: tuple[str, str], **metadata: Any) -> dict[str, Any]:
     new = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell}
     nb.cells = [new[kind](source) for kind, source in cells]
     nb.metadata.update(metadata)
-    return json.loads(nbformat.writes(nb))  # type: ignore[no-any-return]
+    return json.loads(nbformat.writes(nb))  # type: ignore[no-untyped-call,no-any-return]
 
 
 def write(path: Path, nb: dict[str, Any]) -> Path:

@@ -106,7 +106,7 @@ def test_an_invalid_block_is_an_error(source: str, error: str) -> None:
 
 
 def test_invalid_metadata_is_an_error() -> None:
-    with pytest.raises(ValueError, match="metadata.runt.uv.dependencies must be a list of strings"):
+    with pytest.raises(ValueError, match=r"metadata\.runt\.uv\.dependencies must be a list of strings"):
         read_deps(notebook(runt={"uv": {"dependencies": "pandas"}}))
 
 
