@@ -1,4 +1,4 @@
-"""Notebooks as the tools write them, for the tests of runtimed.deps."""
+"""Notebooks as nteract and Jupyter write them (nbformat 4 JSON), for the tests of runtimed.deps."""
 
 from __future__ import annotations
 
@@ -6,18 +6,26 @@ import json
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 PEP723 = '# /// script\n# requires-python = ">=3.11"\n# dependencies = ["httpx", "Six"]\n# ///\nimport httpx\n'
+
+
+def _cell(kind: str, source: str) -> dict[str, Any]:
+    cell: dict[str, Any] = {"cell_type": kind, "id": f"c{abs(hash(source)) % 10**8}", "metadata": {}}
+    cell["source"] = source
+    if kind == "code":
+        cell.update(execution_count=None, outputs=[])
+    return cell
 
 
 def notebook(*cells: tuple[str, str], **metadata: Any) -> dict[str, Any]:
     """A v4 notebook with ``(cell_type, source)`` cells and this metadata."""
-    nb = nbformat.v4.new_notebook()
-    new = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell}
-    nb.cells = [new[kind](source) for kind, source in cells]
-    nb.metadata.update(metadata)
-    return json.loads(nbformat.writes(nb))  # type: ignore[no-untyped-call,no-any-return]
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": kernelspec, **metadata},
+        "cells": [_cell(kind, source) for kind, source in cells],
+    }
 
 
 def write(path: Path, nb: dict[str, Any]) -> Path:
