@@ -161,7 +161,6 @@ class TrustStore:
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_durably(self.path, blob, prepared=_private_temp(self.path))
-            os.chmod(self.path, 0o600)
         except OSError as exc:
             raise TrustStoreError(f"cannot write the trust store {self.path}: {exc.strerror or exc}") from None
 
