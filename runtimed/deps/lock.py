@@ -52,4 +52,4 @@ def _pin(package: Any) -> str | None:
         return None
     if "registry" not in source:
         return None
-    return f"{canonical_name(name)}=={version}"
+    return f"{name}=={version}"  # normalised by DependencySpec.create
