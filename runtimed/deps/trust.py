@@ -14,11 +14,14 @@ allowed name) and its conda channels are among :data:`ALLOWLIST_CHANNELS`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,47 +91,41 @@ class TrustStore:
         return self._mac(data, spec.key) in data["approved"] or _allowlisted(spec, set(data["packages"]))
 
     def approve(self, spec: DependencySpec, notebook: Path | None = None) -> Approval:
-        data = self._read()
         approval = Approval(spec.key, spec.describe(), str(notebook) if notebook else None, now_iso())
-        data["approved"][self._mac(data, spec.key)] = {
-            "key": approval.key,
-            "summary": approval.summary,
-            "notebook": approval.notebook,
-            "approved_at": approval.approved_at,
-        }
-        self._write(data)
+        with self._editing() as data:
+            data["approved"][self._mac(data, spec.key)] = {
+                "key": approval.key,
+                "summary": approval.summary,
+                "notebook": approval.notebook,
+                "approved_at": approval.approved_at,
+            }
         return approval
 
     def revoke(self, key_or_spec: str | DependencySpec) -> list[Approval]:
         """Forget approvals: of a spec, or whose key starts with a (hex) prefix; the ones removed."""
-        data = self._read()
-        if isinstance(key_or_spec, DependencySpec):
-            macs = [self._mac(data, key_or_spec.key)]
-        else:
-            prefix = key_or_spec.strip().lower()
-            macs = [m for m, e in data["approved"].items() if prefix and str(e.get("key", "")).startswith(prefix)]
-        removed = [_approval(data["approved"].pop(m)) for m in macs if m in data["approved"]]
-        if removed:
-            self._write(data)
-        return removed
+        with self._editing() as data:
+            if isinstance(key_or_spec, DependencySpec):
+                macs = [self._mac(data, key_or_spec.key)]
+            else:
+                prefix = key_or_spec.strip().lower()
+                macs = [m for m, e in data["approved"].items() if prefix and str(e.get("key", "")).startswith(prefix)]
+            return [_approval(data["approved"].pop(m)) for m in macs if m in data["approved"]]
 
     def allow_package(self, name: str) -> str:
         """Add a package name to the allowlist; its canonical form."""
-        data = self._read()
         canonical = canonical_name(name.strip())
         if not canonical:
             raise ValueError("an empty package name")
-        data["packages"] = sorted({*data["packages"], canonical})
-        self._write(data)
+        with self._editing() as data:
+            data["packages"] = sorted({*data["packages"], canonical})
         return canonical
 
     def disallow_package(self, name: str) -> bool:
-        data = self._read()
         canonical = canonical_name(name.strip())
-        if canonical not in data["packages"]:
-            return False
-        data["packages"] = [p for p in data["packages"] if p != canonical]
-        self._write(data)
+        with self._editing() as data:
+            if canonical not in data["packages"]:
+                return False
+            data["packages"] = [p for p in data["packages"] if p != canonical]
         return True
 
     def approved(self) -> list[Approval]:
@@ -156,10 +153,28 @@ class TrustStore:
         except (ValueError, TypeError, KeyError) as exc:
             raise TrustStoreError(f"the trust store {self.path} is damaged ({exc}); delete it to start over") from None
 
+    @contextlib.contextmanager
+    def _editing(self) -> Iterator[dict[str, Any]]:
+        """The store's data to change in place, written back (if changed) under an
+        exclusive lock: concurrent ``runtimed trust`` commands lose no approval."""
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise TrustStoreError(f"cannot lock the trust store {self.path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = self._read()
+            before = json.dumps(data, sort_keys=True)
+            yield data
+            if json.dumps(data, sort_keys=True) != before:
+                self._write(data)
+        finally:
+            os.close(fd)
+
     def _write(self, data: dict[str, Any]) -> None:
         blob = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_durably(self.path, blob, prepared=_private_temp(self.path))
         except OSError as exc:
             raise TrustStoreError(f"cannot write the trust store {self.path}: {exc.strerror or exc}") from None

@@ -3,7 +3,9 @@ a private file written atomically, and the setting that turns the check off."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import multiprocessing
 import stat
 from pathlib import Path
 
@@ -62,7 +64,7 @@ def test_revoke_by_spec_and_by_key_prefix(store: TrustStore) -> None:
 def test_the_store_is_private_and_written_atomically(store: TrustStore) -> None:
     store.approve(SPEC)
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
-    assert [p.name for p in store.path.parent.iterdir()] == ["trust.json"]  # no temp file left
+    assert sorted(p.name for p in store.path.parent.iterdir()) == [".trust.json.lock", "trust.json"]  # no temp file
     assert stat.S_IMODE(store.path.parent.stat().st_mode) == 0o700
 
 
@@ -138,3 +140,19 @@ def test_the_store_lives_beside_the_config_file(monkeypatch: pytest.MonkeyPatch,
     assert default_trust_file() == tmp_path / "cfg" / "trust.json"
     monkeypatch.setenv("RUNTIMED_TRUST_FILE", str(tmp_path / "t.json"))
     assert default_trust_file() == tmp_path / "t.json"
+
+
+def _approve_many(path: Path, worker: int) -> None:
+    store = TrustStore(path)
+    for i in range(5):
+        store.approve(DependencySpec.create(Backend.UV, [f"pkg{worker}-{i}"]))
+
+
+def test_concurrent_approvals_are_all_kept(tmp_path: Path) -> None:
+    """Each change is read-modify-write of the whole file: under the store's lock, so
+    several ``runtimed trust`` at once lose nothing."""
+    path = tmp_path / "trust.json"
+    TrustStore(path).allow_package("six")  # the secret exists before the race
+    with concurrent.futures.ProcessPoolExecutor(8, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_approve_many, [path] * 8, range(8)))
+    assert len(TrustStore(path).approved()) == 40
