@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import runtimed.deps.notebook
 from runtimed.deps import find_notebook, read_notebook_deps
 from tests.deps.notebooks import PEP723, notebook, write
 
@@ -52,6 +53,8 @@ def test_a_notebook_without_dependencies_is_no_problem(tmp_path: Path) -> None:
         ("[1, 2]", "not a notebook"),
         ('{"metadata": {"runt": {"uv": {"dependencies": [1]}}}}', "invalid dependencies"),
         ('{"metadata": [], "cells": []}', "invalid dependencies"),
+        ('{"metadata": {"runt": {"uv": {"dependencies": ["==1"]}}}}', "not a requirement"),
+        ("[" * 100_000 + "]" * 100_000, "not valid notebook JSON"),
         ('{"cells": {"a": 1}}', "invalid dependencies"),
     ],
 )
@@ -70,3 +73,10 @@ def test_an_unreadable_file_gives_the_reason(tmp_path: Path) -> None:
     if os.access(path, os.R_OK):
         pytest.skip("root's permission bypass is on (run as CI does, with setpriv)")
     assert read_notebook_deps(path) == (None, f"cannot read {path}: Permission denied")
+
+
+def test_a_huge_notebook_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path / "a.ipynb", notebook(("code", PEP723)))
+    monkeypatch.setattr(runtimed.deps.notebook, "MAX_NOTEBOOK_BYTES", path.stat().st_size - 1)
+    spec, problem = read_notebook_deps(path)
+    assert spec is None and problem is not None and "larger than" in problem
