@@ -62,7 +62,7 @@ def normalise_requirement(text: str) -> str:
     extras = sorted({canonical_name(e.strip()) for e in (match["extras"] or "").split(",") if e.strip()})
     rest = match["rest"].strip()
     spec, semi, marker = rest.partition(";")
-    spec = _SPACES.sub("", spec) if "@" not in spec else " " + spec.strip()
+    spec = _SPACES.sub("", spec) if "@" not in spec else " @ " + spec.strip().removeprefix("@").strip()
     marker = f"; {_SPACES.sub(' ', marker.strip())}" if semi else ""
     return f"{name}{'[' + ','.join(extras) + ']' if extras else ''}{spec}{marker}"
 

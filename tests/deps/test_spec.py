@@ -16,6 +16,7 @@ from runtimed.deps.spec import has_direct_reference, normalise_conda, normalise_
         ("Requests [Socks, security] >= 2.0 , <3", "requests[security,socks]>=2.0,<3"),
         ('six; python_version < "3.12"', 'six; python_version < "3.12"'),
         ("Pkg @ https://example.org/pkg.whl", "pkg @ https://example.org/pkg.whl"),
+        ("Pkg@https://example.org/pkg.whl", "pkg @ https://example.org/pkg.whl"),
     ],
 )
 def test_requirements_are_normalised(given: str, normalised: str) -> None:
