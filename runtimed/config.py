@@ -25,6 +25,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
+    "DEFAULT_CHANNELS",
     "MAX_POOL_SIZE",
     "BackendConfig",
     "Config",
@@ -211,6 +212,9 @@ class DaemonConfig:
     # Read by clients, not by the daemon: may the kernel provisioner, `python -m
     # runtimed.kernel` and `runtimed take` start a daemon when none runs (runtimed.client.autostart)?
     auto_start: bool = True
+    # Install a notebook's own dependencies only once the user approved them
+    # (`runtimed trust`); false trusts every notebook (runtimed.deps.trust).
+    trust_notebooks: bool = True
 
 
 @define(frozen=True)

@@ -36,6 +36,12 @@ def test_the_layer_contracts_hold() -> None:
         ("core/pool.py", "import runtimed.daemon.supervisor", "runtimed.core is not allowed to import runtimed.daemon"),
         ("envs/envdir.py", "import runtimed.workers.handle", "runtimed.envs is not allowed to import runtimed.workers"),
         ("daemon/server.py", "import runtimed.client.api", "runtimed.daemon.server -> runtimed.client.api"),
+        (
+            "deps/spec.py",
+            "import runtimed.protocol.messages",
+            "runtimed.deps is not allowed to import runtimed.protocol",
+        ),
+        ("config.py", "import runtimed.deps.spec", "runtimed.config is not allowed to import runtimed.deps"),
         ("envscripts/kernel_host.py", "import runtimed.util.files", "runtimed.envscripts.kernel_host -> runtimed.util"),
     ],
 )

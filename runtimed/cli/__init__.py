@@ -23,6 +23,7 @@ from runtimed.cli import (
     status,
     stop,
     take,
+    trust,
 )
 from runtimed.cli._pipe import EXIT_SIGPIPE, closed_output, silence
 from runtimed.cli._util import not_running
@@ -30,7 +31,24 @@ from runtimed.client import DaemonError, DaemonNotResponding, DaemonNotRunning, 
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (run, status, stats, stop, ping, take, flush, envs, gc, config, kernel, plugins, service, logs, doctor)
+COMMANDS = (
+    run,
+    status,
+    stats,
+    stop,
+    ping,
+    take,
+    flush,
+    envs,
+    gc,
+    config,
+    kernel,
+    plugins,
+    service,
+    logs,
+    doctor,
+    trust,
+)
 
 
 def _common() -> argparse.ArgumentParser:

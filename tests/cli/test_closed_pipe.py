@@ -46,6 +46,7 @@ COMMANDS = [
     ("logs", "-f"),
     ("doctor",),
     ("doctor", "--json"),
+    ("trust", "--list"),
     ("run",),  # "already running"
     ("take", "quick", "--keep"),
     ("take", "quick", "--json", "--keep"),
