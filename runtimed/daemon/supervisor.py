@@ -230,9 +230,11 @@ class Supervisor:
             config_error=self.config_error,
             broken_plugins=dict(self.broken_plugins),
         )
-        return StatusReply(
-            daemon=daemon, pools=pool_statuses(self.runtimes, self.leases, time.monotonic(), self.kernels.status)
+        now = time.monotonic()
+        pools = pool_statuses(
+            self.runtimes, self.leases, now, self.kernels.status, lambda name: self.parts.extras.statuses(name, now)
         )
+        return StatusReply(daemon=daemon, pools=pools)
 
     async def stats(self) -> StatsReply:
         """The usage stats, with each backend's disk use now and the bytecode store's."""
