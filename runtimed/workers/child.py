@@ -150,7 +150,7 @@ class WorkerLoop:
             channels=tuple(operation.channels),
             progress=lambda message: self.send(Progress(id=job.id, message=message)),
         )
-        log.info("installing %s into %s", " ".join(operation.packages), operation.path)
+        log.info("install_extras job: %s into %s", " ".join(operation.packages), operation.path)
         store = store_for_backend_cache(self.cache_dir)
         return ExtrasInstalled(manifest=add_extras(self.backend, request, operation.key, store))
 
