@@ -29,16 +29,21 @@ EXTRAS_BACKOFF = Backoff(base=10.0, factor=2.0, cap=600.0)
 
 
 def normalise_requirements(packages: Sequence[str]) -> list[str]:
-    """The PEP 508 requirements with canonical names, deduplicated and sorted.
+    """The requirements with canonical names (PEP 508), deduplicated and sorted.
 
-    Raises ``ValueError`` naming the first one that is not a valid requirement.
+    A spec that is not PEP 508 (a conda match spec such as ``numpy=1.26``) is kept as
+    written, whitespace collapsed: its backend judges it. Raises ``ValueError`` for an
+    empty one.
     """
     found: set[str] = set()
     for text in packages:
+        if not text.strip():
+            raise ValueError(f"empty requirement {text!r}")
         try:
             requirement = Requirement(text)
-        except InvalidRequirement as exc:
-            raise ValueError(f"invalid requirement {text!r}: {exc}") from None
+        except InvalidRequirement:
+            found.add(" ".join(text.split()))
+            continue
         requirement.name = canonicalize_name(requirement.name)
         requirement.extras = {canonicalize_name(extra) for extra in requirement.extras}
         found.add(str(requirement))

@@ -42,11 +42,11 @@ def add_extras(backend: Backend, request: ExtrasRequest, key: str, bytecode_stor
         backend.warm(build)  # compiles the new files and imports the kernel's modules again
         installed = backend.installed_packages(request.path)
         whole = backend.whole_paths(request.path)
+        details = {**manifest.details, **backend.manifest_details(build)}
     except BackendError:
         raise
     except Exception as exc:  # a plugin bug: classify it rather than lose it
         raise BackendError(ErrorKind.SETUP_FAILED, f"{type(exc).__name__}: {exc}") from exc
-    details = dict(manifest.details)
     details[EXTRAS_DETAIL] = {"key": key, "packages": list(request.packages), "channels": list(request.channels)}
     bytecode = read_warm_report(request.path)
     if bytecode is not None:

@@ -21,9 +21,10 @@ def test_the_same_packages_spelt_otherwise_are_one_set() -> None:
     assert normalise_requirements(["Foo.Bar[Baz]>=1"]) == ["foo-bar[baz]>=1"]
 
 
-def test_an_invalid_requirement_is_named() -> None:
-    with pytest.raises(ValueError, match="not a requirement!"):
-        normalise_requirements(["six", "not a requirement!"])
+def test_a_conda_spec_is_kept_as_written_and_an_empty_one_refused() -> None:
+    assert normalise_requirements(["numpy=1.26", " numpy=1.26 ", "rt-hello  1.0.*"]) == ["numpy=1.26", "rt-hello 1.0.*"]
+    with pytest.raises(ValueError, match="empty"):
+        normalise_requirements(["six", " "])
 
 
 def test_failures_back_off_and_a_success_clears_them() -> None:
