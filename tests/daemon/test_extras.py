@@ -125,3 +125,14 @@ def test_the_cli_takes_with_packages(daemon_factory: type[DaemonProcess]) -> Non
     assert "Traceback" not in bad.stderr
     status: StatusReply = daemon.status()
     assert status.pools["uv"].warm_sets
+
+
+def test_warm_set_envs_are_deleted_by_the_next_daemon(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=CONFIG).start()
+    daemon.wait_pool("uv", 1)
+    _take(daemon, "six")
+    [ready] = _wait_ready(daemon, ["six"]).ready
+    daemon.stop()
+    daemon.start()
+    wait_for(lambda: not Path(ready).exists(), timeout=60, what="the old warm env to be deleted")
+    assert _warm_sets(daemon) == []
