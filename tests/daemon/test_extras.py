@@ -136,3 +136,13 @@ def test_warm_set_envs_are_deleted_by_the_next_daemon(daemon_factory: type[Daemo
     daemon.start()
     wait_for(lambda: not Path(ready).exists(), timeout=60, what="the old warm env to be deleted")
     assert _warm_sets(daemon) == []
+
+
+def test_an_unreachable_index_is_a_network_error(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=CONFIG).start()
+    daemon.wait_pool("uv", 1)
+    # A direct URL nothing answers on: the offline try misses, the online one cannot connect.
+    with pytest.raises(DaemonError) as caught:
+        _take(daemon, "rt-unreachable @ http://127.0.0.1:9/rt_unreachable-1.0-py3-none-any.whl")
+    assert caught.value.code == "network", caught.value.message
+    assert daemon.wait_pool("uv", 1).pools["uv"].leased == 0
