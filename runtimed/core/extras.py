@@ -68,6 +68,7 @@ class WarmSet:
     ready: list[ReadyEnv] = field(factory=list)
     sizes: dict[Path, int] = field(factory=dict)  # bytes of each ready env
     installing: bool = False
+    waiting: int = 0  # takes waiting for its install
     hits: int = 0  # takes served by an env that was ready when they came
     installs: int = 0
     failure: Failure | None = None
@@ -91,7 +92,7 @@ class WarmSet:
 
     @property
     def busy(self) -> bool:
-        return self.installing
+        return self.installing or self.waiting > 0
 
 
 def choose_evictions(lru: Sequence[WarmSet], max_sets: int, max_bytes: int, keep: str | None = None) -> list[WarmSet]:

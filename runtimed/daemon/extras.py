@@ -82,7 +82,11 @@ class ExtrasTaker:
                 return _refused(runtime.name, warm, now)
             if self.stopping():
                 return Error(code="shutting_down", message="the daemon is shutting down")
-            outcome = await asyncio.shield(self._install(runtime, warm))
+            warm.waiting += 1
+            try:
+                outcome = await asyncio.shield(self._install(runtime, warm))
+            finally:
+                warm.waiting -= 1
             if outcome is not None:
                 return outcome
 
@@ -100,7 +104,7 @@ class ExtrasTaker:
         sets.move_to_end(key)
         return warm
 
-    def _evict(self, runtime: BackendRuntime, keep: str) -> None:
+    def _evict(self, runtime: BackendRuntime, keep: str | None) -> None:
         """Drop the least recently used sets beyond the backend's bounds, deleting their envs."""
         sets = self.sets.get(runtime.name, OrderedDict())
         config = runtime.config
@@ -110,6 +114,26 @@ class ExtrasTaker:
             for env in warm.ready:
                 self._drop(env.path)
             warm.ready.clear()
+
+    def flush(self, backend: str) -> int:
+        """Forget every warm set of ``backend`` (``flush``, or its config changed): their
+        ready envs are deleted, an install in flight serves only the takes waiting for it."""
+        sets = self.sets.pop(backend, OrderedDict())
+        removed = 0
+        for warm in sets.values():
+            removed += len(warm.ready)
+            for env in warm.ready:
+                self._drop(env.path)
+            warm.ready.clear()
+        return removed
+
+    def reconfigured(self, runtime: BackendRuntime) -> None:
+        """Apply the backend's (new) bounds now."""
+        self._evict(runtime, keep=None)
+
+    def _kept(self, backend: str, warm: WarmSet) -> bool:
+        sets = self.sets.get(backend)
+        return sets is not None and sets.get(warm.key) is warm
 
     def _drop(self, path: Path) -> None:
         if self.leases.release(path) is not None:
@@ -135,9 +159,12 @@ class ExtrasTaker:
 
     def _refill(self, runtime: BackendRuntime, warm: WarmSet) -> None:
         """Keep one env of the set ready for the next take (in the background)."""
-        sets = self.sets.get(runtime.name)
-        still_kept = sets is not None and sets.get(warm.key) is warm
-        if still_kept and not warm.ready and not self.stopping() and not warm.backing_off(time.monotonic()):
+        if (
+            self._kept(runtime.name, warm)
+            and not warm.ready
+            and not self.stopping()
+            and not warm.backing_off(time.monotonic())
+        ):
             self._install(runtime, warm)
 
     # ------------------------------------------------------------ installing
@@ -186,6 +213,9 @@ class ExtrasTaker:
         if self.stopping():
             self._drop(path)
             return Error(code="shutting_down", message="the daemon is shutting down")
+        if not self._kept(runtime.name, warm) and not warm.waiting:
+            self._drop(path)  # flushed or evicted meanwhile, and nobody waits for it
+            return None
         warm.sizes[path] = await asyncio.to_thread(dir_size, path)
         warm.ready.append(ReadyEnv(path=path, manifest=result.manifest))
         self._evict(runtime, keep=warm.key)

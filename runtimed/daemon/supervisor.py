@@ -210,6 +210,7 @@ class Supervisor:
                 removed += len(drained)
                 runtime.pool.reset_backoff()
                 self.builder.carry_out(runtime, [(env, "flushed") for env in drained])
+                removed += self.parts.extras.flush(runtime.name)
         return Flushed(removed=removed)
 
     async def gc(self, dry_run: bool = False) -> GcReport:
@@ -294,7 +295,10 @@ class Supervisor:
         old, self.parts.config.value = self.config, config
         for name, runtime in self.runtimes.items():
             if (new := config.backend(name)) != runtime.config:
+                if new.spec_fields() != runtime.config.spec_fields():
+                    self.parts.extras.flush(name)  # their envs were built on the old base
                 reconfigure(runtime, new, self.builder.carry_out, self._start_respec)
+                self.parts.extras.reconfigured(runtime)
         self.kernels.configure(self._kernel_targets(), self._preimported_targets(), config.daemon.kernel_variants)
         if config.supervision != old.supervision:
             for runtime in self.runtimes.values():

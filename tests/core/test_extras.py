@@ -63,3 +63,9 @@ def test_a_set_installing_and_the_one_just_used_are_never_evicted() -> None:
 def test_a_take_without_packages_is_todays_take_on_the_wire() -> None:
     decoded = decode_line(b'{"type": "take", "env_type": "uv"}', REQUEST_TYPES)
     assert decoded == Take(env_type="uv") and decoded.packages == [] and decoded.channels == []
+
+
+def test_a_set_with_takes_waiting_is_not_evicted() -> None:
+    a, b = _set("a", 10), _set("b", 10)
+    a.waiting = 1
+    assert choose_evictions([a, b], max_sets=0, max_bytes=0) == [b]

@@ -146,3 +146,20 @@ def test_an_unreachable_index_is_a_network_error(daemon_factory: type[DaemonProc
         _take(daemon, "rt-unreachable @ http://127.0.0.1:9/rt_unreachable-1.0-py3-none-any.whl")
     assert caught.value.code == "network", caught.value.message
     assert daemon.wait_pool("uv", 1).pools["uv"].leased == 0
+
+
+def test_flush_and_a_changed_base_drop_the_warm_sets(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=CONFIG).start()
+    daemon.wait_pool("uv", 1)
+    _take(daemon, "six")
+    [first] = _wait_ready(daemon, ["six"]).ready
+    with daemon.client() as client:
+        assert client.flush("uv") >= 1
+    wait_for(lambda: not Path(first).exists(), timeout=30, what="the flushed warm env to be deleted")
+    assert _warm_sets(daemon) == []
+    daemon.wait_pool("uv", 1)
+    _take(daemon, "six")
+    [second] = _wait_ready(daemon, ["six"]).ready
+    daemon.write_config(CONFIG + 'packages = ["idna"]\n')  # a new base: envs with six on the old one go
+    wait_for(lambda: not Path(second).exists(), timeout=60, what="the warm env of the old base to be deleted")
+    assert _warm_sets(daemon) == []
