@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runtimed.client import DaemonError
-from runtimed.protocol.messages import PooledEnv, StatusReply, WarmSetStatus
+from runtimed.protocol.messages import PooledEnv, WarmSetStatus
 from tests.support.daemon import DaemonProcess, wait_for
 
 pytestmark = pytest.mark.slow
@@ -123,8 +123,10 @@ def test_the_cli_takes_with_packages(daemon_factory: type[DaemonProcess]) -> Non
     assert bad.returncode == 1
     assert "invalid_package" in bad.stderr and "runtimed-no-such-package-zz9" in bad.stderr
     assert "Traceback" not in bad.stderr
-    status: StatusReply = daemon.status()
-    assert status.pools["uv"].warm_sets
+    shown = daemon.run_cli("status")
+    assert shown.returncode == 0, shown.stderr
+    [row] = [line.split() for line in shown.stdout.splitlines() if line.startswith("uv") and line.endswith(" six")]
+    assert row[1] == _warm_sets(daemon)[-1].key  # the set of six, listed with its key
 
 
 def test_warm_set_envs_are_deleted_by_the_next_daemon(daemon_factory: type[DaemonProcess]) -> None:
