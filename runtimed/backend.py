@@ -44,6 +44,7 @@ __all__ = [
     "BuildPhase",
     "BuildRequest",
     "ErrorKind",
+    "ExtrasRequest",
     "Failure",
     "Repair",
     "clean_env",
@@ -100,6 +101,24 @@ class BuildRequest:
     phase: Callable[[BuildPhase], None] = field(default=_no_phase, eq=False)
 
 
+@define(frozen=True)
+class ExtrasRequest:
+    """Extra packages to install into the existing, complete env at ``path``.
+
+    ``packages`` are PEP 508 requirements, ``channels`` conda channels (empty: the
+    env's own). ``config`` is the pool's config the env was built with; ``cache_dir``
+    the backend's cache dir. runtimed compiles, warms up and re-validates the env
+    afterwards, and rewrites its manifest.
+    """
+
+    path: Path
+    packages: tuple[str, ...]
+    config: BackendConfig
+    cache_dir: Path
+    channels: tuple[str, ...] = ()
+    progress: Callable[[str], None] = field(default=_no_progress, eq=False)
+
+
 class Backend:
     """Base class for backends; subclasses set ``name`` and implement :meth:`create`.
 
@@ -145,6 +164,13 @@ class Backend:
     def create(self, request: BuildRequest) -> None:
         """Build the env at ``request.path`` (its final path: envs embed it)."""
         raise NotImplementedError
+
+    def install_extras(self, request: ExtrasRequest) -> None:
+        """Install ``request.packages`` into the env at ``request.path`` (offline first
+        where the tool can). Optional: the default says the backend cannot. Raise
+        :class:`BackendError` classified as for :meth:`create` (``invalid_package``
+        naming the package, ``network``, ...)."""
+        raise BackendError(ErrorKind.UNSUPPORTED, f"backend {self.name!r} cannot install extra packages")
 
     def warm(self, request: BuildRequest) -> None:
         """Make the env ready for a kernel: its bytecode, then a warm-up import that must succeed.

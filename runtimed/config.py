@@ -155,6 +155,10 @@ class BackendConfig:
     # interpreters with ipykernel imported, which start a kernel on the ports a claim
     # gives: restarts (same ports) and kernels with their own arguments
     preimported: int | None = field(default=None, validator=attrs.validators.optional(_pool_size))
+    # sets of extra packages (take's ``packages``) kept warm, most recently used first:
+    # at most this many sets, and this much disk (MB) for their ready envs
+    warm_sets: int = field(default=4, validator=_pool_size)
+    warm_sets_mb: int = field(default=2048, validator=attrs.validators.ge(0))
 
     @property
     def kernel_target(self) -> int:

@@ -174,7 +174,7 @@ def render(reply: StatusReply) -> str:
         )
     if len(rows) == 1:
         return "\n".join(lines) + "no backends installed (see `runtimed plugins list`)"
-    return "\n".join([*lines[:-1], table(rows), *_refusal_lines(reply)])
+    return "\n".join([*lines[:-1], table(rows), *_refusal_lines(reply), *_warm_set_lines(reply)])
 
 
 def _refusal_lines(reply: StatusReply) -> list[str]:
@@ -184,3 +184,18 @@ def _refusal_lines(reply: StatusReply) -> list[str]:
         if pool.kernels is not None and pool.kernels.refused:
             lines.append(f"{name} kernel requests not served pre-started: {human_counts(pool.kernels.refused)}")
     return lines
+
+
+def _warm_set_lines(reply: StatusReply) -> list[str]:
+    """The sets of extra packages kept warm (``take --with``), most recently used first."""
+    rows = [["BACKEND", "WARM SET", "READY", "HITS", "INSTALLS", "DISK", "PACKAGES"]]
+    for name, pool in sorted(reply.pools.items()):
+        for warm in pool.warm_sets:
+            ready = str(len(warm.ready)) + (" +1 installing" if warm.installing else "")
+            if warm.error is not None:
+                ready += f" ({warm.error.kind}, retry in {warm.error.retry_in_s or 0:.0f}s)"
+            packages = " ".join(warm.packages)
+            rows.append(
+                [name, warm.key, ready, str(warm.hits), str(warm.installs), human_bytes(warm.disk_bytes), packages]
+            )
+    return ["", table(rows)] if len(rows) > 1 else []

@@ -25,12 +25,29 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description="Take a prewarmed env from BACKEND's pool and print it. The env is leased to the "
         "calling shell (the parent of this command) unless --pid or --keep says otherwise; it is "
         "never handed out again. Exits 1 with 'pool empty' if none is ready. With no daemon running, "
-        "starts one in the background first (unless RUNTIMED_AUTO_START=0 or [daemon] auto_start = false).",
+        "starts one in the background first (unless RUNTIMED_AUTO_START=0 or [daemon] auto_start = false). "
+        "With --with PKG (repeatable), the env also has PKG: the daemon keeps envs of recently used sets "
+        "warm ([backends.NAME] warm_sets, warm_sets_mb) and otherwise installs the set into a pooled env, "
+        "waiting for that install; a failed install (unknown package, unsolvable set, unreachable index) "
+        "is reported with its kind and the set is refused for a backoff.",
     )
     p.add_argument("backend", nargs="?", default="uv", help="backend name (default: uv)")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for a warming env")
     p.add_argument("--pid", type=int, help="the process that holds the env (default: the parent process)")
     p.add_argument("--keep", action="store_true", help="the env is yours: runtimed forgets it")
+    p.add_argument(
+        "--with",
+        dest="packages",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="an extra package (a PEP 508 requirement, e.g. 'httpx>=0.27'), repeatable: the env also has them, "
+        "from a warm set of recently used packages or installed into a pooled env now (offline first); "
+        "an unknown package or an unreachable index is an error naming it",
+    )
+    p.add_argument(
+        "--channel", dest="channels", action="append", default=[], metavar="CHANNEL", help="conda: a channel for --with"
+    )
     p.add_argument("--json", action="store_true", help="print the env as JSON")
     p.set_defaults(func=main)
 
@@ -81,9 +98,18 @@ def _print_env(env: PooledEnv, as_json: bool) -> None:
         print_json(unstructure(env))
     else:
         print(f"{env.venv_path}\npython: {env.python_path}\nid: {env.id}  created: {env.created_at}")
+        if env.extras:
+            print(f"with: {' '.join(env.extras)}")
     sys.stdout.flush()  # a closed pipe shows here, not at exit
 
 
 def _take(args: argparse.Namespace, holder: int) -> PooledEnv | None:
     with client_from(args) as client:
-        return client.take(args.backend, wait_s=args.wait or None, lease_pid=holder, keep=args.keep)
+        return client.take(
+            args.backend,
+            wait_s=args.wait or None,
+            lease_pid=holder,
+            keep=args.keep,
+            packages=args.packages,
+            channels=args.channels,
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -81,6 +82,10 @@ class DaemonUntrusted(DaemonNotRunning):
     """The socket is served by a process of another user: never talk to it."""
 
 
+#: How long a take with extra packages may wait for their install (a build's timeout).
+INSTALL_TIMEOUT_S = 900.0
+
+
 class DaemonError(RuntimeError):
     """The daemon answered with an ``error`` reply."""
 
@@ -108,6 +113,7 @@ class Client:
 
         self.socket_path = Path(socket_path) if socket_path else Paths.resolve(cache_dir=cache_dir).socket
         self.timeout = timeout
+        self.install_timeout_s = INSTALL_TIMEOUT_S  # a take with packages may install them
         self._sock: socket.socket | None = None
         self._decoder = LineDecoder(types=REPLY_TYPES, max_line=16 * 1024 * 1024)
         self._pending: list[Any] = []
@@ -197,11 +203,29 @@ class Client:
         return self.request(Ping(), timeout=timeout)
 
     def take(
-        self, env_type: str, *, wait_s: float | None = None, lease_pid: int | None = None, keep: bool = False
+        self,
+        env_type: str,
+        *,
+        wait_s: float | None = None,
+        lease_pid: int | None = None,
+        keep: bool = False,
+        packages: Sequence[str] = (),
+        channels: Sequence[str] = (),
     ) -> PooledEnv | None:
-        """An env from the pool, or None if it is empty (after waiting up to ``wait_s``)."""
+        """An env from the pool, or None if it is empty (after waiting up to ``wait_s``).
+
+        With ``packages`` (PEP 508 requirements; ``channels`` for conda) the env also has
+        them: from a warm set, or installed now (waiting up to ``install_timeout_s``). A
+        failed install raises :class:`DaemonError` with its classified ``code``
+        (``invalid_package``, ``network``, ...)."""
         timeout = (wait_s or 0) + max(self.timeout, 10.0)
-        reply = self.request(Take(env_type=env_type, wait_s=wait_s, lease_pid=lease_pid, keep=keep), timeout=timeout)
+        if packages or channels:
+            timeout += self.install_timeout_s
+        request = Take(
+            env_type=env_type, wait_s=wait_s, lease_pid=lease_pid, keep=keep, packages=list(packages),
+            channels=list(channels),
+        )  # fmt: skip
+        reply = self.request(request, timeout=timeout)
         return reply.env if isinstance(reply, EnvReply) else None
 
     def take_kernel(self, request: TakeKernel, *, timeout: float = 120.0) -> LaunchedKernel | None:

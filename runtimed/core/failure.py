@@ -23,6 +23,7 @@ class ErrorKind(StrEnum):
     TIMEOUT = "timeout"
     SETUP_FAILED = "setup_failed"
     CRASHED = "crashed"  # the worker died mid-job
+    UNSUPPORTED = "unsupported"  # the backend cannot do what was asked (e.g. extra packages)
 
 
 @define(frozen=True)

@@ -12,9 +12,11 @@ from attrs import define, field
 
 from runtimed.core.convert import StrEnum
 
-__all__ = ["MANIFEST_FORMAT", "Lease", "Manifest", "ReadyEnv", "WorkerState"]
+__all__ = ["EXTRAS_DETAIL", "MANIFEST_FORMAT", "Lease", "Manifest", "ReadyEnv", "WorkerState", "manifest_extras"]
 
 MANIFEST_FORMAT = 1
+#: The manifest detail that lists an env's extra packages: ``{"key", "packages", "channels"}``.
+EXTRAS_DETAIL = "extras"
 
 
 @define(frozen=True)
@@ -72,3 +74,11 @@ class WorkerState(StrEnum):
     RESTARTING = "restarting"
     FAILED = "failed"
     STOPPED = "stopped"
+
+
+def manifest_extras(manifest: Manifest) -> list[str]:
+    """The extra requirements an env was given on top of its pool's (empty for a base env)."""
+    extras = manifest.details.get(EXTRAS_DETAIL)
+    if not isinstance(extras, dict):
+        return []
+    return [str(p) for p in extras.get("packages", [])]

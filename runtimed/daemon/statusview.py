@@ -14,7 +14,7 @@ from runtimed.core.pool import PoolFailure
 from runtimed.core.records import WorkerState
 from runtimed.daemon.leasetable import LeaseTable
 from runtimed.daemon.runtime import BackendRuntime
-from runtimed.protocol.messages import KernelPoolStatus, PoolError, PoolStatus
+from runtimed.protocol.messages import KernelPoolStatus, PoolError, PoolStatus, WarmSetStatus
 from runtimed.protocol.stats import BuildStatus
 
 __all__ = ["build_status", "pool_statuses"]
@@ -25,6 +25,7 @@ def pool_statuses(
     leases: LeaseTable,
     now: float,
     kernels: Callable[[str], KernelPoolStatus | None] = lambda _name: None,
+    warm_sets: Callable[[str], list[WarmSetStatus]] = lambda _name: [],
 ) -> dict[str, PoolStatus]:
     pools = {}
     for name, runtime in runtimes.items():
@@ -44,6 +45,7 @@ def pool_statuses(
             worker=runtime.worker.status(),
             kernels=kernels(name),
             builds=[build_status(env_id, track, now) for env_id, track in sorted(runtime.tracks.items())],
+            warm_sets=warm_sets(name),
         )
     return pools
 

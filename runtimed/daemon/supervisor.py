@@ -214,6 +214,7 @@ class Supervisor:
                 removed += len(drained)
                 runtime.pool.reset_backoff()
                 self.builder.carry_out(runtime, [(env, "flushed") for env in drained])
+                removed += self.parts.extras.flush(runtime.name)
         return Flushed(removed=removed)
 
     async def gc(self, dry_run: bool = False) -> GcReport:
@@ -234,9 +235,11 @@ class Supervisor:
             config_error=self.config_error,
             broken_plugins=dict(self.broken_plugins),
         )
-        return StatusReply(
-            daemon=daemon, pools=pool_statuses(self.runtimes, self.leases, time.monotonic(), self.kernels.status)
+        now = time.monotonic()
+        pools = pool_statuses(
+            self.runtimes, self.leases, now, self.kernels.status, lambda name: self.parts.extras.statuses(name, now)
         )
+        return StatusReply(daemon=daemon, pools=pools)
 
     async def stats(self) -> StatsReply:
         """The usage stats, with each backend's disk use now and the bytecode store's."""
@@ -302,7 +305,10 @@ class Supervisor:
         old, self.parts.config.value = self.config, config
         for name, runtime in self.runtimes.items():
             if (new := config.backend(name)) != runtime.config:
+                if new.spec_fields() != runtime.config.spec_fields():
+                    self.parts.extras.flush(name)  # their envs were built on the old base
                 reconfigure(runtime, new, self.builder.carry_out, self._start_respec)
+                self.parts.extras.reconfigured(runtime)
         self.kernels.configure(self._kernel_targets(), self._preimported_targets(), config.daemon.kernel_variants)
         if config.supervision != old.supervision:
             for runtime in self.runtimes.values():

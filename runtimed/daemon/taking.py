@@ -20,6 +20,7 @@ from pathlib import Path
 
 from runtimed.core.records import Lease, ReadyEnv
 from runtimed.core.usage import UsageRecorder
+from runtimed.daemon.extras import ExtrasTaker
 from runtimed.daemon.leasetable import LeaseTable
 from runtimed.daemon.runtime import BackendRuntime
 from runtimed.envs.envdir import META_DIR, missing_part
@@ -52,6 +53,7 @@ class Taker:
         self.carry_out = carry_out
         self.usage = usage
         self.stopping = stopping
+        self.extras: ExtrasTaker | None = None  # takes with extra packages (set by wiring)
 
     async def take(
         self,
@@ -70,6 +72,11 @@ class Taker:
         holder = request.lease_pid or peer_pid
         if holder is not None and holder <= 0:
             return Error(code="invalid_message", message=f"lease_pid must be a positive pid, got {holder}")
+        if (request.packages or request.channels) and self.extras is not None:
+            reply = await self.extras.take(runtime, request, holder)
+            if counted:
+                self.usage.take(runtime.name, served=isinstance(reply, EnvReply), wait_s=None)
+            return reply
         started = time.monotonic()
         deadline = started + max(0.0, request.wait_s or 0.0)
         waited = False

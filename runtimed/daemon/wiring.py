@@ -18,6 +18,7 @@ from runtimed.core.usage import Usage, UsageLog
 from runtimed.daemon.adoption import Adopter
 from runtimed.daemon.builder import Builder
 from runtimed.daemon.envfiles import EnvFiles
+from runtimed.daemon.extras import ExtrasTaker
 from runtimed.daemon.housekeeping import Housekeeper
 from runtimed.daemon.kernelenvs import KernelEnvs
 from runtimed.daemon.leasetable import LeaseTable
@@ -60,6 +61,7 @@ class Parts:
     adopter: Adopter
     housekeeping: Housekeeper
     taker: Taker
+    extras: ExtrasTaker
     kernels: KernelKeeper
 
 
@@ -111,6 +113,15 @@ def wire(paths: Paths, config: Config, usage: UsageLog | None = None) -> Parts:
         usage=usage,
         stopping=stopping.is_set,
     )
+    extras = taker.extras = ExtrasTaker(
+        runtimes=runtimes,
+        take_base=taker.take_uncounted,
+        leases=leases,
+        discard=files.discard,
+        write_lease=session.write_lease,
+        spawn=tasks.spawn,
+        stopping=stopping.is_set,
+    )
     envs = KernelEnvs(
         take=taker.take_uncounted,  # envs taken for kernels are counted as kernels, not as takes
         leases=leases,
@@ -124,5 +135,5 @@ def wire(paths: Paths, config: Config, usage: UsageLog | None = None) -> Parts:
     return Parts(
         paths=paths, config=current, usage=usage, tasks=tasks, stopping=stopping, runtimes=runtimes,
         leases=leases, session=session, files=files, builder=builder, adopter=adopter,
-        housekeeping=housekeeping, taker=taker, kernels=kernels,
+        housekeeping=housekeeping, taker=taker, extras=extras, kernels=kernels,
     )  # fmt: skip

@@ -32,7 +32,9 @@ __all__ = [
     "CreateEnv",
     "Done",
     "EnvCreated",
+    "ExtrasInstalled",
     "Failed",
+    "InstallExtras",
     "Job",
     "Operation",
     "Progress",
@@ -113,7 +115,28 @@ class ValidateEnv(Operation[Validated]):
     path: Path
 
 
-OPERATIONS: dict[str, type[Operation[Any]]] = {c.OP: c for c in (CreateEnv, ComputeSpecHash, ValidateEnv)}
+@define(frozen=True)
+class ExtrasInstalled:
+    manifest: Manifest
+
+
+@define(frozen=True)
+class InstallExtras(Operation[ExtrasInstalled]):
+    """Install ``packages`` (and ``channels``) into the complete env at ``path``, then
+    compile, warm up and rewrite its manifest (``key`` names the set in it)."""
+
+    OP: ClassVar[str] = "install_extras"
+    RESULT: ClassVar[type[Any]] = ExtrasInstalled
+    path: Path
+    config: BackendConfig
+    key: str
+    packages: list[str] = field(factory=list)
+    channels: list[str] = field(factory=list)
+
+
+OPERATIONS: dict[str, type[Operation[Any]]] = {
+    c.OP: c for c in (CreateEnv, ComputeSpecHash, ValidateEnv, InstallExtras)
+}
 
 
 # ---------------------------------------------------------------- pipe messages

@@ -37,6 +37,7 @@ from runtimed.protocol.records import (
     PooledEnv,
     PoolError,
     PoolStatus,
+    WarmSetStatus,
     WorkerStatus,
 )
 from runtimed.protocol.stats import Stats, StatsReply
@@ -84,6 +85,7 @@ __all__ = [
     "StatusReply",
     "Take",
     "TakeKernel",
+    "WarmSetStatus",
     "WorkerStatus",
     "decode_line",
     "encode",
@@ -196,11 +198,16 @@ class Ping(Request[Pong]):
 
 @define(frozen=True)
 class Take(Request[EnvReply | Empty]):
+    """An env of ``env_type``; with ``packages`` (PEP 508 requirements; ``channels``
+    for conda) one that also has them installed, from a warm set or installed now."""
+
     TYPE: ClassVar[str] = "take"
     env_type: str
     wait_s: float | None = None
     lease_pid: int | None = None
     keep: bool = False
+    packages: list[str] = field(factory=list)
+    channels: list[str] = field(factory=list)
 
 
 @define(frozen=True)

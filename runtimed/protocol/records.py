@@ -10,7 +10,7 @@ from typing import Any
 
 from attrs import define, field
 
-from runtimed.core.records import ReadyEnv
+from runtimed.core.records import ReadyEnv, manifest_extras
 from runtimed.protocol.stats import BuildStatus
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "PoolError",
     "PoolStatus",
     "PooledEnv",
+    "WarmSetStatus",
     "WorkerStatus",
 ]
 
@@ -36,6 +37,7 @@ class PooledEnv:
     id: str
     packages: list[str] = field(factory=list)
     created_at: str = ""
+    extras: list[str] = field(factory=list)  # the extra requirements it was given (take's ``packages``)
 
     @classmethod
     def from_ready(cls, env: ReadyEnv) -> PooledEnv:
@@ -48,6 +50,7 @@ class PooledEnv:
             id=manifest.id,
             packages=list(manifest.packages),
             created_at=manifest.created_at,
+            extras=manifest_extras(manifest),
         )
 
 
@@ -137,6 +140,22 @@ class PoolStatus:
     worker: WorkerStatus | None = None
     kernels: KernelPoolStatus | None = None
     builds: list[BuildStatus] = field(factory=list)  # in flight, with their phase
+    warm_sets: list[WarmSetStatus] = field(factory=list)  # most recently used first
+
+
+@define(frozen=True)
+class WarmSetStatus:
+    """A set of extra packages kept warm (see ``take``'s ``packages``)."""
+
+    key: str
+    packages: list[str]
+    channels: list[str] = field(factory=list)
+    ready: list[str] = field(factory=list)  # paths of envs ready to hand out
+    installing: bool = False
+    hits: int = 0  # takes served by a ready env of the set
+    installs: int = 0  # installs started for the set
+    disk_bytes: int = 0
+    error: PoolError | None = None
 
 
 @define(frozen=True)

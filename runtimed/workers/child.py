@@ -18,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind
+from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind, ExtrasRequest
 from runtimed.core.failure import Failure
 from runtimed.envs.build import build_env
 from runtimed.envs.bytecode_store import store_for_backend_cache
+from runtimed.envs.extras import add_extras
 from runtimed.envs.plugins import load_backend
 from runtimed.protocol.jobs import (
     JOB_TYPES,
@@ -29,7 +30,9 @@ from runtimed.protocol.jobs import (
     ComputeSpecHash,
     CreateEnv,
     EnvCreated,
+    ExtrasInstalled,
     Failed,
+    InstallExtras,
     Job,
     Operation,
     Progress,
@@ -134,7 +137,22 @@ class WorkerLoop:
         if isinstance(operation, ValidateEnv):
             self.backend.validate(operation.path)
             return Validated()
+        if isinstance(operation, InstallExtras):
+            return self._install_extras(job, operation)
         raise BackendError(ErrorKind.SETUP_FAILED, f"no handler for job op {job.op!r}")
+
+    def _install_extras(self, job: Job, operation: InstallExtras) -> ExtrasInstalled:
+        request = ExtrasRequest(
+            path=operation.path,
+            packages=tuple(operation.packages),
+            config=operation.config,
+            cache_dir=self.cache_dir,
+            channels=tuple(operation.channels),
+            progress=lambda message: self.send(Progress(id=job.id, message=message)),
+        )
+        log.info("install_extras job: %s into %s", " ".join(operation.packages), operation.path)
+        store = store_for_backend_cache(self.cache_dir)
+        return ExtrasInstalled(manifest=add_extras(self.backend, request, operation.key, store))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,7 +84,8 @@ def test_reply_round_trip(message: object) -> None:
 
 def test_env_keeps_original_field_names() -> None:
     data = json.loads(p.encode(p.EnvReply(env=ENV)))
-    assert set(data["env"]) == {"env_type", "venv_path", "python_path", "id", "packages", "created_at"}
+    # ``extras`` was added (a take with packages); clients ignore keys they do not know.
+    assert set(data["env"]) == {"env_type", "venv_path", "python_path", "id", "packages", "created_at", "extras"}
 
 
 @pytest.mark.parametrize(

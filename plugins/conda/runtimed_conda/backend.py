@@ -31,6 +31,7 @@ from runtimed.backend import (
     BuildPhase,
     BuildRequest,
     ErrorKind,
+    ExtrasRequest,
     write_json_atomic,
 )
 from runtimed_conda.errors import classify_error
@@ -115,6 +116,36 @@ class CondaBackend(Backend):
             },
         }
         write_json_atomic(request.path / META_DIR / BUILD_INFO, info)
+
+    def install_extras(self, request: ExtrasRequest) -> None:
+        """Solve the env's specs plus the extras, keeping its installed records where
+        it can (rattler's ``locked_packages``), and install the difference into the prefix.
+
+        The extras' ``channels`` come after the pool's (which keep their priority)."""
+        import rattler
+        from rattler import PrefixRecord
+
+        channels = [*request.config.channels, *(c for c in request.channels if c not in request.config.channels)]
+        if not channels:
+            raise BackendError(ErrorKind.SETUP_FAILED, "no conda channels configured (set channels = [...])")
+        _check_specs(list(request.packages))
+        specs = [*self.packages(request.config), *request.packages]
+        installed = [PrefixRecord.from_path(p) for p in sorted((request.path / "conda-meta").glob("*.json"))]
+        cache = RepodataCache(request.cache_dir / "repodata", self.repodata_ttl_s)
+        solved = solve_specs(channels, specs, cache, request.progress, locked=installed)
+        request.progress(f"installing into {len(installed)} installed packages")
+        try:
+            run_sync(
+                rattler.install(
+                    solved.records,
+                    target_prefix=request.path,
+                    cache_dir=request.cache_dir / "pkgs",
+                    installed_packages=installed,
+                    show_progress=False,
+                )
+            )
+        except Exception as exc:
+            raise classify_error(exc) from exc
 
     def python_path(self, path: Path) -> Path:
         return path / "python.exe" if os.name == "nt" else path / "bin" / "python"

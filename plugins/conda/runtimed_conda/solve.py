@@ -110,7 +110,9 @@ class SolveResult:
     mode: SolveMode
 
 
-async def _solve(channels: Sequence[str], specs: Sequence[str], gateway: Gateway) -> list[RepoDataRecord]:
+async def _solve(
+    channels: Sequence[str], specs: Sequence[str], gateway: Gateway, locked: Sequence[RepoDataRecord] = ()
+) -> list[RepoDataRecord]:
     import rattler
     from rattler import Channel, Subdir, VirtualPackage
 
@@ -119,6 +121,7 @@ async def _solve(channels: Sequence[str], specs: Sequence[str], gateway: Gateway
         specs=list(specs),
         gateway=gateway,
         platforms=[Subdir.current(), Subdir("noarch")],
+        locked_packages=list(locked) or None,
         virtual_packages=VirtualPackage.detect(),
     )
 
@@ -128,13 +131,15 @@ def solve_specs(
     specs: Sequence[str],
     cache: RepodataCache,
     progress: Callable[[str], None] = lambda _m: None,
+    locked: Sequence[RepoDataRecord] = (),
 ) -> SolveResult:
-    """Solve ``specs`` for this platform and ``noarch``; raise a classified BackendError."""
+    """Solve ``specs`` for this platform and ``noarch``, keeping the ``locked`` records
+    where it can; raise a classified BackendError."""
     sources = [channel_source(c) for c in channels]
     remote = [c for c in sources if not is_local_channel(c)]
 
     def attempt(action: CacheAction) -> list[RepoDataRecord]:
-        return run_sync(_solve(sources, specs, cache.gateway(action)))
+        return run_sync(_solve(sources, specs, cache.gateway(action), locked))
 
     if not remote:
         progress("solving (local channels)")

@@ -17,6 +17,7 @@ from runtimed.backend import (
     BuildPhase,
     BuildRequest,
     ErrorKind,
+    ExtrasRequest,
     clean_env,
     repair_once,
 )
@@ -98,6 +99,18 @@ class UvBackend(Backend):
             return
         # A cold cache (or a new package): go online. A bad spec fails the same way online.
         request.progress("uv pip install (online)")
+        self._check(self._uv_run(install))
+
+    def install_extras(self, request: ExtrasRequest) -> None:
+        """``uv pip install`` the extras into the venv, offline first, then online."""
+        if request.channels:
+            raise BackendError(ErrorKind.INVALID_PACKAGE, "uv envs take no conda channels")
+        target = str(self.python_path(request.path))
+        install = ["pip", "install", "--quiet", "--python", target, *request.packages]
+        request.progress("uv pip install --offline (extras)")
+        if self._uv_run([*install, "--offline"]).returncode == 0:
+            return
+        request.progress("uv pip install (extras, online)")
         self._check(self._uv_run(install))
 
     def activation(self, path: Path) -> dict[str, str]:
