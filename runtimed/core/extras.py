@@ -22,7 +22,14 @@ from runtimed.core.backoff import Backoff
 from runtimed.core.failure import Failure
 from runtimed.core.records import ReadyEnv
 
-__all__ = ["EXTRAS_BACKOFF", "WarmSet", "choose_evictions", "extras_key", "normalise_requirements"]
+__all__ = [
+    "EXTRAS_BACKOFF",
+    "WarmSet",
+    "choose_evictions",
+    "extras_key",
+    "normalise_requirement",
+    "normalise_requirements",
+]
 
 #: How long a set whose install failed is refused before it is tried again.
 EXTRAS_BACKOFF = Backoff(base=10.0, factor=2.0, cap=600.0)
@@ -40,14 +47,23 @@ def normalise_requirements(packages: Sequence[str]) -> list[str]:
         if not text.strip():
             raise ValueError(f"empty requirement {text!r}")
         try:
-            requirement = Requirement(text)
-        except InvalidRequirement:
+            found.add(normalise_requirement(text))
+        except ValueError:
             found.add(" ".join(text.split()))
-            continue
-        requirement.name = canonicalize_name(requirement.name)
-        requirement.extras = {canonicalize_name(extra) for extra in requirement.extras}
-        found.add(str(requirement))
     return sorted(found)
+
+
+def normalise_requirement(text: str) -> str:
+    """One PEP 508 requirement with its name and extras canonical (PEP 503), in
+    packaging's spelling; ``ValueError`` if it is not one. The one normaliser of
+    requirements: the warm-set key and a notebook's dependencies both use it."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as exc:
+        raise ValueError(f"not a requirement: {text!r} ({exc})") from None
+    requirement.name = canonicalize_name(requirement.name)
+    requirement.extras = {canonicalize_name(extra) for extra in requirement.extras}
+    return str(requirement)
 
 
 def extras_key(backend: str, packages: Sequence[str], channels: Sequence[str]) -> str:

@@ -10,6 +10,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from attrs import frozen
+from packaging.utils import canonicalize_name
+
+from runtimed.core.extras import normalise_requirement
 
 __all__ = [
     "Backend",
@@ -48,23 +51,7 @@ class Source(str, enum.Enum):
 
 def canonical_name(name: str) -> str:
     """PEP 503: lower case, runs of ``-``, ``_``, ``.`` folded to one ``-``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def normalise_requirement(text: str) -> str:
-    """A PEP 508 requirement with its name canonical, extras sorted and lower-cased,
-    spaces outside the marker removed; the specifiers and marker kept. ValueError if
-    it does not start with a name."""
-    match = _REQUIREMENT.match(text)
-    if not match:
-        raise ValueError(f"not a requirement: {text!r}")
-    name = canonical_name(match["name"])
-    extras = sorted({canonical_name(e.strip()) for e in (match["extras"] or "").split(",") if e.strip()})
-    rest = match["rest"].strip()
-    spec, semi, marker = rest.partition(";")
-    spec = _SPACES.sub("", spec) if "@" not in spec else " @ " + spec.strip().removeprefix("@").strip()
-    marker = f"; {_SPACES.sub(' ', marker.strip())}" if semi else ""
-    return f"{name}{'[' + ','.join(extras) + ']' if extras else ''}{spec}{marker}"
+    return str(canonicalize_name(name))
 
 
 def requirement_name(requirement: str) -> str:

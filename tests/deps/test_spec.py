@@ -13,7 +13,7 @@ from runtimed.deps.spec import has_direct_reference, normalise_conda, normalise_
     [
         ("Foo_Bar.baz", "foo-bar-baz"),
         ("foo--BAR", "foo-bar"),
-        ("Requests [Socks, security] >= 2.0 , <3", "requests[security,socks]>=2.0,<3"),
+        ("Requests [Socks, security] >= 2.0 , <3", "requests[security,socks]<3,>=2.0"),
         ('six; python_version < "3.12"', 'six; python_version < "3.12"'),
         ("Pkg @ https://example.org/pkg.whl", "pkg @ https://example.org/pkg.whl"),
         ("Pkg@https://example.org/pkg.whl", "pkg @ https://example.org/pkg.whl"),

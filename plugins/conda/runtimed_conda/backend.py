@@ -83,7 +83,6 @@ class CondaBackend(Backend):
 
     def create(self, request: BuildRequest) -> None:
         """Solve (offline first) and install into ``request.path``, hardlinking from the package cache."""
-        import rattler
 
         if not request.config.channels:
             raise BackendError(ErrorKind.SETUP_FAILED, "no conda channels configured (set channels = [...])")
@@ -95,17 +94,7 @@ class CondaBackend(Backend):
         solved = solve_specs(request.config.channels, specs, cache, request.progress)
         solved_at = time.monotonic()
         request.progress(f"installing {len(solved.records)} packages")
-        try:
-            run_sync(
-                rattler.install(
-                    solved.records,
-                    target_prefix=request.path,
-                    cache_dir=request.cache_dir / "pkgs",
-                    show_progress=False,
-                )
-            )
-        except Exception as exc:
-            raise classify_error(exc) from exc
+        _install(solved.records, request.path, request.cache_dir)
         info = {
             "channels": [channel_source(c) for c in request.config.channels],
             "specs": specs,
@@ -122,7 +111,6 @@ class CondaBackend(Backend):
         it can (rattler's ``locked_packages``), and install the difference into the prefix.
 
         The extras' ``channels`` come after the pool's (which keep their priority)."""
-        import rattler
         from rattler import PrefixRecord
 
         channels = [*request.config.channels, *(c for c in request.channels if c not in request.config.channels)]
@@ -134,18 +122,7 @@ class CondaBackend(Backend):
         cache = RepodataCache(request.cache_dir / "repodata", self.repodata_ttl_s)
         solved = solve_specs(channels, specs, cache, request.progress, locked=installed)
         request.progress(f"installing into {len(installed)} installed packages")
-        try:
-            run_sync(
-                rattler.install(
-                    solved.records,
-                    target_prefix=request.path,
-                    cache_dir=request.cache_dir / "pkgs",
-                    installed_packages=installed,
-                    show_progress=False,
-                )
-            )
-        except Exception as exc:
-            raise classify_error(exc) from exc
+        _install(solved.records, request.path, request.cache_dir, installed)
 
     def python_path(self, path: Path) -> Path:
         return path / "python.exe" if os.name == "nt" else path / "bin" / "python"
@@ -193,3 +170,21 @@ def _read_build_info(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _install(records: Any, prefix: Path, cache_dir: Path, installed: Any = None) -> None:
+    """Install solved ``records`` into ``prefix`` (``installed``: its records now, kept where they match)."""
+    import rattler
+
+    try:
+        run_sync(
+            rattler.install(
+                records,
+                target_prefix=prefix,
+                cache_dir=cache_dir / "pkgs",
+                installed_packages=installed,
+                show_progress=False,
+            )
+        )
+    except Exception as exc:
+        raise classify_error(exc) from exc
