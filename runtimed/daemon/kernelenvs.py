@@ -44,7 +44,9 @@ class KernelEnvs:
         self._stopping = stopping
 
     def access(self) -> EnvAccess:
-        return EnvAccess(take=self.take, lease=self.lease, discard=self.drop, activation=activation)
+        return EnvAccess(
+            take=self.take, lease=self.lease, discard=self.drop, activation=activation, take_with=self.take_with
+        )
 
     async def take(self, backend: str, wait_s: float) -> PooledEnv | None:
         """An env for a kernel, leased to the daemon until the kernel's pid takes the lease."""
@@ -52,6 +54,17 @@ class KernelEnvs:
             return None
         reply = await self._take(Take(env_type=backend, wait_s=wait_s, lease_pid=os.getpid()), None)
         return reply.env if isinstance(reply, EnvReply) else None
+
+    async def take_with(self, backend: str, packages: list[str], channels: list[str]) -> PooledEnv | str:
+        """An env with ``packages`` installed (from a warm set, or installed now), leased
+        to the daemon; else the error's message."""
+        if self._stopping():
+            return "the daemon is stopping"
+        request = Take(env_type=backend, wait_s=None, lease_pid=os.getpid(), packages=packages, channels=channels)
+        reply = await self._take(request, None)
+        if isinstance(reply, EnvReply):
+            return reply.env
+        return reply.message if isinstance(reply, Error) else f"the {backend} pool is empty"
 
     def lease(self, path: Path, pid: int) -> None:
         """The env now belongs to the kernel process ``pid`` (before it is used)."""

@@ -70,6 +70,8 @@ def _apply_claim(app: object, claim: dict[str, Any]) -> None:
         os.environ.clear()
         os.environ.update(env)
     shell = getattr(app, "shell", None)
+    if claim.get("notice") and shell is not None:
+        _notice_on_missing_module(shell, claim["notice"])
     for arg in claim.get("argv", []):
         if arg.startswith(HISTORY_FILE_ARG) and shell is not None:
             value = arg[len(HISTORY_FILE_ARG) :]
@@ -78,6 +80,17 @@ def _apply_claim(app: object, claim: dict[str, Any]) -> None:
     import importlib
 
     importlib.invalidate_caches()
+
+
+def _notice_on_missing_module(shell: Any, notice: str) -> None:
+    """Show ``notice`` (why the notebook's packages are not installed, and how to fix
+    it) under the traceback of every import that fails for a missing module."""
+
+    def handler(self: Any, etype: Any, value: Any, tb: Any, tb_offset: Any = None) -> None:
+        self.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        sys.stderr.write(f"\n{notice}\n")
+
+    shell.set_custom_exc((ModuleNotFoundError,), handler)
 
 
 def _use_memory_history(history: Any) -> None:
@@ -273,6 +286,8 @@ def main(argv: list[str]) -> None:
         _apply_claim(None, claim)
         app = IPKernelApp.instance()
         app.initialize(["-f", connection_file, *claim.get("argv", [])])
+        if claim.get("notice"):
+            _notice_on_missing_module(app.shell, claim["notice"])
         _send(fd, {"event": "claimed"})
         os.close(fd)
         app.start()

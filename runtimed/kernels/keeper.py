@@ -1,10 +1,9 @@
-"""The daemon's kernel keeper: keeps pre-started kernels and pre-imported interpreters
-per backend, hands them out, launches kernels in pooled envs, and watches the owners
-of handed-out kernels.
+"""The daemon's kernel keeper: keeps pre-started kernels and pre-imported interpreters,
+hands them out, launches kernels in pooled envs, watches the owners of those handed out.
 
 It never sees the supervisor: it gets an :class:`EnvAccess` of callables to take an
 env (leased to the daemon), re-lease it to a kernel pid, discard it and tell its
-activation variables. Pool bookkeeping is :class:`~runtimed.kernels.pool.KernelPool`;
+activation variables. Pool bookkeeping is :class:`~runtimed.kernels.pools.PoolSet`;
 the kernels themselves (records, envs, launches) are
 :class:`~runtimed.kernels.table.KernelTable`; starting processes and talking to them
 is :mod:`runtimed.kernels.launch`; their files on disk are
@@ -37,7 +36,6 @@ from runtimed.kernels.launch import (
     request_problem,
     spawn_host,
 )
-from runtimed.kernels.outcomes import Outcomes
 from runtimed.kernels.owners import TERM_GRACE_S
 from runtimed.kernels.pool import KernelPool
 from runtimed.kernels.pools import PoolSet
@@ -51,6 +49,7 @@ from runtimed.kernels.process import (
 )
 from runtimed.kernels.table import EnvAccess, KernelTable
 from runtimed.kernels.variants import Variant, Variants, apply_variant, variant_of
+from runtimed.kernels.withdeps import launch_with_packages
 from runtimed.protocol.messages import KernelPoolStatus, LaunchedKernel, PooledEnv, TakeKernel
 from runtimed.util.files import new_env_id
 from runtimed.util.liveness import is_alive
@@ -80,7 +79,6 @@ class KernelKeeper:
         # Pre-started kernels and pre-imported interpreters (which start a kernel on
         # claim) per backend, for each start-up variant kept warm (the daemon's own first).
         self.pools = PoolSet(Variants(keep=keep_variants, recent=[variant_of(self.base_env)]))
-        self.outcomes: dict[str, Outcomes] = {}
 
     @property
     def kernels(self) -> dict[str, LiveKernel]:
@@ -225,6 +223,11 @@ class KernelKeeper:
             raise KernelRequestError(problem)
         backend, began = request.env_type, time.monotonic()
         owner = request.owner_pid or peer_pid
+        if request.packages:
+            served = await launch_with_packages(self.table, self.envs, self.base_env, request, owner)
+            if isinstance(served, LaunchedKernel):
+                return served
+            request = served  # a base kernel, which says why the packages are missing
         wanted = variant_of(request.env)
         refused = self._variant_refusal(request, wanted)
         pool = self.pools.prestarted.get(backend)
@@ -235,19 +238,18 @@ class KernelKeeper:
                 kernel = None
                 refused = Refusal(RefusalKind.TAKEOVER_FAILED, f"a pre-started kernel could not take over: {exc}")
             if kernel is not None:
-                self._outcomes(backend).served()
+                self.pools.outcome(backend).served()
                 log.info("handed out pre-started kernel %s (pid %d) to pid %s in %.1f ms", kernel.record.id,
                          kernel.record.pid, owner, (time.monotonic() - began) * 1e3)  # fmt: skip
                 return self.table.hand_out(kernel, owner, prestarted=True, reason="")
         refused = refused or self.pools.none_ready(backend)
-        self._outcomes(backend).refusal(refused.label)
-        reason = refused.message
+        self.pools.outcome(backend).refusal(refused.label)
         preimported = self.pools.preimported.get(backend)
         if preimported is not None and startup_refusal(request, apply_variant(self.base_env, wanted)) is None:
             start_it = functools.partial(self._start_preimported, request=request)
             kernel = await self._take_idle(backend, preimported, wanted, start_it)
             if kernel is not None:
-                reason += "; a pre-imported interpreter started it"
+                reason = f"{refused.message}; a pre-imported interpreter started it"
                 handed = self.table.hand_out(kernel, owner, prestarted=False, reason=reason, refused=refused.label)
                 log.info("started a kernel in pre-imported interpreter %s (pid %d) for pid %s in %.1f ms: %s",
                          kernel.record.id, kernel.record.pid, owner, (time.monotonic() - began) * 1e3,
@@ -268,9 +270,6 @@ class KernelKeeper:
                 log.info("kernel request: %s; the next pre-started kernels start with its values", refused.message)
             self._stop_idle(stop, "its start-up variables are no longer among the latest")
         return refused
-
-    def _outcomes(self, backend: str) -> Outcomes:
-        return self.outcomes.setdefault(backend, Outcomes())
 
     async def _launch(
         self, backend: str, request: TakeKernel, owner: int | None, refused: Refusal
@@ -334,6 +333,8 @@ class KernelKeeper:
         if request.connection is not None:
             message["connection"] = request.connection
             message["connection_file"] = request.connection_file
+        if request.notice:
+            message["notice"] = request.notice
         await claim(kernel, message)
         if request.connection is not None:
             written = new_connection_file(kernel.dir, request.connection)
@@ -344,7 +345,8 @@ class KernelKeeper:
         ports for a restart, its kernel arguments), and take its connection info."""
         connection_file = new_connection_file(kernel.dir, request.connection)
         environ = kernel_environ(request.env, self.envs.activation(self.table.env_of(kernel)))
-        message = {"connection_file": str(connection_file), "cwd": request.cwd, "env": environ, "argv": request.argv}
+        message = {"connection_file": str(connection_file), "cwd": request.cwd, "env": environ, "argv": request.argv,
+                   "notice": request.notice}  # fmt: skip
         await claim(kernel, message)
         info = read_connection(connection_file)
         if info is None:
@@ -394,4 +396,4 @@ class KernelKeeper:
     # ------------------------------------------------------------ status
 
     def status(self, backend: str) -> KernelPoolStatus:
-        return self.pools.status(backend, self.table.handed_out(backend), self._outcomes(backend))
+        return self.pools.status(backend, self.table.handed_out(backend))

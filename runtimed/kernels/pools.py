@@ -32,6 +32,10 @@ class PoolSet:
     preimported: dict[str, KernelPool] = field(factory=dict)
     variant: dict[str, Variant] = field(factory=dict)  # kernel id -> its variant (while pooled)
     per_variant: dict[int, int] = field(factory=dict)  # id(pool) -> kernels wanted of each variant
+    outcomes: dict[str, Outcomes] = field(factory=dict)  # how each backend's requests were served
+
+    def outcome(self, backend: str) -> Outcomes:
+        return self.outcomes.setdefault(backend, Outcomes())
 
     def all(self) -> list[KernelPool]:
         return [*self.prestarted.values(), *self.preimported.values()]
@@ -111,7 +115,8 @@ class PoolSet:
             return Refusal(RefusalKind.DISABLED, "pre-started kernels are disabled")
         return Refusal(RefusalKind.NONE_READY, "no pre-started kernel ready")
 
-    def status(self, backend: str, handed_out: int, outcomes: Outcomes) -> KernelPoolStatus:
+    def status(self, backend: str, handed_out: int) -> KernelPoolStatus:
+        outcomes = self.outcome(backend)
         pool = self.prestarted.get(backend)
         if pool is None:
             return KernelPoolStatus(handed_out=handed_out)

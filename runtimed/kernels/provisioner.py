@@ -42,10 +42,12 @@ from runtimed.client import Client, DaemonAbsent, DaemonError, DaemonNotRunning
 from runtimed.client.autostart import AutoStart, auto_start, wait_until_answering
 from runtimed.envscripts import KERNEL_LAUNCHER
 from runtimed.envscripts.kernel_launcher import DIRECT_ENV, parse_connection, split_own
+from runtimed.kernels.notebook import notebook_packages
 from runtimed.kernels.process import kill_group
 from runtimed.kernels.specs import LAUNCHER_MODULE
 from runtimed.protocol.messages import LaunchedKernel, TakeKernel
 from runtimed.util.liveness import is_alive
+from runtimed.util.paths import Paths
 
 __all__ = ["RuntimedProvisioner", "kernel_arguments"]
 
@@ -128,11 +130,17 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if extra is None:
             reason = "the kernelspec's argv is not a plain ipykernel launch"
             return await self._launch_locally(reason, original, keep_ports=restart)
+        cwd = str(kwargs.get("cwd") or os.getcwd())
+        paths = Paths.resolve(cache_dir=self.cache_dir or None, socket=self.socket or None)
+        wants = notebook_packages(kwargs["env"], cwd, self.backend, paths, self.log)
         request = TakeKernel(
-            env_type=self.backend,
-            cwd=str(kwargs.get("cwd") or os.getcwd()),
+            env_type=wants.backend if wants else self.backend,
+            cwd=cwd,
             env=dict(kwargs["env"]),
             argv=extra,
+            packages=wants.packages if wants else [],
+            channels=wants.channels if wants else [],
+            notice=wants.notice if wants else "",
             owner_pid=os.getpid(),
             connection=_jsonable(self.connection_info) if restart else None,
             connection_file=getattr(km, "connection_file", None) or None if restart else None,

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import attrs
-from attrs import define
+from attrs import define, field
 
 from runtimed.kernels.environ import kernel_environ
 from runtimed.kernels.launch import (
@@ -49,6 +49,10 @@ log = logging.getLogger("runtimed.kernels")
 EXIT_CODES_KEPT = 256  # exit statuses of forgotten kernels, for launchers asking late
 
 
+async def _no_extras(backend: str, packages: list[str], channels: list[str]) -> PooledEnv | str:
+    return f"the {backend} envs of this daemon cannot have extra packages"
+
+
 @define(frozen=True)
 class EnvAccess:
     """What the keeper may do with envs (given by the supervisor)."""
@@ -57,6 +61,9 @@ class EnvAccess:
     lease: Callable[[Path, int], None]  # the env now belongs to this (kernel) pid
     discard: Callable[[Path], None]  # delete it (its kernel is gone)
     activation: Callable[[PooledEnv], Mapping[str, str]]  # variables that activate it
+    # An env with extra packages (backend, packages, channels), leased to the daemon;
+    # or why there is none (an unknown package, no index...).
+    take_with: Callable[[str, list[str], list[str]], Awaitable[PooledEnv | str]] = field(default=_no_extras)
 
 
 class KernelTable:

@@ -271,6 +271,11 @@ class TakeKernel(Request[KernelReply | Empty]):
     wait_s: float | None = None
     prestarted: bool = True  # False: never use a pre-started kernel
     connection_file: str | None = None  # the front end's connection file (the kernel's %connect_info)
+    # A notebook's own dependencies (installed into the kernel's env: see runtimed.deps),
+    # and what the kernel tells the user on the first failing import when they were not.
+    packages: list[str] = field(factory=list)
+    channels: list[str] = field(factory=list)
+    notice: str = ""
     owner_grace_s: float | None = None  # None: the daemon's kernel_owner_grace_s
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from runtimed.kernels.environ import STARTUP_VARS
-from runtimed.kernels.outcomes import Outcomes
 from runtimed.kernels.pools import PoolSet
 from runtimed.kernels.variants import Variants, apply_variant, variant_of
 
@@ -75,10 +74,9 @@ def test_a_kernel_still_starting_for_a_dropped_variant_is_not_pooled() -> None:
 
 def test_status_tells_what_was_refused_and_the_latest_outcomes() -> None:
     pools = pools_of(keep=1)
-    outcomes = Outcomes()
-    outcomes.refusal("startup_variable:JUPYTER_CONFIG_DIR")
-    outcomes.served()
-    status = pools.status("uv", 0, outcomes)
+    pools.outcome("uv").refusal("startup_variable:JUPYTER_CONFIG_DIR")
+    pools.outcome("uv").served()
+    status = pools.status("uv", 0)
     assert status.refused == {"startup_variable:JUPYTER_CONFIG_DIR": 1}
     assert status.recent == ["startup_variable:JUPYTER_CONFIG_DIR", ""]
     assert pools.none_ready("conda").label == "disabled"

@@ -1,0 +1,78 @@
+"""What the provisioner asks the daemon for a notebook that declares its own packages.
+
+The notebook is the one ``JPY_SESSION_NAME`` names (jupyter_server sets it; nbclient
+and papermill users pass it in the kernel's ``env``). Its dependencies
+(:mod:`runtimed.deps`) are asked for only once the user trusted them (``runtimed
+trust``); otherwise the kernel is a base one that says, on a failing import, which
+packages were not installed and the command that approves them. Read on every
+start, so a restart after editing the dependencies gets the new set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from attrs import frozen
+
+from runtimed.config import ConfigError, load_config
+from runtimed.deps import (
+    DependencySpec,
+    TrustStore,
+    TrustStoreError,
+    find_notebook,
+    load_notebook_deps,
+    untrusted_message,
+)
+from runtimed.util.paths import Paths
+
+__all__ = ["NotebookPackages", "notebook_packages"]
+
+if TYPE_CHECKING:
+    Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+
+@frozen
+class NotebookPackages:
+    """What to put in a kernel request: the backend, the packages to install (none
+    when untrusted), and the notice shown when they were not installed."""
+
+    backend: str
+    packages: list[str]
+    channels: list[str]
+    notice: str = ""
+
+
+def notebook_packages(
+    env: Mapping[str, str],
+    cwd: str,
+    backend: str,
+    paths: Paths,
+    log: Log,
+) -> NotebookPackages | None:
+    """The request's packages for the notebook the kernel runs; None when it declares none."""
+    path = find_notebook(env.get("JPY_SESSION_NAME"), cwd)
+    if path is None:
+        return None
+    read = load_notebook_deps(path, backend)
+    if read.problem:
+        log.warning("runtimed: the notebook's dependencies were not read: %s", read.problem)
+    spec = read.spec
+    if spec is None:
+        return None
+    if not _trusted(spec, paths, log):
+        log.warning("runtimed: %s declares packages not approved yet; a base kernel serves it", path)
+        return NotebookPackages(backend, [], [], untrusted_message(spec, path))
+    packages = list(spec.pins) or list(spec.packages)
+    log.info("runtimed: %s needs %s", path, ", ".join(packages))
+    return NotebookPackages(spec.backend.value, packages, list(spec.channels))
+
+
+def _trusted(spec: DependencySpec, paths: Paths, log: Log) -> bool:
+    try:
+        store = TrustStore.from_config(load_config(paths.config_file))
+        return store.is_trusted(spec)
+    except (ConfigError, TrustStoreError, OSError) as exc:
+        log.warning("runtimed: the trust store could not be read (%s); the notebook's packages are not installed", exc)
+        return False

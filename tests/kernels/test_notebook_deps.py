@@ -1,0 +1,96 @@
+"""A notebook's own packages through the kernelspec, driven by nbclient: untrusted
+(a base kernel that says which packages are missing and how to approve them), then
+trusted (the packages importable), PEP 723 and nteract formats, an unknown package."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.kernels.test_provisioner import install_spec, wait_kernels
+from tests.support.daemon import DaemonProcess, runtimed_cmd
+
+pytestmark = pytest.mark.slow  # a daemon, kernels, installs from PyPI
+
+CONFIG = "[backends.uv]\npool_size = 2\nkernels = 1\n[daemon]\nlease_check_s = 0.3\n"
+
+
+def notebook(path: Path, cells: list[str], metadata: dict[str, Any] | None = None) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.update(metadata or {})
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(nb, path)
+    return path
+
+
+def run(path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Execute the notebook as papermill would (the notebook named in the kernel's env);
+    every cell's outputs."""
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, kernel_name="rt", timeout=300, allow_errors=True,
+                            resources={"metadata": {"path": str(path.parent)}})  # fmt: skip
+    client.execute()
+    return [output for cell in nb.cells for output in cell.outputs]
+
+
+def text(outputs: list[dict[str, Any]]) -> str:
+    return "".join(o.get("text", "") + "".join(o.get("traceback", [])) for o in outputs)
+
+
+@pytest.fixture
+def daemon(daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DaemonProcess:
+    started = daemon_factory(config=CONFIG).start()
+    install_spec(started, tmp_path, monkeypatch)
+    monkeypatch.setenv("RUNTIMED_CONFIG", str(started.config_file))  # the provisioner reads trust_notebooks
+    monkeypatch.setenv("RUNTIMED_TRUST_FILE", str(tmp_path / "trust.json"))
+    wait_kernels(started)
+    return started
+
+
+def trust(*args: str) -> None:
+    """``runtimed trust`` as the user runs it (the same RUNTIMED_TRUST_FILE)."""
+    result = subprocess.run(runtimed_cmd("trust", *args), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_nteract_notebook_untrusted_then_trusted(
+    daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = notebook(tmp_path / "six.ipynb", ["import six\nprint('six', six.PY3)"],
+                    {"runt": {"uv": {"dependencies": ["six"]}}})  # fmt: skip
+    untrusted = run(path, monkeypatch)
+    assert untrusted[0]["output_type"] == "error" and untrusted[0]["ename"] == "ModuleNotFoundError"
+    said = text(untrusted)
+    assert "six" in said and f"runtimed trust {path}" in said, said
+    trust(str(path))
+    trusted = run(path, monkeypatch)
+    assert text(trusted).strip() == "six True", trusted
+    assert "launching a kernel with the notebook's packages (six)" in (daemon.cache_dir / "runtimed.log").read_text()
+
+
+def test_a_pep_723_notebook_whose_packages_are_allowed(
+    daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cell = '# /// script\n# dependencies = ["idna"]\n# ///\nimport idna\nprint(idna.encode("bücher.example").decode())'
+    path = notebook(tmp_path / "idna.ipynb", [cell])
+    trust("--package", "idna")
+    assert text(run(path, monkeypatch)).strip() == "xn--bcher-kva.example"
+
+
+def test_an_unknown_package_still_gives_a_kernel_that_says_why(
+    daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = "runtimed-test-no-such-package-4f1c"
+    path = notebook(tmp_path / "broken.ipynb", [f"import {missing.replace('-', '_')}"],
+                    {"runt": {"uv": {"dependencies": [missing]}}})  # fmt: skip
+    trust(str(path))
+    outputs = run(path, monkeypatch)
+    said = text(outputs)
+    assert outputs[0]["ename"] == "ModuleNotFoundError"
+    assert "could not install this notebook's packages" in said and missing in said, said
