@@ -117,7 +117,9 @@ async def _exercise_kernel(daemon: DaemonProcess, nb: Path, *, expect_prestarted
         reply, out = await run_code(kc, PROBE)
         assert reply["status"] == "ok" and reply["execution_count"] == 1
         probe = json.loads(out)
-        assert probe["pid"] != first_pid and not psutil.pid_exists(first_pid)
+        assert probe["pid"] != first_pid
+        # Ended (a zombie until the daemon, its parent, reaps it at its next watch tick).
+        await asyncio.to_thread(wait_for, lambda: not psutil.pid_exists(first_pid), 10, 0.1, "the old kernel reaped")
         assert "x" not in probe["names"] and probe["cwd"] == str(nb)
         assert probe["session"] == str(nb / "probe.ipynb") and probe["var"] == "hello"
         assert probe["hist"] == ":memory:" and probe["saver"] is False  # the kernel arguments again
