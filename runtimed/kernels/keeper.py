@@ -41,6 +41,7 @@ from runtimed.kernels.pool import KernelPool
 from runtimed.kernels.pools import PoolSet
 from runtimed.kernels.process import (
     KernelState,
+    connection_info,
     kill_group,
     make_kernel_dir,
     new_connection_file,
@@ -326,8 +327,7 @@ class KernelKeeper:
         return self.table.env_of(kernel)
 
     async def _claim(self, kernel: LiveKernel, request: TakeKernel) -> None:
-        """Hand ``kernel`` to ``request``: its cwd, env and arguments, and the
-        connection it pins (taken over: the kernel then serves those ports and key)."""
+        """Hand ``kernel`` its cwd, env, arguments and the connection to take over (pinned ports and key)."""
         environ = kernel_environ(request.env, self.envs.activation(self.table.env_of(kernel)))
         message = {"cwd": request.cwd, "env": environ, "argv": request.argv}
         if request.connection is not None:
@@ -337,8 +337,8 @@ class KernelKeeper:
             message["notice"] = request.notice
         await claim(kernel, message)
         if request.connection is not None:
-            written = new_connection_file(kernel.dir, request.connection)
-            kernel.connection = read_connection(written) or dict(request.connection)
+            new_connection_file(kernel.dir, request.connection)  # on disk too: what it serves now
+            kernel.connection = connection_info(request.connection)
 
     async def _start_preimported(self, kernel: LiveKernel, request: TakeKernel) -> None:
         """Have a pre-imported interpreter start its kernel as ``request`` asks (fixed

@@ -44,13 +44,7 @@ class NotebookPackages:
     notice: str = ""
 
 
-def notebook_packages(
-    env: Mapping[str, str],
-    cwd: str,
-    backend: str,
-    paths: Paths,
-    log: Log,
-) -> NotebookPackages | None:
+def notebook_packages(env: Mapping[str, str], cwd: str, backend: str, log: Log) -> NotebookPackages | None:
     """The request's packages for the notebook the kernel runs; None when it declares none."""
     path = find_notebook(env.get("JPY_SESSION_NAME"), cwd)
     if path is None:
@@ -61,7 +55,7 @@ def notebook_packages(
     spec = read.spec
     if spec is None:
         return None
-    if not _trusted(spec, paths, log):
+    if not _trusted(spec, log):
         log.warning("runtimed: %s declares packages not approved yet; a base kernel serves it", path)
         return NotebookPackages(backend, [], [], untrusted_message(spec, path))
     packages = list(spec.pins) or list(spec.packages)
@@ -69,9 +63,9 @@ def notebook_packages(
     return NotebookPackages(spec.backend.value, packages, list(spec.channels))
 
 
-def _trusted(spec: DependencySpec, paths: Paths, log: Log) -> bool:
+def _trusted(spec: DependencySpec, log: Log) -> bool:
     try:
-        store = TrustStore.from_config(load_config(paths.config_file))
+        store = TrustStore.from_config(load_config(Paths.resolve().config_file))  # only for a notebook with deps
         return store.is_trusted(spec)
     except (ConfigError, TrustStoreError, OSError) as exc:
         log.warning("runtimed: the trust store could not be read (%s); the notebook's packages are not installed", exc)

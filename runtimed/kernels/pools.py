@@ -133,8 +133,12 @@ class PoolSet:
             recent=list(outcomes.recent),
         )
 
+    def _target(self, pool: KernelPool) -> int:
+        """The kernels wanted of each variant, times the variants kept."""
+        return self.per_variant.get(id(pool), pool.target) * len(self.variants.recent)
+
     def _resize(self, pool: KernelPool) -> list[str]:
-        return pool.resize(self.per_variant.get(id(pool), pool.target) * len(self.variants.recent))
+        return pool.resize(self._target(pool))
 
     def _drop(self, dropped: list[Variant]) -> list[str]:
         stop: list[str] = []
@@ -142,5 +146,6 @@ class PoolSet:
             for kernel_id in [k for k in pool.idle if self.variant.get(k) in dropped]:
                 pool.lost(kernel_id)
                 stop.append(kernel_id)
-            stop += self._resize(pool)
+            if pool.target != self._target(pool):
+                stop += self._resize(pool)  # only a changed target: a resize also ends a failure's backoff
         return stop

@@ -29,6 +29,7 @@ __all__ = [
     "HOST_SCRIPT",
     "KernelRecord",
     "KernelState",
+    "connection_info",
     "kill_group",
     "make_kernel_dir",
     "new_connection_file",
@@ -84,9 +85,9 @@ def read_record(kernel_dir: Path) -> KernelRecord | None:
         return None
 
 
-def new_connection_file(kernel_dir: Path, fixed: dict[str, Any] | None = None) -> Path:
-    """A connection file (0600) on 127.0.0.1 with a fresh key and ports chosen by the
-    kernel (0), or exactly ``fixed`` (a restart keeps its ports and key)."""
+def connection_info(fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Connection info on 127.0.0.1 with a fresh key and ports chosen by the kernel
+    (0), or exactly ``fixed`` (a restart keeps its ports and key; ``key`` as a string)."""
     info: dict[str, Any] = {
         "ip": "127.0.0.1",
         "transport": "tcp",
@@ -97,10 +98,15 @@ def new_connection_file(kernel_dir: Path, fixed: dict[str, Any] | None = None) -
     }
     if fixed:
         info.update({k: v.decode() if isinstance(v, bytes) else v for k, v in fixed.items()})
+    return info
+
+
+def new_connection_file(kernel_dir: Path, fixed: dict[str, Any] | None = None) -> Path:
+    """The kernel dir's connection file (0600) holding :func:`connection_info`."""
     path = kernel_dir / CONNECTION
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(info, f)
+        json.dump(connection_info(fixed), f)
     return path
 
 

@@ -47,7 +47,6 @@ from runtimed.kernels.process import kill_group
 from runtimed.kernels.specs import LAUNCHER_MODULE
 from runtimed.protocol.messages import LaunchedKernel, TakeKernel
 from runtimed.util.liveness import is_alive
-from runtimed.util.paths import Paths
 
 __all__ = ["RuntimedProvisioner", "kernel_arguments"]
 
@@ -131,8 +130,7 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             reason = "the kernelspec's argv is not a plain ipykernel launch"
             return await self._launch_locally(reason, original, keep_ports=restart)
         cwd = str(kwargs.get("cwd") or os.getcwd())
-        paths = Paths.resolve(cache_dir=self.cache_dir or None, socket=self.socket or None)
-        wants = notebook_packages(kwargs["env"], cwd, self.backend, paths, self.log)
+        wants = notebook_packages(kwargs["env"], cwd, self.backend, self.log)
         request = TakeKernel(
             env_type=wants.backend if wants else self.backend,
             cwd=cwd,

@@ -80,3 +80,13 @@ def test_status_tells_what_was_refused_and_the_latest_outcomes() -> None:
     assert status.refused == {"startup_variable:JUPYTER_CONFIG_DIR": 1}
     assert status.recent == ["startup_variable:JUPYTER_CONFIG_DIR", ""]
     assert pools.none_ready("conda").label == "disabled"
+
+
+def test_a_new_variant_does_not_end_a_failures_backoff() -> None:
+    pools = pools_of(keep=1)
+    pool = pools.prestarted["uv"]
+    pools.start(pool, "a")
+    pool.failed("a", "ipykernel is broken", now=0.0)
+    assert pool.deficit(0.5) == 0  # backing off
+    pools.note(SHELL)  # same target (one variant kept): nothing to resize
+    assert pool.deficit(0.5) == 0
