@@ -46,6 +46,7 @@ __all__ = [
     "ErrorKind",
     "ExtrasRequest",
     "Failure",
+    "ProjectSpec",
     "Repair",
     "clean_env",
     "hookimpl",
@@ -102,6 +103,28 @@ class BuildRequest:
 
 
 @define(frozen=True)
+class ProjectSpec:
+    """What one project file declares, as the backend that understands it reads it
+    (:meth:`Backend.read_project`).
+
+    ``packages`` are the backend's own specs (PEP 508 requirements for uv, match
+    specs for conda), exact pins when ``locked`` (read from a lock file);
+    ``pypi_packages`` are PEP 508 requirements installed with uv into a conda prefix
+    (``environment.yml``'s ``pip:``, pixi's ``[pypi-dependencies]``). ``inputs`` are
+    the files whose bytes decide the env (the project file, its lock): runtimed keys
+    the project's env by their hash and rebuilds it when one changes.
+    """
+
+    file: Path
+    packages: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    pypi_packages: tuple[str, ...] = ()
+    python: str | None = None
+    locked: bool = False
+    inputs: tuple[Path, ...] = ()
+
+
+@define(frozen=True)
 class ExtrasRequest:
     """Extra packages to install into the existing, complete env at ``path``.
 
@@ -117,6 +140,11 @@ class ExtrasRequest:
     cache_dir: Path
     channels: tuple[str, ...] = ()
     progress: Callable[[str], None] = field(default=_no_progress, eq=False)
+    #: PEP 508 requirements to install with uv into a conda prefix (a project's pip list).
+    pypi_packages: tuple[str, ...] = ()
+    #: Set when the extras are a project's (:meth:`Backend.read_project`): a backend
+    #: that installs from the project's lock itself may use it.
+    project: ProjectSpec | None = None
 
 
 class Backend:
@@ -135,6 +163,10 @@ class Backend:
     #: Top-level modules whose files must still exist for an env to be handed out
     #: (see :meth:`whole_paths`): the kernel's launcher and ipykernel.
     whole_modules: ClassVar[tuple[str, ...]] = ("ipykernel_launcher", "ipykernel")
+    #: File names of the projects this backend understands (``pyproject.toml``,
+    #: ``environment.yml``, ``pixi.toml``): runtimed walks up from a notebook's
+    #: directory and the closest such file wins; :meth:`read_project` reads it.
+    project_files: ClassVar[tuple[str, ...]] = ()
 
     def availability(self) -> Availability:
         return Availability(ok=True)
@@ -171,6 +203,14 @@ class Backend:
         :class:`BackendError` classified as for :meth:`create` (``invalid_package``
         naming the package, ``network``, ...)."""
         raise BackendError(ErrorKind.UNSUPPORTED, f"backend {self.name!r} cannot install extra packages")
+
+    def read_project(self, file: Path) -> ProjectSpec | None:
+        """What the project file ``file`` (named in :attr:`project_files`) declares;
+        None when it is not a project of this backend (a ``pyproject.toml`` with no
+        ``[project]`` table). Raise ``ValueError`` with a message for a malformed one.
+        The project is then installed into one of the backend's envs through
+        :meth:`install_extras` (``request.project`` set)."""
+        return None
 
     def warm(self, request: BuildRequest) -> None:
         """Make the env ready for a kernel: its bytecode, then a warm-up import that must succeed.
