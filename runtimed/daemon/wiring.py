@@ -43,6 +43,12 @@ class CurrentConfig:
     def kernel_owner_grace_s(self) -> float:
         return self.value.daemon.kernel_owner_grace_s
 
+    def package_sets(self, backend: str) -> int:
+        """How many recently used package sets of ``backend`` keep a pre-started
+        kernel: its warm sets, when it keeps pre-started kernels at all."""
+        config = self.value.backend(backend)
+        return config.warm_sets if config.kernel_target > 0 else 0
+
 
 @frozen
 class Parts:
@@ -130,7 +136,11 @@ def wire(paths: Paths, config: Config, usage: UsageLog | None = None) -> Parts:
         write_lease=session.write_lease,
     )
     kernels = KernelKeeper(
-        paths.cache_dir / "kernels", envs.access(), current.kernel_owner_grace_s, config.daemon.kernel_variants
+        paths.cache_dir / "kernels",
+        envs.access(),
+        current.kernel_owner_grace_s,
+        config.daemon.kernel_variants,
+        package_sets=current.package_sets,
     )
     return Parts(
         paths=paths, config=current, usage=usage, tasks=tasks, stopping=stopping, runtimes=runtimes,

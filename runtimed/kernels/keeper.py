@@ -23,31 +23,22 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+from runtimed.kernels.claims import claim_prestarted, start_preimported
 from runtimed.kernels.environ import Refusal, RefusalKind, kernel_environ, refusal, startup_refusal
 from runtimed.kernels.launch import (
     KernelRequestError,
     KernelStartError,
     LiveKernel,
     TakeoverError,
-    claim,
     close_control,
     log_tail,
-    read_ready,
     request_problem,
-    spawn_host,
 )
 from runtimed.kernels.owners import TERM_GRACE_S
-from runtimed.kernels.pool import KernelPool
-from runtimed.kernels.pools import PoolSet
-from runtimed.kernels.process import (
-    KernelState,
-    connection_info,
-    kill_group,
-    make_kernel_dir,
-    new_connection_file,
-    read_connection,
-    remove_kernel_dir,
-)
+from runtimed.kernels.pool import REFILL_DELAY_S, KernelPool
+from runtimed.kernels.pools import PackageSet, PoolSet
+from runtimed.kernels.prestart import Prestarter
+from runtimed.kernels.process import KernelState, kill_group, remove_kernel_dir
 from runtimed.kernels.table import EnvAccess, KernelTable
 from runtimed.kernels.variants import Variant, Variants, apply_variant, variant_of
 from runtimed.kernels.withdeps import launch_with_packages
@@ -68,18 +59,28 @@ class KernelKeeper:
     """Pre-started kernels and pre-imported interpreters for every backend, and the
     kernels it handed out."""
 
-    def __init__(self, root: Path, envs: EnvAccess, owner_grace_s: Callable[[], float], keep_variants: int = 1) -> None:
+    def __init__(
+        self,
+        root: Path,
+        envs: EnvAccess,
+        owner_grace_s: Callable[[], float],
+        keep_variants: int = 1,
+        package_sets: Callable[[str], int] = lambda _backend: 0,
+    ) -> None:
         self.table = KernelTable(root, envs)
         self.envs = envs
         self.owner_grace_s = owner_grace_s
+        self.package_sets = package_sets  # how many recent package sets of a backend keep a kernel
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks = TaskSet(log)
         self._fillers: set[str] = set()
+        self._fillers_of_sets: set[int] = set()  # id() of package-set pools being filled
         self._running = False
         self.base_env = kernel_environ(os.environ, {})  # what kernels start with, but for their variant
         # Pre-started kernels and pre-imported interpreters (which start a kernel on
         # claim) per backend, for each start-up variant kept warm (the daemon's own first).
         self.pools = PoolSet(Variants(keep=keep_variants, recent=[variant_of(self.base_env)]))
+        self.starter = Prestarter(self.table, envs, self.pools, self.base_env, self._woken)
 
     @property
     def kernels(self) -> dict[str, LiveKernel]:
@@ -149,6 +150,10 @@ class KernelKeeper:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
 
+    def _woken(self, backend: str) -> None:
+        if (wake := self._wake.get(backend)) is not None:
+            wake.set()
+
     def _stop_idle(self, kernel_ids: list[str], why: str) -> None:
         for kernel_id in kernel_ids:
             log.info("stopping idle kernel %s (%s)", kernel_id, why)
@@ -170,48 +175,8 @@ class KernelKeeper:
             pool.abandoned(kernel_id)
             await asyncio.sleep(1.0)
         else:
-            prestart = self._prestart(backend, kernel_id, env, pool, variant, preimported=preimported)
+            prestart = self.starter.prestart(backend, kernel_id, env, pool, variant, preimported=preimported)
             self._tasks.spawn(prestart, name=f"kernel prestart {kernel_id}")
-
-    async def _prestart(
-        self, backend: str, kernel_id: str, env: PooledEnv, pool: KernelPool, variant: Variant, *, preimported: bool
-    ) -> None:
-        what = "pre-imported interpreter" if preimported else "pre-started kernel"
-        started = time.monotonic()
-        try:
-            kernel = await self._spawn_host(backend, kernel_id, env, variant, preimported=preimported)
-        except Exception as exc:
-            log.exception("starting a %s in %s failed", what, env.venv_path)
-            pool.failed(kernel_id, f"{type(exc).__name__}: {exc}", time.monotonic())
-            self.envs.discard(Path(env.venv_path))
-            return
-        assert kernel.reader is not None
-        event = await read_ready(kernel.reader)
-        if event.get("event") == ("imported" if preimported else "ready"):
-            if not preimported:
-                kernel.connection = dict(event["connection"])
-            if self.pools.ready(pool, kernel_id):
-                log.info("%s %s ready in %.2fs (pid %d)", what, kernel_id, time.monotonic() - started,
-                         kernel.record.pid)  # fmt: skip
-            else:
-                self._discard(kernel)
-        else:
-            error = str(event.get("error"))
-            log.error("%s %s failed: %s\n%s", what, kernel_id, error, log_tail(kernel.dir))
-            pool.failed(kernel_id, error, time.monotonic())
-            self._discard(kernel)
-        self._wake[backend].set()
-
-    async def _spawn_host(
-        self, backend: str, kernel_id: str, env: PooledEnv, variant: Variant, *, preimported: bool
-    ) -> LiveKernel:
-        kernel_dir = make_kernel_dir(self.table.root, kernel_id)
-        connection_file = None if preimported else new_connection_file(kernel_dir)
-        environ = kernel_environ(apply_variant(self.base_env, variant), self.envs.activation(env))
-        proc, reader, writer = await spawn_host(env.python_path, kernel_dir, connection_file, environ)
-        kernel = self.table.track(backend, kernel_id, kernel_dir, env, proc)
-        kernel.reader, kernel.writer = reader, writer
-        return kernel
 
     # ------------------------------------------------------------ handing out
 
@@ -224,12 +189,13 @@ class KernelKeeper:
             raise KernelRequestError(problem)
         backend, began = request.env_type, time.monotonic()
         owner = request.owner_pid or peer_pid
+        wanted = variant_of(request.env)
         if request.packages:
-            served = await launch_with_packages(self.table, self.envs, self.base_env, request, owner)
+            served = await self._take_with_packages(request, owner, wanted)
             if isinstance(served, LaunchedKernel):
+                log.info("kernel with packages for pid %s in %.1f ms", owner, (time.monotonic() - began) * 1e3)
                 return served
             request = served  # a base kernel, which says why the packages are missing
-        wanted = variant_of(request.env)
         refused = self._variant_refusal(request, wanted)
         pool = self.pools.prestarted.get(backend)
         if refused is None and pool is not None:
@@ -257,6 +223,54 @@ class KernelKeeper:
                          reason)  # fmt: skip
                 return handed
         return await self._launch(backend, request, owner, refused)
+
+    async def _take_with_packages(
+        self, request: TakeKernel, owner: int | None, wanted: Variant
+    ) -> LaunchedKernel | TakeKernel:
+        """A pre-started kernel of the request's package set if one is ready and can
+        serve, else one launched in an env of the set (see :mod:`.withdeps`)."""
+        packages = PackageSet(request.env_type, tuple(request.packages), tuple(request.channels))
+        pool, stop = self.pools.package_pool(packages, self.package_sets(request.env_type))
+        self._stop_idle(stop, "its package set is no longer among the most recent")
+        if pool is not None and self._variant_refusal(request, wanted) is None:
+            claim = functools.partial(self._claim, request=request)
+            with contextlib.suppress(TakeoverError):  # the launch below gets the same error
+                kernel = await self._take_idle(request.env_type, pool, wanted, claim)
+                if kernel is not None:
+                    log.info("handing out pre-started kernel %s of the package set %s", kernel.record.id, packages.key)
+                    self._fill_set_later(pool)
+                    return self.table.hand_out(kernel, owner, prestarted=True, reason="")
+        served = await launch_with_packages(self.table, self.envs, self.base_env, request, owner)
+        if pool is not None and isinstance(served, LaunchedKernel):
+            pool.refill_at = time.monotonic() + REFILL_DELAY_S  # the cores are the new kernel's first
+            self._fill_set_later(pool)
+        return served
+
+    def _fill_set_later(self, pool: KernelPool) -> None:
+        """Start the kernels a package set's pool lacks (in the background; once per pool)."""
+        if self._running and id(pool) not in self._fillers_of_sets:
+            self._fillers_of_sets.add(id(pool))
+            task = self._tasks.spawn(self._fill_set(pool), name="kernel filler of a package set")
+            task.add_done_callback(lambda _t: self._fillers_of_sets.discard(id(pool)))
+
+    async def _fill_set(self, pool: KernelPool) -> None:
+        while self._running and (packages := self.pools.package_set(pool)) is not None:
+            now = time.monotonic()
+            if pool.next_start_at > now:
+                await asyncio.sleep(pool.next_start_at - now)
+                continue
+            if pool.deficit(now) == 0:
+                return
+            kernel_id = new_env_id()
+            variant = self.pools.start(pool, kernel_id)
+            env = await self.envs.take_with(packages.backend, list(packages.packages), list(packages.channels))
+            if isinstance(env, str):
+                pool.failed(kernel_id, env, time.monotonic())
+            elif self.pools.package_set(pool) is None:
+                pool.abandoned(kernel_id)
+                self.envs.discard(Path(env.venv_path))
+            else:
+                await self.starter.prestart(packages.backend, kernel_id, env, pool, variant, preimported=False)
 
     def _variant_refusal(self, request: TakeKernel, wanted: Variant) -> Refusal | None:
         """Why no kept kernel can serve ``request``, noting its start-up variant as
@@ -327,31 +341,10 @@ class KernelKeeper:
         return self.table.env_of(kernel)
 
     async def _claim(self, kernel: LiveKernel, request: TakeKernel) -> None:
-        """Hand ``kernel`` its cwd, env, arguments and the connection to take over (pinned ports and key)."""
-        environ = kernel_environ(request.env, self.envs.activation(self.table.env_of(kernel)))
-        message = {"cwd": request.cwd, "env": environ, "argv": request.argv}
-        if request.connection is not None:
-            message["connection"] = request.connection
-            message["connection_file"] = request.connection_file
-        if request.notice:
-            message["notice"] = request.notice
-        await claim(kernel, message)
-        if request.connection is not None:
-            new_connection_file(kernel.dir, request.connection)  # on disk too: what it serves now
-            kernel.connection = connection_info(request.connection)
+        await claim_prestarted(kernel, request, self.envs.activation(self.table.env_of(kernel)))
 
     async def _start_preimported(self, kernel: LiveKernel, request: TakeKernel) -> None:
-        """Have a pre-imported interpreter start its kernel as ``request`` asks (fixed
-        ports for a restart, its kernel arguments), and take its connection info."""
-        connection_file = new_connection_file(kernel.dir, request.connection)
-        environ = kernel_environ(request.env, self.envs.activation(self.table.env_of(kernel)))
-        message = {"connection_file": str(connection_file), "cwd": request.cwd, "env": environ, "argv": request.argv,
-                   "notice": request.notice}  # fmt: skip
-        await claim(kernel, message)
-        info = read_connection(connection_file)
-        if info is None:
-            raise KernelStartError("the kernel did not write its ports to its connection file")
-        kernel.connection = info
+        await start_preimported(kernel, request, self.envs.activation(self.table.env_of(kernel)))
 
     # ------------------------------------------------------------ watching
 
@@ -388,10 +381,7 @@ class KernelKeeper:
         return await asyncio.to_thread(self.table.exit_code, kernel_id, wait_s)
 
     def _discard(self, kernel: LiveKernel) -> None:
-        """Kill a kernel that was never handed out; forget it and discard its env."""
-        self.pools.forget(kernel.record.id)
-        close_control(kernel)
-        self.table.forget(kernel)
+        self.starter.discard(kernel)
 
     # ------------------------------------------------------------ status
 

@@ -5,14 +5,21 @@ A backend has two pools (:class:`~runtimed.kernels.pool.KernelPool`): pre-starte
 kernels and pre-imported interpreters. Each kept start-up variant
 (:class:`~runtimed.kernels.variants.Variants`) gets the configured number of each,
 so a pool's target is that number times the variants kept.
+
+Each recently used set of extra packages (:class:`PackageSet`, a notebook's or a
+project's dependencies) gets a pool of its own with one kernel per kept variant, in
+an env of that set, so that opening the notebook again is as fast as a kernel
+without packages. Only the ``keep`` most recently used sets of a backend keep theirs.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 
-from attrs import define, field
+from attrs import define, field, frozen
 
+from runtimed.core.extras import extras_key
 from runtimed.kernels.environ import Refusal, RefusalKind
 from runtimed.kernels.outcomes import Outcomes
 from runtimed.kernels.pool import KernelPool
@@ -20,7 +27,21 @@ from runtimed.kernels.process import KernelRecord
 from runtimed.kernels.variants import Variant, Variants
 from runtimed.protocol.messages import KernelPoolStatus
 
-__all__ = ["PoolSet"]
+__all__ = ["PackageSet", "PoolSet"]
+
+
+@frozen
+class PackageSet:
+    """A set of extra packages of one backend, as kernel requests name it."""
+
+    backend: str
+    packages: tuple[str, ...]
+    channels: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The same key the daemon's warm sets use: one name per set."""
+        return extras_key(self.backend, self.packages, self.channels)
 
 
 @define
@@ -33,12 +54,45 @@ class PoolSet:
     variant: dict[str, Variant] = field(factory=dict)  # kernel id -> its variant (while pooled)
     per_variant: dict[int, int] = field(factory=dict)  # id(pool) -> kernels wanted of each variant
     outcomes: dict[str, Outcomes] = field(factory=dict)  # how each backend's requests were served
+    # Pre-started kernels of package sets, by (backend, key), least recently used first.
+    sets: OrderedDict[tuple[str, str], KernelPool] = field(factory=OrderedDict)
+    set_of: dict[int, PackageSet] = field(factory=dict)  # id(pool) -> its package set
 
     def outcome(self, backend: str) -> Outcomes:
         return self.outcomes.setdefault(backend, Outcomes())
 
     def all(self) -> list[KernelPool]:
-        return [*self.prestarted.values(), *self.preimported.values()]
+        return [*self.prestarted.values(), *self.preimported.values(), *self.sets.values()]
+
+    def package_pool(self, wanted: PackageSet, keep: int) -> tuple[KernelPool | None, list[str]]:
+        """The kernel pool of ``wanted``, now its backend's most recently used set
+        (None when ``keep`` is 0), and the idle kernels of the sets beyond ``keep`` (to stop)."""
+        slot = (wanted.backend, wanted.key)
+        pool = self.sets.get(slot)
+        if pool is None and keep > 0:
+            pool = self.sets[slot] = KernelPool(target=len(self.variants.recent))
+            self.set_of[id(pool)] = wanted
+            self.per_variant[id(pool)] = 1
+        if pool is not None:
+            self.sets.move_to_end(slot)
+        same_backend = [s for s in self.sets if s[0] == wanted.backend]
+        stop: list[str] = []
+        for old in same_backend[: max(0, len(same_backend) - keep)]:
+            stop += self._drop_set(old)
+        return (pool if keep > 0 else None), stop
+
+    def package_set(self, pool: KernelPool) -> PackageSet | None:
+        """The set whose kernels ``pool`` keeps; None for a base pool or a dropped set."""
+        return self.set_of.get(id(pool))
+
+    def _drop_set(self, slot: tuple[str, str]) -> list[str]:
+        pool = self.sets.pop(slot)
+        self.set_of.pop(id(pool), None)
+        self.per_variant.pop(id(pool), None)
+        stop = pool.resize(0)  # a kernel still starting for it is not kept either
+        for kernel_id in stop:
+            self.variant.pop(kernel_id, None)
+        return stop
 
     def of(self, backend: str) -> list[KernelPool]:
         """The backend's pools, pre-started kernels first."""
@@ -100,8 +154,7 @@ class PoolSet:
 
     def holding(self, record: KernelRecord) -> KernelPool | None:
         """The pool in which an idle (or starting) kernel is counted, if any."""
-        for pools in (self.prestarted, self.preimported):
-            pool = pools.get(record.backend)
+        for pool in (self.prestarted.get(record.backend), self.preimported.get(record.backend), *self.sets.values()):
             if pool is not None and (record.id in pool.idle or record.id in pool.starting):
                 return pool
         return None
@@ -131,6 +184,7 @@ class PoolSet:
             preimported_target=preimported.target,
             refused=dict(outcomes.refused),
             recent=list(outcomes.recent),
+            package_sets=sum(len(p.idle) for (b, _k), p in self.sets.items() if b == backend),
         )
 
     def _target(self, pool: KernelPool) -> int:

@@ -106,6 +106,7 @@ class KernelPoolStatus:
     # outcomes in order ("" for one a pre-started kernel served).
     refused: dict[str, int] = field(factory=dict)
     recent: list[str] = field(factory=list)
+    package_sets: int = 0  # pre-started kernels ready in envs of recently used package sets
 
 
 @define(frozen=True)

@@ -4,16 +4,18 @@ trusted (the packages importable), PEP 723 and nteract formats, an unknown packa
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from tests.kernels.test_provisioner import install_spec, wait_kernels
-from tests.support.daemon import DaemonProcess, runtimed_cmd
+from tests.support.daemon import DaemonProcess, runtimed_cmd, wait_for
 
 pytestmark = pytest.mark.slow  # a daemon, kernels, installs from PyPI
 
@@ -94,3 +96,44 @@ def test_an_unknown_package_still_gives_a_kernel_that_says_why(
     said = text(outputs)
     assert outputs[0]["ename"] == "ModuleNotFoundError"
     assert "could not install this notebook's packages" in said and missing in said, said
+
+
+def package_kernels(daemon: DaemonProcess) -> int:
+    kernels = daemon.status().pools["uv"].kernels
+    return kernels.package_sets if kernels is not None else 0
+
+
+def test_the_second_open_gets_a_pre_started_kernel_of_the_set_and_a_restart_keeps_its_packages(
+    daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = notebook(tmp_path / "six.ipynb", ["import six\nprint('six', six.PY3)"],
+                    {"runt": {"uv": {"dependencies": ["six"]}}})  # fmt: skip
+    trust(str(path))
+    assert text(run(path, monkeypatch)).strip() == "six True"
+    wait_for(lambda: package_kernels(daemon) >= 1, timeout=120, what="a pre-started kernel of the set")
+    log = daemon.cache_dir / "runtimed.log"
+    assert "of the package set" not in log.read_text()
+    km = KernelManager(kernel_name="rt")
+    km.start_kernel(env={**os.environ, "JPY_SESSION_NAME": str(path)})
+    try:
+        assert "of the package set" in log.read_text()  # the second open: a pre-started kernel of the set
+        for _ in range(2):  # and again after a restart, which keeps its packages
+            assert execute(km, "import six; print('six', six.PY3)") == "six True"
+            km.restart_kernel()
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+def execute(km: KernelManager, code: str) -> str:
+    client = km.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        said: list[str] = []
+        reply = client.execute_interactive(
+            code, timeout=60, output_hook=lambda m: said.append(m["content"].get("text", ""))
+        )
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return "".join(said).strip()
+    finally:
+        client.stop_channels()
