@@ -4,6 +4,7 @@ trusted (the packages importable), PEP 723 and nteract formats, an unknown packa
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from tests.kernels.test_provisioner import install_spec, wait_kernels
+from tests.support.conda_channel import ChannelServer, build_channel
 from tests.support.daemon import DaemonProcess, runtimed_cmd, wait_for
 
 pytestmark = pytest.mark.slow  # a daemon, kernels, installs from PyPI
@@ -137,3 +139,23 @@ def execute(km: KernelManager, code: str) -> str:
         return "".join(said).strip()
     finally:
         client.stop_channels()
+
+
+def test_a_conda_notebook_gets_its_package_from_a_channel_over_http(
+    daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ChannelServer(build_channel()) as server:
+        config = f"[backends.conda]\npool_size = 1\nkernels = 1\nchannels = [{json.dumps(server.url)}]\n"
+        started = daemon_factory(config=config + "[backends.uv]\npool_size = 0\n").start()
+        kernels = tmp_path / "jupyter" / "kernels"
+        result = started.run_cli("kernel", "install", "--backend", "conda", "--name", "rt",
+                                 "--kernels-dir", str(kernels), "--socket", str(started.socket))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+        monkeypatch.setenv("RUNTIMED_CONFIG", str(started.config_file))
+        monkeypatch.setenv("RUNTIMED_TRUST_FILE", str(tmp_path / "trust.json"))
+        cell = "import os, sys\nprint(open(os.path.join(sys.prefix, 'share/rt-hello/hello.txt')).read())"
+        conda = {"dependencies": ["rt-hello"], "channels": [server.url]}
+        path = notebook(tmp_path / "hello.ipynb", [cell], {"runt": {"conda": conda}})
+        trust(str(path))
+        assert text(run(path, monkeypatch)).strip() == "hello from rt-hello"
