@@ -142,6 +142,10 @@ class ExtrasRequest:
     progress: Callable[[str], None] = field(default=_no_progress, eq=False)
     #: PEP 508 requirements to install with uv into a conda prefix (a project's pip list).
     pypi_packages: tuple[str, ...] = ()
+    #: The env's python must satisfy this (checked by runtimed before the install).
+    requires_python: str | None = None
+    #: Only versions uploaded before this RFC 3339 time (uv's ``--exclude-newer``).
+    exclude_newer: str | None = None
     #: Set when the extras are a project's (:meth:`Backend.read_project`): a backend
     #: that installs from the project's lock itself may use it.
     project: ProjectSpec | None = None

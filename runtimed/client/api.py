@@ -29,6 +29,7 @@ from runtimed.protocol.messages import (
     KernelReply,
     LaunchedKernel,
     LineDecoder,
+    PackageOptions,
     Ping,
     Pong,
     PooledEnv,
@@ -211,19 +212,21 @@ class Client:
         keep: bool = False,
         packages: Sequence[str] = (),
         channels: Sequence[str] = (),
+        options: PackageOptions | None = None,
     ) -> PooledEnv | None:
         """An env from the pool, or None if it is empty (after waiting up to ``wait_s``).
 
         With ``packages`` (PEP 508 requirements; ``channels`` for conda) the env also has
         them: from a warm set, or installed now (waiting up to ``install_timeout_s``). A
         failed install raises :class:`DaemonError` with its classified ``code``
-        (``invalid_package``, ``network``, ...)."""
+        (``invalid_package``, ``network``, ...). ``options`` say how they are
+        installed (``requires_python``, uv's ``exclude_newer``)."""
         timeout = (wait_s or 0) + max(self.timeout, 10.0)
         if packages or channels:
             timeout += self.install_timeout_s
         request = Take(
             env_type=env_type, wait_s=wait_s, lease_pid=lease_pid, keep=keep, packages=list(packages),
-            channels=list(channels),
+            channels=list(channels), options=options or PackageOptions(),
         )  # fmt: skip
         reply = self.request(request, timeout=timeout)
         return reply.env if isinstance(reply, EnvReply) else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from attrs import define, field
@@ -66,11 +66,21 @@ def normalise_requirement(text: str) -> str:
     return str(requirement)
 
 
-def extras_key(backend: str, packages: Sequence[str], channels: Sequence[str]) -> str:
-    """The name of a set: a hash of the backend, its normalised requirements and its
-    channels (in order: it is their priority). The one place that decides when two
-    takes ask for the same set."""
-    data = {"backend": backend, "packages": normalise_requirements(packages), "channels": list(channels)}
+def extras_key(
+    backend: str, packages: Sequence[str], channels: Sequence[str], options: Mapping[str, str | None] | None = None
+) -> str:
+    """The name of a set: a hash of the backend, its normalised requirements, its
+    channels (in order: it is their priority) and the options set (how it is
+    installed: ``requires_python``, ``exclude_newer``). The one place that decides
+    when two takes ask for the same set."""
+    data: dict[str, object] = {
+        "backend": backend,
+        "packages": normalise_requirements(packages),
+        "channels": list(channels),
+    }
+    chosen = {name: value for name, value in (options or {}).items() if value is not None}
+    if chosen:  # no options: the key of earlier versions
+        data["options"] = chosen
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -81,6 +91,7 @@ class WarmSet:
     key: str
     packages: tuple[str, ...]
     channels: tuple[str, ...] = ()
+    options: dict[str, str | None] = field(factory=dict)  # how it is installed (PackageOptions)
     ready: list[ReadyEnv] = field(factory=list)
     sizes: dict[Path, int] = field(factory=dict)  # bytes of each ready env
     installing: bool = False

@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from runtimed.core.extras import WarmSet, choose_evictions, extras_key, normalise_requirements
 from runtimed.core.failure import BackendError, ErrorKind, Failure
 from runtimed.core.records import Lease, ReadyEnv
@@ -29,7 +31,16 @@ from runtimed.daemon.runtime import BackendRuntime
 from runtimed.envs.envdir import dir_size
 from runtimed.envs.leases import make_lease
 from runtimed.protocol.jobs import InstallExtras
-from runtimed.protocol.messages import Empty, EnvReply, Error, PooledEnv, PoolError, Take, WarmSetStatus
+from runtimed.protocol.messages import (
+    Empty,
+    EnvReply,
+    Error,
+    PackageOptions,
+    PooledEnv,
+    PoolError,
+    Take,
+    WarmSetStatus,
+)
 
 __all__ = ["ExtrasTaker"]
 
@@ -68,8 +79,9 @@ class ExtrasTaker:
             packages = normalise_requirements(request.packages)
         except ValueError as exc:
             return Error(code=ErrorKind.INVALID_PACKAGE.value, message=str(exc))
-        key = extras_key(runtime.name, packages, request.channels)
-        warm = self._touch(runtime.name, key, packages, request.channels)
+        options = attrs.asdict(request.options)
+        key = extras_key(runtime.name, packages, request.channels, options)
+        warm = self._touch(runtime.name, key, packages, request.channels, options)
         first = True
         while True:
             if warm.ready:
@@ -96,11 +108,13 @@ class ExtrasTaker:
 
     # ------------------------------------------------------------ sets
 
-    def _touch(self, backend: str, key: str, packages: list[str], channels: list[str]) -> WarmSet:
+    def _touch(
+        self, backend: str, key: str, packages: list[str], channels: list[str], options: dict[str, str | None]
+    ) -> WarmSet:
         sets = self.sets.setdefault(backend, OrderedDict())
         warm = sets.get(key)
         if warm is None:
-            warm = sets[key] = WarmSet(key=key, packages=tuple(packages), channels=tuple(channels))
+            warm = sets[key] = WarmSet(key=key, packages=tuple(packages), channels=tuple(channels), options=options)
         sets.move_to_end(key)
         return warm
 
@@ -199,7 +213,12 @@ class ExtrasTaker:
         started = time.monotonic()
         log.info("installing %s into %s", " ".join(warm.packages), path.name)
         operation = InstallExtras(
-            path=path, config=runtime.config, key=warm.key, packages=list(warm.packages), channels=list(warm.channels)
+            path=path,
+            config=runtime.config,
+            key=warm.key,
+            packages=list(warm.packages),
+            channels=list(warm.channels),
+            options=PackageOptions(**warm.options),
         )
         try:
             result = await runtime.worker.submit(operation, timeout=runtime.config.build_timeout)

@@ -17,7 +17,7 @@ from runtimed.daemon.leasetable import LeaseTable
 from runtimed.envs.envdir import read_manifest
 from runtimed.envs.leases import make_lease
 from runtimed.kernels.keeper import EnvAccess
-from runtimed.protocol.messages import Empty, EnvReply, Error, PooledEnv, Take
+from runtimed.protocol.messages import Empty, EnvReply, Error, PackageOptions, PooledEnv, Take
 from runtimed.util.paths import ENV_DIR_PREFIX
 
 __all__ = ["KernelEnvs", "activation"]
@@ -55,12 +55,16 @@ class KernelEnvs:
         reply = await self._take(Take(env_type=backend, wait_s=wait_s, lease_pid=os.getpid()), None)
         return reply.env if isinstance(reply, EnvReply) else None
 
-    async def take_with(self, backend: str, packages: list[str], channels: list[str]) -> PooledEnv | str:
+    async def take_with(
+        self, backend: str, packages: list[str], channels: list[str], options: PackageOptions
+    ) -> PooledEnv | str:
         """An env with ``packages`` installed (from a warm set, or installed now), leased
         to the daemon; else the error's message."""
         if self._stopping():
             return "the daemon is stopping"
-        request = Take(env_type=backend, wait_s=None, lease_pid=os.getpid(), packages=packages, channels=channels)
+        request = Take(
+            env_type=backend, wait_s=None, lease_pid=os.getpid(), packages=packages, channels=channels, options=options
+        )
         reply = await self._take(request, None)
         if isinstance(reply, EnvReply):
             return reply.env

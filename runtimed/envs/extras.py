@@ -11,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from attrs import evolve
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from runtimed.backend import Backend, BackendError, BuildRequest, ErrorKind, ExtrasRequest
 from runtimed.core.records import EXTRAS_DETAIL
 from runtimed.envs.envdir import Manifest, read_manifest, write_manifest
+from runtimed.envs.tools import clean_env, run_command
 from runtimed.envs.warm import read_warm_report
 
-__all__ = ["add_extras"]
+__all__ = ["add_extras", "check_python"]
 
 
 def add_extras(backend: Backend, request: ExtrasRequest, key: str, bytecode_store: Path | None = None) -> Manifest:
@@ -29,6 +31,8 @@ def add_extras(backend: Backend, request: ExtrasRequest, key: str, bytecode_stor
     manifest = read_manifest(request.path)
     if manifest is None:
         raise BackendError(ErrorKind.SETUP_FAILED, f"{request.path} has no manifest")
+    if request.requires_python:
+        check_python(backend.python_path(request.path), request.requires_python, backend.name)
     try:
         backend.install_extras(request)
         build = BuildRequest(
@@ -60,3 +64,21 @@ def add_extras(backend: Backend, request: ExtrasRequest, key: str, bytecode_stor
     )
     write_manifest(request.path, updated)
     return updated
+
+
+def check_python(python: Path, requires_python: str, backend: str) -> None:
+    """Raise :class:`BackendError` unless the env's python satisfies ``requires_python``
+    (a notebook's ``requires-python``): its packages would be installed for the wrong python."""
+    try:
+        wanted = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        message = f"requires-python {requires_python!r} is no version specifier"
+        raise BackendError(ErrorKind.INVALID_PACKAGE, message) from None
+    code = "import platform; print(platform.python_version())"
+    version = run_command([python, "-c", code], env=clean_env(), what="python version").stdout.strip()
+    if not wanted.contains(version, prereleases=True):
+        raise BackendError(
+            ErrorKind.UNSUPPORTED,
+            f"requires-python {requires_python} is not met by the envs' python {version} "
+            f"(set `python` in [backends.{backend}] to one that is)",
+        )

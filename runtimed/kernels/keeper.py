@@ -229,7 +229,7 @@ class KernelKeeper:
     ) -> LaunchedKernel | TakeKernel:
         """A pre-started kernel of the request's package set if one is ready and can
         serve, else one launched in an env of the set (see :mod:`.withdeps`)."""
-        packages = PackageSet(request.env_type, tuple(request.packages), tuple(request.channels))
+        packages = PackageSet(request.env_type, tuple(request.packages), tuple(request.channels), request.options)
         pool, stop = self.pools.package_pool(packages, self.package_sets(request.env_type))
         self._stop_idle(stop, "its package set is no longer among the most recent")
         if pool is not None and self._variant_refusal(request, wanted) is None:
@@ -263,7 +263,8 @@ class KernelKeeper:
                 return
             kernel_id = new_env_id()
             variant = self.pools.start(pool, kernel_id)
-            env = await self.envs.take_with(packages.backend, list(packages.packages), list(packages.channels))
+            wanted = packages.backend, list(packages.packages), list(packages.channels), packages.options
+            env = await self.envs.take_with(*wanted)
             if isinstance(env, str):
                 pool.failed(kernel_id, env, time.monotonic())
             elif self.pools.package_set(pool) is None:

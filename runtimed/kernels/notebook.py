@@ -14,10 +14,11 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from attrs import frozen
+from attrs import field, frozen
 
 from runtimed.config import ConfigError, load_config
 from runtimed.deps import (
+    Backend,
     DependencySpec,
     TrustStore,
     TrustStoreError,
@@ -25,6 +26,7 @@ from runtimed.deps import (
     load_notebook_deps,
     untrusted_message,
 )
+from runtimed.protocol.messages import PackageOptions
 from runtimed.util.paths import Paths
 
 __all__ = ["NotebookPackages", "notebook_packages"]
@@ -42,6 +44,7 @@ class NotebookPackages:
     packages: list[str]
     channels: list[str]
     notice: str = ""
+    options: PackageOptions = field(factory=PackageOptions)
 
 
 def notebook_packages(env: Mapping[str, str], cwd: str, backend: str, log: Log) -> NotebookPackages | None:
@@ -60,7 +63,18 @@ def notebook_packages(env: Mapping[str, str], cwd: str, backend: str, log: Log) 
         return NotebookPackages(backend, [], [], untrusted_message(spec, path))
     packages = list(spec.pins) or list(spec.packages)
     log.info("runtimed: %s needs %s", path, ", ".join(packages))
-    return NotebookPackages(spec.backend.value, packages, list(spec.channels))
+    return NotebookPackages(spec.backend.value, packages, list(spec.channels), options=package_options(spec))
+
+
+def package_options(spec: DependencySpec) -> PackageOptions:
+    """How the notebook's packages are installed: its python (uv's ``requires-python``,
+    or conda's ``python`` version, which the env's python must match) and uv's
+    ``exclude-newer`` (``juv stamp``)."""
+    python = spec.python
+    if python and spec.backend is Backend.CONDA and python[0].isdigit():
+        python = f"=={python}.*" if python.count(".") < 2 else f"=={python}"
+    exclude_newer = spec.uv_option("exclude-newer")
+    return PackageOptions(requires_python=python, exclude_newer=str(exclude_newer) if exclude_newer else None)
 
 
 def _trusted(spec: DependencySpec, log: Log) -> bool:

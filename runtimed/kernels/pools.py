@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 
+import attrs
 from attrs import define, field, frozen
 
 from runtimed.core.extras import extras_key
@@ -25,7 +26,7 @@ from runtimed.kernels.outcomes import Outcomes
 from runtimed.kernels.pool import KernelPool
 from runtimed.kernels.process import KernelRecord
 from runtimed.kernels.variants import Variant, Variants
-from runtimed.protocol.messages import KernelPoolStatus
+from runtimed.protocol.messages import KernelPoolStatus, PackageOptions
 
 __all__ = ["PackageSet", "PoolSet"]
 
@@ -37,11 +38,12 @@ class PackageSet:
     backend: str
     packages: tuple[str, ...]
     channels: tuple[str, ...] = ()
+    options: PackageOptions = field(factory=PackageOptions)
 
     @property
     def key(self) -> str:
         """The same key the daemon's warm sets use: one name per set."""
-        return extras_key(self.backend, self.packages, self.channels)
+        return extras_key(self.backend, self.packages, self.channels, attrs.asdict(self.options))
 
 
 @define

@@ -45,7 +45,7 @@ from runtimed.envscripts.kernel_launcher import DIRECT_ENV, parse_connection, sp
 from runtimed.kernels.notebook import notebook_packages
 from runtimed.kernels.process import kill_group
 from runtimed.kernels.specs import LAUNCHER_MODULE
-from runtimed.protocol.messages import LaunchedKernel, TakeKernel
+from runtimed.protocol.messages import LaunchedKernel, PackageOptions, TakeKernel
 from runtimed.util.liveness import is_alive
 
 __all__ = ["RuntimedProvisioner", "kernel_arguments"]
@@ -138,6 +138,7 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             argv=extra,
             packages=wants.packages if wants else [],
             channels=wants.channels if wants else [],
+            options=wants.options if wants else PackageOptions(),
             notice=wants.notice if wants else "",
             owner_pid=os.getpid(),
             connection=_jsonable(self.connection_info) if restart else None,

@@ -38,7 +38,7 @@ from runtimed.kernels.process import (
     remove_kernel_dir,
     write_record,
 )
-from runtimed.protocol.messages import LaunchedKernel, PooledEnv, TakeKernel
+from runtimed.protocol.messages import LaunchedKernel, PackageOptions, PooledEnv, TakeKernel
 from runtimed.util.files import new_env_id
 from runtimed.util.liveness import create_time_of, is_alive
 
@@ -49,7 +49,9 @@ log = logging.getLogger("runtimed.kernels")
 EXIT_CODES_KEPT = 256  # exit statuses of forgotten kernels, for launchers asking late
 
 
-async def _no_extras(backend: str, packages: list[str], channels: list[str]) -> PooledEnv | str:
+async def _no_extras(
+    backend: str, packages: list[str], channels: list[str], options: PackageOptions
+) -> PooledEnv | str:
     return f"the {backend} envs of this daemon cannot have extra packages"
 
 
@@ -61,9 +63,11 @@ class EnvAccess:
     lease: Callable[[Path, int], None]  # the env now belongs to this (kernel) pid
     discard: Callable[[Path], None]  # delete it (its kernel is gone)
     activation: Callable[[PooledEnv], Mapping[str, str]]  # variables that activate it
-    # An env with extra packages (backend, packages, channels), leased to the daemon;
-    # or why there is none (an unknown package, no index...).
-    take_with: Callable[[str, list[str], list[str]], Awaitable[PooledEnv | str]] = field(default=_no_extras)
+    # An env with extra packages (backend, packages, channels, options), leased to the
+    # daemon; or why there is none (an unknown package, no index...).
+    take_with: Callable[[str, list[str], list[str], PackageOptions], Awaitable[PooledEnv | str]] = field(
+        default=_no_extras
+    )
 
 
 class KernelTable:

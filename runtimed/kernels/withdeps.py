@@ -27,7 +27,7 @@ async def launch_with_packages(
     """The kernel, or ``request`` turned into one for a base kernel whose notice says
     why the packages are missing."""
     backend, packages = request.env_type, ", ".join(request.packages)
-    env = await envs.take_with(backend, list(request.packages), list(request.channels))
+    env = await envs.take_with(backend, list(request.packages), list(request.channels), request.options)
     if isinstance(env, str):
         log.warning("the notebook's packages (%s) could not be installed: %s; a base kernel serves it", packages, env)
         notice = not_installed_notice(request.packages, env)

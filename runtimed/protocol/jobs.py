@@ -22,6 +22,7 @@ from runtimed.core.convert import describe_error, make_converter
 from runtimed.core.failure import Failure
 from runtimed.core.phases import BuildPhase
 from runtimed.core.records import Manifest
+from runtimed.protocol.records import PackageOptions
 
 __all__ = [
     "JOB_TYPES",
@@ -132,6 +133,7 @@ class InstallExtras(Operation[ExtrasInstalled]):
     key: str
     packages: list[str] = field(factory=list)
     channels: list[str] = field(factory=list)
+    options: PackageOptions = field(factory=PackageOptions)
 
 
 OPERATIONS: dict[str, type[Operation[Any]]] = {

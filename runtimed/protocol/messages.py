@@ -34,6 +34,7 @@ from runtimed.protocol.records import (
     GcItem,
     KernelPoolStatus,
     LaunchedKernel,
+    PackageOptions,
     PooledEnv,
     PoolError,
     PoolStatus,
@@ -67,6 +68,7 @@ __all__ = [
     "KernelReply",
     "LaunchedKernel",
     "LineDecoder",
+    "PackageOptions",
     "Ping",
     "Pong",
     "PoolError",
@@ -208,6 +210,7 @@ class Take(Request[EnvReply | Empty]):
     keep: bool = False
     packages: list[str] = field(factory=list)
     channels: list[str] = field(factory=list)
+    options: PackageOptions = field(factory=PackageOptions)
 
 
 @define(frozen=True)
@@ -275,6 +278,7 @@ class TakeKernel(Request[KernelReply | Empty]):
     # and what the kernel tells the user on the first failing import when they were not.
     packages: list[str] = field(factory=list)
     channels: list[str] = field(factory=list)
+    options: PackageOptions = field(factory=PackageOptions)
     notice: str = ""
     owner_grace_s: float | None = None  # None: the daemon's kernel_owner_grace_s
 

@@ -19,6 +19,7 @@ __all__ = [
     "GcItem",
     "KernelPoolStatus",
     "LaunchedKernel",
+    "PackageOptions",
     "PoolError",
     "PoolStatus",
     "PooledEnv",
@@ -107,6 +108,19 @@ class KernelPoolStatus:
     refused: dict[str, int] = field(factory=dict)
     recent: list[str] = field(factory=list)
     package_sets: int = 0  # pre-started kernels ready in envs of recently used package sets
+
+
+@define(frozen=True)
+class PackageOptions:
+    """How extra packages are installed, beyond their list (a notebook's PEP 723 block).
+
+    ``requires_python``: the env's python must satisfy it, else the install fails
+    with an error naming it. ``exclude_newer``: only versions uploaded before this
+    RFC 3339 time (uv's ``--exclude-newer``; ``juv stamp`` writes it).
+    """
+
+    requires_python: str | None = None
+    exclude_newer: str | None = None
 
 
 @define(frozen=True)

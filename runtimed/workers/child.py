@@ -149,6 +149,8 @@ class WorkerLoop:
             cache_dir=self.cache_dir,
             channels=tuple(operation.channels),
             progress=lambda message: self.send(Progress(id=job.id, message=message)),
+            requires_python=operation.options.requires_python,
+            exclude_newer=operation.options.exclude_newer,
         )
         log.info("install_extras job: %s into %s", " ".join(operation.packages), operation.path)
         store = store_for_backend_cache(self.cache_dir)

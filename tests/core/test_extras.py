@@ -21,6 +21,13 @@ def test_the_same_packages_spelt_otherwise_are_one_set() -> None:
     assert normalise_requirements(["Foo.Bar[Baz]>=1"]) == ["foo-bar[baz]>=1"]
 
 
+def test_options_are_part_of_the_set_and_no_options_keep_the_old_key() -> None:
+    key = extras_key("uv", ["six"], [])
+    assert extras_key("uv", ["six"], [], {"requires_python": None, "exclude_newer": None}) == key
+    stamped = extras_key("uv", ["six"], [], {"exclude_newer": "2025-01-02T00:00:00Z"})
+    assert stamped != key and stamped != extras_key("uv", ["six"], [], {"exclude_newer": "2025-01-03T00:00:00Z"})
+
+
 def test_a_conda_spec_is_kept_as_written_and_an_empty_one_refused() -> None:
     assert normalise_requirements(["numpy=1.26", " numpy=1.26 ", "rt-hello  1.0.*"]) == ["numpy=1.26", "rt-hello 1.0.*"]
     with pytest.raises(ValueError, match="empty"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runtimed.client import DaemonError
-from runtimed.protocol.messages import PooledEnv, WarmSetStatus
+from runtimed.protocol.messages import PackageOptions, PooledEnv, WarmSetStatus
 from tests.support.daemon import DaemonProcess, wait_for
 
 pytestmark = pytest.mark.slow
@@ -165,3 +165,17 @@ def test_flush_and_a_changed_base_drop_the_warm_sets(daemon_factory: type[Daemon
     daemon.write_config(CONFIG + 'packages = ["idna"]\n')  # a new base: envs with six on the old one go
     wait_for(lambda: not Path(second).exists(), timeout=60, what="the warm env of the old base to be deleted")
     assert _warm_sets(daemon) == []
+
+
+def test_requires_python_and_exclude_newer_are_applied(daemon_factory: type[DaemonProcess]) -> None:
+    daemon = daemon_factory(config=CONFIG).start()
+    daemon.wait_pool("uv", 1)
+    with daemon.client() as client:
+        old = PackageOptions(requires_python=">=3.8", exclude_newer="2014-12-01T00:00:00Z")
+        env = client.take("uv", packages=["six"], options=old)
+        assert env is not None
+        assert "six==1.8.0" in [p.lower() for p in env.packages]  # the newest six before December 2014
+        with pytest.raises(DaemonError) as refused:
+            client.take("uv", packages=["six"], options=PackageOptions(requires_python="<3"))
+    assert refused.value.code == "unsupported"
+    assert "requires-python <3 is not met by the envs' python 3." in str(refused.value)

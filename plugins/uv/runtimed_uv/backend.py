@@ -107,6 +107,8 @@ class UvBackend(Backend):
             raise BackendError(ErrorKind.INVALID_PACKAGE, "uv envs take no conda channels")
         target = str(self.python_path(request.path))
         install = ["pip", "install", "--quiet", "--python", target, *request.packages]
+        if request.exclude_newer:
+            install += ["--exclude-newer", request.exclude_newer]
         request.progress("uv pip install --offline (extras)")
         if self._uv_run([*install, "--offline"]).returncode == 0:
             return
