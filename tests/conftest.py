@@ -107,3 +107,27 @@ def daemon_factory(tmp_path: Path, uv_cache: Path) -> Iterator[type[DaemonProces
     for proc in leftovers:
         proc.kill()
     assert not leftovers, f"processes left behind: {leftovers}"
+
+
+JUV = "juv==0.5.0"
+
+
+@pytest.fixture
+def juv(uv_cache: Path, tmp_path: Path) -> object:
+    """Run juv (from PyPI, through uv) in ``tmp_path``: ``juv("add", nb, "six")``."""
+    from runtimed_uv.backend import find_uv
+
+    uv = find_uv()
+    env = {**os.environ, "UV_CACHE_DIR": str(uv_cache), "UV_TOOL_DIR": str(tmp_path / "tools")}
+
+    def run(*args: str) -> None:
+        subprocess.run(
+            [str(uv), "tool", "run", "--from", JUV, "juv", *args],
+            env=env,
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+
+    return run

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,28 +12,6 @@ from runtimed.deps import Backend, Source, TrustStore, read_notebook_deps
 from runtimed.deps.spec import DependencySpec
 
 pytestmark = pytest.mark.slow
-
-JUV = "juv==0.5.0"
-
-
-@pytest.fixture
-def juv(uv_cache: Path, tmp_path: Path) -> object:
-    from runtimed_uv.backend import find_uv
-
-    uv = find_uv()
-    env = {**os.environ, "UV_CACHE_DIR": str(uv_cache), "UV_TOOL_DIR": str(tmp_path / "tools")}
-
-    def run(*args: str) -> None:
-        subprocess.run(
-            [str(uv), "tool", "run", "--from", JUV, "juv", *args],
-            env=env,
-            cwd=tmp_path,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-
-    return run
 
 
 def _read(path: Path) -> DependencySpec:

@@ -159,3 +159,21 @@ def test_a_conda_notebook_gets_its_package_from_a_channel_over_http(
         path = notebook(tmp_path / "hello.ipynb", [cell], {"runt": {"conda": conda}})
         trust(str(path))
         assert text(run(path, monkeypatch)).strip() == "hello from rt-hello"
+
+
+def test_notebooks_written_by_juv_get_their_locked_or_stamped_versions(
+    daemon: DaemonProcess, juv: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert callable(juv)
+    locked, stamped = tmp_path / "locked.ipynb", tmp_path / "stamped.ipynb"
+    for path, package in ((locked, "six<1.17"), (stamped, "six>=1.5")):
+        juv("init", str(path))
+        juv("add", str(path), package)
+        nb = nbformat.read(path, as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell("import six\nprint(six.__version__)"))
+        nbformat.write(nb, path)
+    juv("lock", str(locked))  # six==1.16.0, exactly
+    juv("stamp", str(stamped), "--timestamp", "2014-12-01T00:00:00Z")  # exclude-newer: six 1.8.0
+    trust(str(locked), str(stamped))
+    assert text(run(locked, monkeypatch)).strip() == "1.16.0"
+    assert text(run(stamped, monkeypatch)).strip() == "1.8.0"
