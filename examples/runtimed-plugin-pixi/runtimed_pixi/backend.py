@@ -59,7 +59,8 @@ class PixiBackend(Backend):
         return Availability(ok=True, detail=detail)
 
     def packages(self, config: BackendConfig) -> list[str]:
-        """Match specs: the base packages, then ``python <python>`` and ``packages`` (which replace a base one they name)."""
+        """Match specs: the base packages, then ``python <python>`` and ``packages``
+        (a configured spec naming a base package replaces it)."""
         configured = [f"python {config.python}"] if config.python else []
         return merge_specs(self.base_packages, [*configured, *config.packages])
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define
 
@@ -211,7 +211,7 @@ def activation(path: Path) -> dict[str, str]:
 
     marker = "/runtimed-base-path"  # stands for the kernel's own PATH, unknown here
     result = activate(path, ActivationVariables(None, [marker]), Shell.bash)
-    entries = [str(p) for p in result.path]
+    entries = [str(p) for p in cast("list[Path]", result.path)]
     variables = {"PATH": os.pathsep.join(entries[: entries.index(marker)] if marker in entries else entries)}
     for line in result.script.splitlines():
         name, sep, value = line.removeprefix("export ").partition("=")

@@ -32,7 +32,7 @@ from runtimed_pixi.conda import current_platform, locked_environment, record_spe
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["LOCK_FILE", "read_workspace"]
 
@@ -80,7 +80,8 @@ def _version_of(spec: str | None) -> str | None:
 def _load(file: Path) -> dict[str, Any]:
     try:
         with file.open("rb") as f:
-            return tomllib.load(f)
+            data: dict[str, Any] = tomllib.load(f)
+            return data
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{file}: not valid TOML: {exc}") from exc
     except OSError as exc:
