@@ -39,8 +39,10 @@ def write_manifest(root: Path, text: str, name: str = "pixi.toml") -> Path:
 
 
 def conda_entry(record: Any) -> dict[str, Any]:
-    """A rattler ``RepoDataRecord`` as a v6 ``packages:`` entry (name, version, build from the file name)."""
-    entry: dict[str, Any] = {"conda": record.url, "sha256": record.sha256.hex(), "md5": record.md5.hex()}
+    """A rattler ``RepoDataRecord`` as a v6 ``packages:`` entry (name, version, build from the file name;
+    pixi writes ``subdir`` where the URL does not say it, as for a ``file://`` channel)."""
+    entry: dict[str, Any] = {"conda": record.url, "subdir": record.subdir}
+    entry.update(sha256=record.sha256.hex(), md5=record.md5.hex())
     if record.depends:
         entry["depends"] = list(record.depends)
     if record.noarch.python:
