@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from runtimed_pixi import PixiBackend
 from runtimed_pixi.conda import current_platform
-
 from tests.examples.pixi_lock import SIX_1_16, write_lock, write_manifest
 
 pytestmark = pytest.mark.skipif(current_platform() != "linux-64", reason="the manifests here expect linux-64")
