@@ -73,9 +73,10 @@ class Env:
         return add_extras(PixiBackend(), request, key="project")
 
 
-def pool_env(tmp_path: Path, channels: Channels) -> Env:
-    """A base env of a pixi pool (python, ipykernel, ipywidgets), from the main channel."""
-    config = BackendConfig(channels=[channels.main])
+def pool_env(tmp_path: Path, channels: Channels, packages: Sequence[str] = ()) -> Env:
+    """A base env of a pixi pool (python, ipykernel, ipywidgets, ``packages``), from the main
+    channel (and the tiny one when ``packages`` are asked for)."""
+    config = BackendConfig(channels=[channels.main, *([channels.tiny] if packages else [])], packages=list(packages))
     cache, path = tmp_path / "cache", tmp_path / "env"
     request = BuildRequest(env_id="env", path=path, config=config, cache_dir=cache)
     return Env(path, config, cache, build_env(PixiBackend(), request))
@@ -128,13 +129,20 @@ def test_a_pool_env_is_built_with_rattler(tmp_path: Path, on_disk: Channels) -> 
 
 def test_a_workspace_without_a_lock_is_solved(tmp_path: Path, on_disk: Channels) -> None:
     env = pool_env(tmp_path, on_disk)
-    python = inode(env.path / "bin" / "python")
     spec = workspace(tmp_path / "ws", on_disk, 'rt-pinned = "*"', 'six = "*"')
     manifest = env.install(spec)
     assert installed_version(env.path, "rt-pinned") == "2.0.0"  # the newest: solved
     assert env.run("import six, ipykernel; print(six.__file__)").startswith(str(env.path))
-    assert inode(env.path / "bin" / "python") == python  # the installed records were kept
     assert "rt-pinned==2.0.0" in manifest.packages and any(p.startswith("six==") for p in manifest.packages)
+
+
+def test_a_workspace_keeps_what_the_pool_env_has_where_it_can(tmp_path: Path, on_disk: Channels) -> None:
+    env = pool_env(tmp_path, on_disk, ["rt-pinned ==1.0.0"])
+    python = inode(env.path / "bin" / "python")
+    env.install(workspace(tmp_path / "ws", on_disk, 'rt-pinned = "*"\nrt-hello = "*"'))
+    assert installed_version(env.path, "rt-pinned") == "1.0.0"  # installed, and allowed: kept
+    assert (env.path / "share" / "rt-hello" / "hello.txt").is_file()
+    assert inode(env.path / "bin" / "python") == python  # not relinked
 
 
 def test_a_workspace_with_a_lock_installs_exactly_the_locked_packages(tmp_path: Path, over_http: Channels) -> None:
