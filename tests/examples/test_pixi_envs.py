@@ -10,7 +10,9 @@ disk and over HTTP, with [pypi-dependencies] from PyPI through uv.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -122,6 +124,23 @@ def test_a_pool_env_is_built_with_rattler(tmp_path: Path, on_disk: Channels) -> 
     assert {r["name"] for r in env.manifest.details["records"]} >= {"python", "ipykernel"}  # type: ignore[union-attr]
     assert PixiBackend().activation(env.path)["CONDA_PREFIX"] == str(env.path)
     assert env.run("import ipykernel, sys; print(sys.prefix)") == str(env.path)
+
+
+def test_stale_repodata_is_fetched_again_and_used_when_the_channel_is_gone(tmp_path: Path) -> None:
+    """Over HTTP, with repodata that was just modified (so rattler's HTTP cache holds it
+    fresh for a moment only): a later solve revalidates it, and the static server's
+    ``304`` without an ETag, which rattler 0.28 rejects, leads to a fetch without the
+    cache; with the server stopped, the cached repodata still solves."""
+    channel = build_tiny_channel(tmp_path / "channel", {"rt-pinned": ["1.0.0"]})
+    for repodata in channel.glob("*/repodata.json"):
+        os.utime(repodata, (time.time() - 1, time.time() - 1))  # fresh for ~0.1 s
+    cache = tmp_path / "cache"
+    with ChannelServer(channel) as server:
+        assert [r.name.normalized for r in solve([server.url], ["rt-pinned"], cache)] == ["rt-pinned"]
+        time.sleep(0.5)  # stale now: the next solve asks the server
+        assert len(solve([server.url], ["rt-pinned"], cache)) == 1
+    time.sleep(0.5)
+    assert len(solve([server.url], ["rt-pinned"], cache)) == 1  # nothing answers
 
 
 # ------------------------------------------------------------------ workspaces
