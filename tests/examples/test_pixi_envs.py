@@ -59,12 +59,20 @@ def _uv_cache(uv_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UV_CACHE_DIR", str(uv_cache))
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's package cache and bytecode store: each env after the first links its
+    files and their bytecode instead of compiling (a test of its own uses a cold cache)."""
+    return tmp_path_factory.mktemp("pixi-shared")
+
+
 @define(frozen=True)
 class Env:
     path: Path
     config: BackendConfig
     cache: Path
     manifest: Manifest
+    store: Path
 
     def run(self, code: str) -> str:
         python = PixiBackend().python_path(self.path)
@@ -72,16 +80,17 @@ class Env:
 
     def install(self, project: ProjectSpec | None = None, packages: Sequence[str] = ()) -> Manifest:
         request = ExtrasRequest(self.path, tuple(packages), self.config, self.cache, project=project)
-        return add_extras(PixiBackend(), request, key="project")
+        return add_extras(PixiBackend(), request, key="project", bytecode_store=self.store)
 
 
-def pool_env(tmp_path: Path, channels: Channels, packages: Sequence[str] = ()) -> Env:
+def pool_env(tmp_path: Path, channels: Channels, packages: Sequence[str] = (), shared: Path | None = None) -> Env:
     """A base env of a pixi pool (python, ipykernel, ipywidgets, ``packages``), from the main
     channel (and the tiny one when ``packages`` are asked for)."""
     config = BackendConfig(channels=[channels.main, *([channels.tiny] if packages else [])], packages=list(packages))
-    cache, path = tmp_path / "cache", tmp_path / "env"
-    request = BuildRequest(env_id="env", path=path, config=config, cache_dir=cache)
-    return Env(path, config, cache, build_env(PixiBackend(), request))
+    root = shared or tmp_path
+    cache, store, path = root / "cache", root / "bytecode", tmp_path / "env"
+    request = BuildRequest(env_id="env", path=path, config=config, cache_dir=cache, bytecode_store=store)
+    return Env(path, config, cache, build_env(PixiBackend(), request), store)
 
 
 def workspace(root: Path, channels: Channels, dependencies: str, pypi: str = "") -> ProjectSpec:
@@ -115,8 +124,8 @@ def inode(path: Path) -> int:
 # ------------------------------------------------------------------ pool mode
 
 
-def test_a_pool_env_is_built_with_rattler(tmp_path: Path, on_disk: Channels) -> None:
-    env = pool_env(tmp_path, on_disk)
+def test_a_pool_env_is_built_with_rattler(tmp_path: Path, on_disk: Channels, shared: Path) -> None:
+    env = pool_env(tmp_path, on_disk, shared=shared)
     names = {p.split("==")[0] for p in env.manifest.packages}
     assert {"python", "ipykernel", "ipywidgets", "pyzmq"} <= names
     assert env.manifest.env_type == "pixi"
@@ -146,8 +155,8 @@ def test_stale_repodata_is_fetched_again_and_used_when_the_channel_is_gone(tmp_p
 # ------------------------------------------------------------------ workspaces
 
 
-def test_a_workspace_without_a_lock_is_solved(tmp_path: Path, on_disk: Channels) -> None:
-    env = pool_env(tmp_path, on_disk)
+def test_a_workspace_without_a_lock_is_solved(tmp_path: Path, on_disk: Channels, shared: Path) -> None:
+    env = pool_env(tmp_path, on_disk, shared=shared)
     spec = workspace(tmp_path / "ws", on_disk, 'rt-pinned = "*"', 'six = "*"')
     manifest = env.install(spec)
     assert installed_version(env.path, "rt-pinned") == "2.0.0"  # the newest: solved
@@ -155,8 +164,8 @@ def test_a_workspace_without_a_lock_is_solved(tmp_path: Path, on_disk: Channels)
     assert "rt-pinned==2.0.0" in manifest.packages and any(p.startswith("six==") for p in manifest.packages)
 
 
-def test_a_workspace_keeps_what_the_pool_env_has_where_it_can(tmp_path: Path, on_disk: Channels) -> None:
-    env = pool_env(tmp_path, on_disk, ["rt-pinned ==1.0.0"])
+def test_a_workspace_keeps_what_the_pool_env_has_where_it_can(tmp_path: Path, on_disk: Channels, shared: Path) -> None:
+    env = pool_env(tmp_path, on_disk, ["rt-pinned ==1.0.0"], shared)
     python = inode(env.path / "bin" / "python")
     env.install(workspace(tmp_path / "ws", on_disk, 'rt-pinned = "*"\nrt-hello = "*"'))
     assert installed_version(env.path, "rt-pinned") == "1.0.0"  # installed, and allowed: kept
@@ -179,19 +188,19 @@ def test_a_workspace_with_a_lock_installs_exactly_the_locked_packages(tmp_path: 
     assert "six==1.16.0" in manifest.packages
 
 
-def test_a_lock_without_ipykernel_gets_it_added(tmp_path: Path, on_disk: Channels) -> None:
+def test_a_lock_without_ipykernel_gets_it_added(tmp_path: Path, on_disk: Channels, shared: Path) -> None:
     root = tmp_path / "ws"
     root.mkdir()
     lock(root, on_disk, ["python", "rt-pinned ==1.0.0"])
     spec = workspace(root, on_disk, 'rt-pinned = "*"')
     assert spec.locked and not any(p.startswith("ipykernel") for p in spec.packages)
-    env = pool_env(tmp_path, on_disk)
+    env = pool_env(tmp_path, on_disk, shared=shared)
     env.install(spec)  # add_extras imports ipykernel and ipywidgets afterwards
     assert installed_version(env.path, "rt-pinned") == "1.0.0"
     assert env.run("import ipykernel, ipywidgets; print('ok')") == "ok"
 
 
-def test_a_pyproject_workspace(tmp_path: Path, on_disk: Channels) -> None:
+def test_a_pyproject_workspace(tmp_path: Path, on_disk: Channels, shared: Path) -> None:
     text = f"""
 [project]
 name = "demo"
@@ -207,7 +216,7 @@ rt-pinned = "==1.0.0"
 """
     spec = PixiBackend().read_project(write_manifest(tmp_path / "ws", text, "pyproject.toml"))
     assert spec is not None and spec.python == ">=3.10"
-    env = pool_env(tmp_path, on_disk)
+    env = pool_env(tmp_path, on_disk, shared=shared)
     env.install(spec)
     assert installed_version(env.path, "rt-pinned") == "1.0.0"
     assert env.run("import six; print('ok')") == "ok"
@@ -216,8 +225,8 @@ rt-pinned = "==1.0.0"
 # ------------------------------------------------------------------ extras, failures
 
 
-def test_extra_packages_without_a_project(tmp_path: Path, on_disk: Channels) -> None:
-    env = pool_env(tmp_path, on_disk)
+def test_extra_packages_without_a_project(tmp_path: Path, on_disk: Channels, shared: Path) -> None:
+    env = pool_env(tmp_path, on_disk, shared=shared)
     manifest = env.install(packages=["rt-hello"])
     assert (env.path / "share" / "rt-hello" / "hello.txt").is_file() and "rt-hello==1.0.0" in manifest.packages
 
