@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rattler import BuildString, MatchSpec, PackageRecord
 
+from runtimed.backend import BackendConfig
 from runtimed_pixi import PixiBackend
 from runtimed_pixi.conda import current_platform
 from tests.examples.pixi_lock import SIX_1_16, write_lock, write_manifest
@@ -157,3 +159,14 @@ def test_a_broken_lock(tmp_path: Path) -> None:
     (tmp_path / "pixi.lock").write_text("version: 6\nenvironments: [\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not a readable lock file"):
         PixiBackend().read_project(manifest)
+
+
+@pytest.mark.parametrize(
+    ("python", "spec"),
+    [("3.11", "python=3.11"), (">=3.10", "python>=3.10"), ("python 3.11.*", "python 3.11.*")],
+)
+def test_the_pool_python_is_a_version_prefix(python: str, spec: str) -> None:
+    """``python = "3.11"`` in [backends.pixi] means any 3.11.x, as for the conda backend."""
+    packages = PixiBackend().packages(BackendConfig(python=python, packages=["ipykernel>=6"]))
+    assert packages == ["ipywidgets", spec, "ipykernel>=6"]
+    assert MatchSpec(spec).matches(PackageRecord("python", "3.11.7", BuildString("0"), 0, "linux-64"))

@@ -32,7 +32,7 @@ from runtimed_pixi import conda
 from runtimed_pixi.manifest import LOCK_FILE, read_workspace
 from runtimed_pixi.pypi import install_pypi
 
-__all__ = ["KERNEL_PACKAGES", "PixiBackend"]
+__all__ = ["KERNEL_PACKAGES", "PixiBackend", "merge_specs", "python_spec", "spec_name"]
 
 #: What a kernel needs besides python: added to a ``pixi.lock`` that lacks them.
 KERNEL_PACKAGES: tuple[str, ...] = ("ipykernel", "ipywidgets")
@@ -61,7 +61,7 @@ class PixiBackend(Backend):
     def packages(self, config: BackendConfig) -> list[str]:
         """Match specs: the base packages, then ``python <python>`` and ``packages``
         (a configured spec naming a base package replaces it)."""
-        configured = [f"python {config.python}"] if config.python else []
+        configured = [python_spec(config.python)] if config.python else []
         return merge_specs(self.base_packages, [*configured, *config.packages])
 
     def create(self, request: BuildRequest) -> None:
@@ -137,6 +137,15 @@ class PixiBackend(Backend):
 
     def manifest_details(self, request: BuildRequest) -> dict[str, object]:
         return {"channels": list(request.config.channels), "records": conda.installed_records(request.path)}
+
+
+def python_spec(python: str) -> str:
+    """A configured python version as a match spec: ``3.12`` -> ``python=3.12`` (any 3.12.x),
+    ``>=3.10`` -> ``python>=3.10``; a spec naming python is kept."""
+    python = python.strip()
+    if spec_name(python) == "python":
+        return python
+    return f"python={python}" if python[:1].isdigit() else f"python{python}"
 
 
 def spec_name(spec: str) -> str:
