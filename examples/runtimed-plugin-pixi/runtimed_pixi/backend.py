@@ -81,25 +81,27 @@ class PixiBackend(Backend):
 
     def install_extras(self, request: ExtrasRequest) -> None:
         """A workspace (``request.project``) or extra packages into the env at ``request.path``."""
-        project = request.project
-        if project is not None and project.locked:
-            self._install_locked(request, project)
+        if request.project is not None and request.project.locked:
+            self._install_locked(request, request.project)
             return
-        if project is not None:
-            channels = _require_channels(project.channels or request.config.channels)
-            specs = merge_specs(self.base_packages, [*project.packages, *request.packages])
-            pypi = [*project.pypi_packages, *request.pypi_packages]
-        else:
-            channels = _require_channels(_union(request.config.channels, request.channels))
-            specs = merge_specs(self.packages(request.config), request.packages)
-            pypi = list(request.pypi_packages)
+        channels, specs, pypi = self._wanted(request)
         _check_specs(specs)
         request.progress(f"solving {len(specs)} specs")
         installed = conda.prefix_records(request.path)
-        conda.install(
-            conda.solve(channels, specs, request.cache_dir, locked=installed), request.path, request.cache_dir
-        )
-        install_pypi(self.python_path(request.path), list(dict.fromkeys(pypi)), progress=request.progress)
+        records = conda.solve(channels, specs, request.cache_dir, locked=installed)
+        conda.install(records, request.path, request.cache_dir)
+        install_pypi(self.python_path(request.path), pypi, progress=request.progress)
+
+    def _wanted(self, request: ExtrasRequest) -> tuple[list[str], list[str], list[str]]:
+        """The channels, conda specs and PyPI requirements of an unlocked install: the
+        workspace's (with the kernel's packages), or the pool's plus the request's."""
+        project = request.project
+        if project is not None:
+            channels = _require_channels(project.channels or request.config.channels)
+            specs = merge_specs(self.base_packages, [*project.packages, *request.packages])
+            return channels, specs, _union(project.pypi_packages, request.pypi_packages)
+        channels = _require_channels(_union(request.config.channels, request.channels))
+        return channels, merge_specs(self.packages(request.config), request.packages), list(request.pypi_packages)
 
     def _install_locked(self, request: ExtrasRequest, project: ProjectSpec) -> None:
         """Exactly the locked packages; the kernel's packages and the request's extras

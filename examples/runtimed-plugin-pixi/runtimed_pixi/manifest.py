@@ -37,39 +37,44 @@ else:  # pragma: no cover
 __all__ = ["LOCK_FILE", "read_workspace"]
 
 LOCK_FILE = "pixi.lock"
-_TARGET_FAMILIES = {"linux": "linux", "osx": "osx", "win": "win"}
 
 
 def read_workspace(file: Path) -> ProjectSpec | None:
     """The workspace ``file`` declares; None for a ``pyproject.toml`` without ``[tool.pixi]``."""
-    data = _load(file)
-    if file.name == "pyproject.toml":
-        tool = data.get("tool", {})
-        if not isinstance(tool, dict) or "pixi" not in tool:
-            return None
-        table, project = _table(tool, "pixi", file, "tool.pixi"), _table(data, "project", file, "project")
-    else:
-        table, project = data, {}
+    tables = _pixi_tables(file, _load(file))
+    if tables is None:
+        return None
+    table, project = tables
     workspace = table.get("workspace", table.get("project"))
     if not isinstance(workspace, dict):
-        where = "[tool.pixi.workspace]" if project or file.name == "pyproject.toml" else "[workspace]"
-        raise ValueError(f"{file}: no {where} table")
+        raise ValueError(f"{file}: no {'[tool.pixi.workspace]' if project is not None else '[workspace]'} table")
     _check_platforms(workspace, file)
+    project = project or {}
     conda = {n: _conda_spec(n, v, file) for n, v in _merged(table, "dependencies", file).items()}
     pypi = [_pep508(n, v, file) for n, v in _merged(table, "pypi-dependencies", file).items()]
-    pypi = [*_project_dependencies(project, file), *pypi]
+    pypi = list(dict.fromkeys([*_project_dependencies(project, file), *pypi]))
     if "python" not in conda and isinstance(project.get("requires-python"), str):
         conda["python"] = f"python {project['requires-python']}"
     spec = ProjectSpec(
         file=file,
         packages=tuple(conda.values()),
         channels=_channels(workspace, file),
-        pypi_packages=tuple(dict.fromkeys(pypi)),
+        pypi_packages=tuple(pypi),
         python=_version_of(conda.get("python")),
         inputs=(file,),
     )
     lock = file.parent / LOCK_FILE
     return _with_lock(spec, lock, conda, pypi) if lock.is_file() else spec
+
+
+def _pixi_tables(file: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """The pixi tables and, for a pyproject, its ``[project]`` table; None: not a pixi workspace."""
+    if file.name != "pyproject.toml":
+        return data, None
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict) or "pixi" not in tool:
+        return None
+    return _table(tool, "pixi", file, "tool.pixi"), _table(data, "project", file, "project")
 
 
 def _version_of(spec: str | None) -> str | None:
@@ -122,7 +127,7 @@ def _channels(workspace: Mapping[str, Any], file: Path) -> tuple[str, ...]:
 def _selectors() -> list[str]:
     """The ``[target.X]`` tables that apply here, least specific first."""
     here = current_platform()
-    family = _TARGET_FAMILIES.get(here.split("-")[0], here.split("-")[0])
+    family = here.split("-")[0]  # linux, osx, win
     return [*(["unix"] if family != "win" else []), family, here]
 
 
