@@ -28,6 +28,7 @@ from runtimed_pixi import PixiBackend
 from runtimed_pixi.conda import current_platform, solve
 from tests.examples.pixi_lock import SIX_1_16, LockedWheel, conda_entry, write_lock, write_manifest
 from tests.support.conda_channel import ChannelServer, build_channel
+from tests.support.kernel import execute_in_kernel
 from tests.support.tiny_channel import build_tiny_channel, installed_version
 
 pytestmark = [
@@ -186,6 +187,11 @@ def test_a_workspace_with_a_lock_installs_exactly_the_locked_packages(tmp_path: 
     assert installed_version(env.path, "rt-pinned") == "1.0.0"  # the locked one, not the newest
     assert env.run("import six, ipykernel; print(six.__version__)") == "1.16.0"
     assert "six==1.16.0" in manifest.packages
+    code = (
+        "import six, sys, pathlib; six.__version__, pathlib.Path(sys.prefix, 'share/rt-pinned/version.txt').read_text()"
+    )
+    result = execute_in_kernel(str(PixiBackend().python_path(env.path)), code)["result"]
+    assert result == "('1.16.0', '1.0.0\\n')"  # a kernel runs on the locked packages
 
 
 def test_a_lock_without_ipykernel_gets_it_added(tmp_path: Path, on_disk: Channels, shared: Path) -> None:
