@@ -243,3 +243,11 @@ def test_an_unsolvable_workspace_names_the_package(tmp_path: Path, on_disk: Chan
     with pytest.raises(BackendError) as caught:
         PixiBackend().install_extras(request)
     assert caught.value.kind == ErrorKind.INVALID_PACKAGE and caught.value.package == "rt-does-not-exist"
+
+
+def test_an_unknown_pypi_dependency_is_an_invalid_package(tmp_path: Path, on_disk: Channels, shared: Path) -> None:
+    env = pool_env(tmp_path, on_disk, shared=shared)
+    spec = workspace(tmp_path / "ws", on_disk, 'rt-hello = "*"', 'rt-no-such-package-on-pypi-4c1f = "*"')
+    with pytest.raises(BackendError) as caught:
+        env.install(spec)
+    assert caught.value.kind == ErrorKind.INVALID_PACKAGE and "rt-no-such-package-on-pypi-4c1f" in str(caught.value)
