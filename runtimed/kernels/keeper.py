@@ -230,7 +230,8 @@ class KernelKeeper:
         """A pre-started kernel of the request's package set if one is ready and can
         serve, else one launched in an env of the set (see :mod:`.withdeps`)."""
         packages = PackageSet(request.env_type, tuple(request.packages), tuple(request.channels), request.options)
-        pool, stop = self.pools.package_pool(packages, self.package_sets(request.env_type))
+        keep = self.package_sets(request.env_type)
+        pool, stop = self.pools.package_pool(packages, keep, create=False)  # made once a kernel of it started
         self._stop_idle(stop, "its package set is no longer among the most recent")
         if pool is not None and self._variant_refusal(request, wanted) is None:
             claim = functools.partial(self._claim, request=request)
@@ -241,9 +242,12 @@ class KernelKeeper:
                     self._fill_set_later(pool)
                     return self.table.hand_out(kernel, owner, prestarted=True, reason="")
         served = await launch_with_packages(self.table, self.envs, self.base_env, request, owner)
-        if pool is not None and isinstance(served, LaunchedKernel):
-            pool.refill_at = time.monotonic() + REFILL_DELAY_S  # the cores are the new kernel's first
-            self._fill_set_later(pool)
+        if isinstance(served, LaunchedKernel):
+            pool, stop = self.pools.package_pool(packages, keep)
+            self._stop_idle(stop, "its package set is no longer among the most recent")
+            if pool is not None:
+                pool.refill_at = time.monotonic() + REFILL_DELAY_S  # the cores are the new kernel's first
+                self._fill_set_later(pool)
         return served
 
     def _fill_set_later(self, pool: KernelPool) -> None:

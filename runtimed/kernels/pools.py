@@ -66,12 +66,15 @@ class PoolSet:
     def all(self) -> list[KernelPool]:
         return [*self.prestarted.values(), *self.preimported.values(), *self.sets.values()]
 
-    def package_pool(self, wanted: PackageSet, keep: int) -> tuple[KernelPool | None, list[str]]:
+    def package_pool(
+        self, wanted: PackageSet, keep: int, *, create: bool = True
+    ) -> tuple[KernelPool | None, list[str]]:
         """The kernel pool of ``wanted``, now its backend's most recently used set
-        (None when ``keep`` is 0), and the idle kernels of the sets beyond ``keep`` (to stop)."""
+        (None when ``keep`` is 0, or it has none and not ``create``), and the idle
+        kernels of the sets beyond ``keep`` (to stop)."""
         slot = (wanted.backend, wanted.key)
         pool = self.sets.get(slot)
-        if pool is None and keep > 0:
+        if pool is None and keep > 0 and create:
             pool = self.sets[slot] = KernelPool(target=len(self.variants.recent))
             self.set_of[id(pool)] = wanted
             self.per_variant[id(pool)] = 1
@@ -81,7 +84,7 @@ class PoolSet:
         stop: list[str] = []
         for old in same_backend[: max(0, len(same_backend) - keep)]:
             stop += self._drop_set(old)
-        return (pool if keep > 0 else None), stop
+        return (pool if keep > 0 and slot in self.sets else None), stop
 
     def package_set(self, pool: KernelPool) -> PackageSet | None:
         """The set whose kernels ``pool`` keeps; None for a base pool or a dropped set."""

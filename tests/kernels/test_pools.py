@@ -63,3 +63,12 @@ def test_no_set_keeps_a_kernel_when_disabled() -> None:
     ready_kernel(pools, SIX, "k1")
     pool, stop = pools.package_pool(IDNA, keep=0)
     assert pool is None and stop == ["k1"] and not pools.sets
+
+
+def test_a_set_gets_a_pool_only_when_asked_to_create_one() -> None:
+    pools = new_pools()
+    pool, stop = pools.package_pool(SIX, keep=2, create=False)
+    assert pool is None and stop == [] and not pools.sets
+    ready_kernel(pools, SIX, "k1")
+    pool, _ = pools.package_pool(SIX, keep=2, create=False)
+    assert pool is not None and list(pool.idle) == ["k1"]
