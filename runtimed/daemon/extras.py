@@ -21,8 +21,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from runtimed.core.extras import WarmSet, choose_evictions, extras_key, normalise_requirements
+from runtimed.core.extras import WarmSet, choose_evictions, extras_key, normalise_requirements, superseded
 from runtimed.core.failure import BackendError, ErrorKind, Failure
+from runtimed.core.project import ProjectSpec
 from runtimed.core.records import Lease, ReadyEnv
 from runtimed.daemon.leasetable import LeaseTable
 from runtimed.daemon.runtime import BackendRuntime
@@ -62,14 +63,17 @@ class ExtrasTaker:
         self.sets: dict[str, OrderedDict[str, WarmSet]] = {}  # backend -> key -> set, oldest first
         self._installs: dict[tuple[str, str], asyncio.Task[Error | None]] = {}
 
-    async def take(self, runtime: BackendRuntime, request: Take, holder: int | None) -> EnvReply | Error:
-        """An env of ``runtime`` with ``request.packages`` installed, leased to ``holder``."""
+    async def take(
+        self, runtime: BackendRuntime, request: Take, holder: int | None, project: tuple[str, ProjectSpec] | None = None
+    ) -> EnvReply | Error:
+        """An env of ``runtime`` with ``request.packages`` installed, leased to ``holder``;
+        ``project``: (its key, its spec) when they are a project's (runtimed.daemon.projects)."""
         try:
             packages = normalise_requirements(request.packages)
         except ValueError as exc:
             return Error(code=ErrorKind.INVALID_PACKAGE.value, message=str(exc))
-        key = extras_key(runtime.name, packages, request.channels)
-        warm = self._touch(runtime.name, key, packages, request.channels)
+        key = project[0] if project else extras_key(runtime.name, packages, request.channels)
+        warm = self._touch(runtime.name, key, packages, request.channels, project[1] if project else None)
         first = True
         while True:
             if warm.ready:
@@ -96,11 +100,13 @@ class ExtrasTaker:
 
     # ------------------------------------------------------------ sets
 
-    def _touch(self, backend: str, key: str, packages: list[str], channels: list[str]) -> WarmSet:
+    def _touch(
+        self, backend: str, key: str, packages: list[str], channels: list[str], project: ProjectSpec | None
+    ) -> WarmSet:
         sets = self.sets.setdefault(backend, OrderedDict())
         warm = sets.get(key)
         if warm is None:
-            warm = sets[key] = WarmSet(key=key, packages=tuple(packages), channels=tuple(channels))
+            warm = sets[key] = WarmSet(key=key, packages=tuple(packages), channels=tuple(channels), project=project)
         sets.move_to_end(key)
         return warm
 
@@ -108,7 +114,9 @@ class ExtrasTaker:
         """Drop the least recently used sets beyond the backend's bounds, deleting their envs."""
         sets = self.sets.get(runtime.name, OrderedDict())
         config = runtime.config
-        for warm in choose_evictions(list(sets.values()), config.warm_sets, config.warm_sets_mb * 1024 * 1024, keep):
+        old = superseded(list(sets.values()), sets.get(keep or ""))  # the project was edited since
+        old += choose_evictions(list(sets.values()), config.warm_sets, config.warm_sets_mb * 1024 * 1024, keep)
+        for warm in {w.key: w for w in old}.values():
             log.info("evicting the warm set %s (%s)", warm.key, " ".join(warm.packages))
             del sets[warm.key]
             for env in warm.ready:
@@ -199,8 +207,9 @@ class ExtrasTaker:
         started = time.monotonic()
         log.info("installing %s into %s", " ".join(warm.packages), path.name)
         operation = InstallExtras(
-            path=path, config=runtime.config, key=warm.key, packages=list(warm.packages), channels=list(warm.channels)
-        )
+            path=path, config=runtime.config, key=warm.key, packages=list(warm.packages), channels=list(warm.channels),
+            project=warm.project,
+        )  # fmt: skip
         try:
             result = await runtime.worker.submit(operation, timeout=runtime.config.build_timeout)
         except BackendError as exc:

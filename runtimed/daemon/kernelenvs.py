@@ -12,11 +12,14 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import attrs
+
 from runtimed.core.records import Lease
 from runtimed.daemon.leasetable import LeaseTable
 from runtimed.envs.envdir import read_manifest
 from runtimed.envs.leases import make_lease
 from runtimed.kernels.keeper import EnvAccess
+from runtimed.kernels.table import ProjectServed
 from runtimed.protocol.messages import Empty, EnvReply, Error, PooledEnv, Take
 from runtimed.util.paths import ENV_DIR_PREFIX
 
@@ -36,7 +39,9 @@ class KernelEnvs:
         discard: Callable[[Path], None],
         stopping: Callable[[], bool],
         write_lease: Callable[[Path, Lease], None],
+        take_project: Callable[[str], Awaitable[ProjectServed | None]] | None = None,
     ) -> None:
+        self._take_project = take_project
         self._take = take
         self._write_lease = write_lease  # the session's: no fsync (see runtimed.daemon.session)
         self._leases = leases
@@ -44,9 +49,10 @@ class KernelEnvs:
         self._stopping = stopping
 
     def access(self) -> EnvAccess:
-        return EnvAccess(
+        access = EnvAccess(
             take=self.take, lease=self.lease, discard=self.drop, activation=activation, take_with=self.take_with
         )
+        return attrs.evolve(access, take_project=self._take_project) if self._take_project else access
 
     async def take(self, backend: str, wait_s: float) -> PooledEnv | None:
         """An env for a kernel, leased to the daemon until the kernel's pid takes the lease."""

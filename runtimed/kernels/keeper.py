@@ -224,7 +224,7 @@ class KernelKeeper:
             raise KernelRequestError(problem)
         backend, began = request.env_type, time.monotonic()
         owner = request.owner_pid or peer_pid
-        if request.packages:
+        if request.packages or request.project_dir:
             served = await launch_with_packages(self.table, self.envs, self.base_env, request, owner)
             if isinstance(served, LaunchedKernel):
                 return served

@@ -27,7 +27,7 @@ from runtimed.deps import (
 )
 from runtimed.util.paths import Paths
 
-__all__ = ["NotebookPackages", "notebook_packages"]
+__all__ = ["NotebookPackages", "notebook_packages", "project_dir"]
 
 if TYPE_CHECKING:
     Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
@@ -61,6 +61,14 @@ def notebook_packages(env: Mapping[str, str], cwd: str, backend: str, log: Log) 
     packages = list(spec.pins) or list(spec.packages)
     log.info("runtimed: %s needs %s", path, ", ".join(packages))
     return NotebookPackages(spec.backend.value, packages, list(spec.channels))
+
+
+def project_dir(env: Mapping[str, str], cwd: str) -> str:
+    """Where the daemon looks for the notebook's project: the notebook's directory,
+    else the kernel's cwd. Asked only when the notebook declares no packages of its
+    own: a notebook's own dependencies win over its project's."""
+    path = find_notebook(env.get("JPY_SESSION_NAME"), cwd)
+    return str(path.parent) if path is not None else cwd
 
 
 def _trusted(spec: DependencySpec, log: Log) -> bool:

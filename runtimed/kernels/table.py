@@ -42,7 +42,7 @@ from runtimed.protocol.messages import LaunchedKernel, PooledEnv, TakeKernel
 from runtimed.util.files import new_env_id
 from runtimed.util.liveness import create_time_of, is_alive
 
-__all__ = ["EXIT_CODES_KEPT", "EnvAccess", "KernelTable"]
+__all__ = ["EXIT_CODES_KEPT", "EnvAccess", "KernelTable", "ProjectServed"]
 
 log = logging.getLogger("runtimed.kernels")
 
@@ -51,6 +51,21 @@ EXIT_CODES_KEPT = 256  # exit statuses of forgotten kernels, for launchers askin
 
 async def _no_extras(backend: str, packages: list[str], channels: list[str]) -> PooledEnv | str:
     return f"the {backend} envs of this daemon cannot have extra packages"
+
+
+@define(frozen=True)
+class ProjectServed:
+    """The env of the notebook's project (``take_project``), leased to the daemon;
+    or, when ``env`` is None, why a base kernel serves it (``notice``)."""
+
+    file: str
+    backend: str
+    env: PooledEnv | None = None
+    notice: str = ""
+
+
+async def _no_projects(start_dir: str) -> ProjectServed | None:
+    return None
 
 
 @define(frozen=True)
@@ -64,6 +79,8 @@ class EnvAccess:
     # An env with extra packages (backend, packages, channels), leased to the daemon;
     # or why there is none (an unknown package, no index...).
     take_with: Callable[[str, list[str], list[str]], Awaitable[PooledEnv | str]] = field(default=_no_extras)
+    # The env of the closest project above a directory; None when there is no project.
+    take_project: Callable[[str], Awaitable[ProjectServed | None]] = field(default=_no_projects)
 
 
 class KernelTable:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from runtimed.kernels.projects import launch_in_project
 from runtimed.kernels.table import EnvAccess, KernelTable
 from runtimed.protocol.messages import LaunchedKernel, TakeKernel
 
@@ -25,7 +26,10 @@ async def launch_with_packages(
     table: KernelTable, envs: EnvAccess, base_env: Mapping[str, str], request: TakeKernel, owner: int | None
 ) -> LaunchedKernel | TakeKernel:
     """The kernel, or ``request`` turned into one for a base kernel whose notice says
-    why the packages are missing."""
+    why the packages are missing. A request without packages but with a
+    ``project_dir`` gets its project's env (:mod:`runtimed.kernels.projects`)."""
+    if not request.packages and request.project_dir:
+        return await launch_in_project(table, envs, base_env, request, owner)
     backend, packages = request.env_type, ", ".join(request.packages)
     env = await envs.take_with(backend, list(request.packages), list(request.channels))
     if isinstance(env, str):
