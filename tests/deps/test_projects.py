@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from runtimed_conda.project import read_environment
-from runtimed_uv.project import read_pyproject
 
 from runtimed.core.extras import WarmSet, superseded
 from runtimed.core.project import ProjectSpec, project_key
 from runtimed.deps.project import Candidate, find_candidates
+from runtimed_conda.project import read_environment
+from runtimed_uv.project import read_pyproject
 
 CLAIMS = [("uv", "pyproject.toml"), ("conda", "environment.yml"), ("conda", "environment.yaml")]
 
@@ -45,7 +45,8 @@ def test_the_walk_stops_below_the_home_directory(tmp_path: Path) -> None:
     touch(home / "work" / "nb" / "x.txt")
     assert find_candidates(home / "work" / "nb", CLAIMS, home=home) == []
     touch(home / "work" / "pyproject.toml")
-    assert find_candidates(home / "work" / "nb", CLAIMS, home=home) == [Candidate(home / "work" / "pyproject.toml", "uv")]
+    found = find_candidates(home / "work" / "nb", CLAIMS, home=home)
+    assert found == [Candidate(home / "work" / "pyproject.toml", "uv")]
 
 
 LOCK = """
