@@ -12,10 +12,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from jupyter_client.manager import KernelManager
 
 from runtimed_uv.backend import find_uv
+from tests.envscripts.test_kernel_launcher_raw import Launched, free_ports, spec_argv, vscode_flags
 from tests.kernels.test_notebook_deps import notebook, run, text, trust
 from tests.kernels.test_provisioner import install_spec, wait_kernels
 from tests.support.conda_channel import build_channel
@@ -145,3 +147,23 @@ def test_an_environment_yml_with_a_pip_list(
     trust(str(env_file))
     code = "import glob, sys, six\nprint(len(glob.glob(sys.prefix + '/conda-meta/rt-hello-*.json')), six.PY3)"
     assert text(run(notebook(root / "n.ipynb", [code]), monkeypatch)).strip() == "1 True"
+
+
+def test_the_argv_launcher_finds_the_project_from_its_cwd(daemon: DaemonProcess, tmp_path: Path) -> None:
+    """VS Code names no notebook: it runs the kernelspec's argv in the notebook's directory."""
+    file = project(tmp_path / "vsproj", ["six"])
+    trust(str(file))
+    cwd = tmp_path / "vsproj" / "notebooks"
+    cwd.mkdir()
+    info = free_ports()
+    connection_file = tmp_path / "kernel-vs.json"
+    argv = [a.replace("{connection_file}", str(connection_file)) for a in spec_argv(daemon)]
+    argv = [a for a in argv if a not in ("-f", str(connection_file))] + vscode_flags(info, connection_file)
+    launched = Launched(argv, info, cwd, dict(os.environ))
+    try:
+        reply, out = launched.run("import os, six, sys\nprint(six.PY3, sys.prefix, os.getpid())")
+        assert reply["status"] == "ok", reply
+        assert out.split()[0] == "True" and Path(out.split()[1]).parent == daemon.cache_dir / "envs", out
+    finally:
+        launched.close()
+    wait_for(lambda: not psutil.pid_exists(int(out.split()[2])), timeout=60, what="the daemon to reap the kernel")
