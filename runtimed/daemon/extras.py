@@ -267,4 +267,5 @@ def _status(warm: WarmSet, now: float) -> WarmSetStatus:
         installs=warm.installs,
         disk_bytes=warm.disk_bytes,
         error=error,
+        project=str(warm.project.file) if warm.project else None,
     )

@@ -103,7 +103,7 @@ def test_a_uv_project_untrusted_then_trusted_then_locked(
         assert text(run(nb, monkeypatch)).strip() == "1.15.0"  # exactly the locked version
 
         wait_for(lambda: not old_ready.exists(), timeout=60, what="the old set's env to be deleted")
-        assert [s.packages for s in project_sets(daemon)] == [["six==1.15.0"]]
+        assert [(s.packages, s.project) for s in project_sets(daemon)] == [(["six==1.15.0"], str(file))]
         assert Path(first_prefix).exists()  # the running kernel keeps its env...
     finally:
         km.shutdown_kernel(now=True)
