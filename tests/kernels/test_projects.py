@@ -16,6 +16,8 @@ import psutil
 import pytest
 from jupyter_client.manager import KernelManager
 
+from runtimed.core.records import manifest_extras
+from runtimed.envs.envdir import read_manifest
 from runtimed_uv.backend import find_uv
 from tests.envscripts.test_kernel_launcher_raw import Launched, free_ports, spec_argv, vscode_flags
 from tests.kernels.test_notebook_deps import notebook, run, text, trust
@@ -147,6 +149,12 @@ def test_an_environment_yml_with_a_pip_list(
     trust(str(env_file))
     code = "import glob, sys, six\nprint(len(glob.glob(sys.prefix + '/conda-meta/rt-hello-*.json')), six.PY3)"
     assert text(run(notebook(root / "n.ipynb", [code]), monkeypatch)).strip() == "1 True"
+
+    def extras() -> list[list[str]]:  # the project set's refilled env records its packages, pip ones too
+        manifests = [read_manifest(path) for path in (daemon.cache_dir / "envs").glob("runtimed-conda-*")]
+        return [manifest_extras(m) for m in manifests if m is not None]
+
+    wait_for(lambda: ["rt-hello", "six"] in extras(), timeout=120, what="the project set's env")
 
 
 def test_the_argv_launcher_finds_the_project_from_its_cwd(daemon: DaemonProcess, tmp_path: Path) -> None:
