@@ -26,6 +26,7 @@ from attrs import define, field
 from runtimed.config import BackendConfig
 from runtimed.core.failure import BackendError, ErrorKind, Failure
 from runtimed.core.phases import BuildPhase
+from runtimed.core.project import ProjectSpec
 from runtimed.envs.bytecode import BytecodeError
 from runtimed.envs.envdir import META_DIR
 from runtimed.envs.tools import clean_env, run_command
@@ -100,28 +101,6 @@ class BuildRequest:
     progress: Callable[[str], None] = field(default=_no_progress, eq=False)
     bytecode_store: Path | None = None
     phase: Callable[[BuildPhase], None] = field(default=_no_phase, eq=False)
-
-
-@define(frozen=True)
-class ProjectSpec:
-    """What one project file declares, as the backend that understands it reads it
-    (:meth:`Backend.read_project`).
-
-    ``packages`` are the backend's own specs (PEP 508 requirements for uv, match
-    specs for conda), exact pins when ``locked`` (read from a lock file);
-    ``pypi_packages`` are PEP 508 requirements installed with uv into a conda prefix
-    (``environment.yml``'s ``pip:``, pixi's ``[pypi-dependencies]``). ``inputs`` are
-    the files whose bytes decide the env (the project file, its lock): runtimed keys
-    the project's env by their hash and rebuilds it when one changes.
-    """
-
-    file: Path
-    packages: tuple[str, ...] = ()
-    channels: tuple[str, ...] = ()
-    pypi_packages: tuple[str, ...] = ()
-    python: str | None = None
-    locked: bool = False
-    inputs: tuple[Path, ...] = ()
 
 
 @define(frozen=True)

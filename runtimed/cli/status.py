@@ -194,7 +194,7 @@ def _warm_set_lines(reply: StatusReply) -> list[str]:
             ready = str(len(warm.ready)) + (" +1 installing" if warm.installing else "")
             if warm.error is not None:
                 ready += f" ({warm.error.kind}, retry in {warm.error.retry_in_s or 0:.0f}s)"
-            packages = " ".join(warm.packages)
+            packages = f"project {warm.project}" if warm.project else " ".join(warm.packages)
             rows.append(
                 [name, warm.key, ready, str(warm.hits), str(warm.installs), human_bytes(warm.disk_bytes), packages]
             )

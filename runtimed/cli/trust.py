@@ -11,18 +11,24 @@ from runtimed.config import ConfigError, load_config
 from runtimed.deps import DependencySpec, TrustStore, TrustStoreError, default_trust_file, load_notebook_deps
 
 from ._util import paths_from, table
+from .trust_project import approve_project, is_project_file, revoke_project
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "trust",
-        help="approve installing a notebook's own dependencies",
+        help="approve installing a notebook's own dependencies or a project's",
         description="Print each NOTEBOOK's dependencies (nteract metadata, a PEP 723 '# /// script' "
         "block, juv's uv.lock) and approve installing them: a kernel for the notebook then gets an env "
         "with those packages. Changing the dependencies afterwards needs a new approval. Approvals live "
         "in trust.json beside the config file ($RUNTIMED_TRUST_FILE overrides); notebooks are never modified.",
     )
-    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebook (.ipynb) to approve")
+    p.add_argument(
+        "notebooks",
+        nargs="*",
+        metavar="NOTEBOOK|PROJECT",
+        help="notebook (.ipynb) or project file (pyproject.toml, environment.yml, ...) to approve",
+    )
     p.add_argument("--list", action="store_true", help="list the approvals and the allowed package names")
     p.add_argument(
         "--revoke",
@@ -50,7 +56,10 @@ def main(args: argparse.Namespace) -> int:
         return 2
     store = TrustStore(default_trust_file())
     try:
-        failures = [_approve(store, Path(n)) for n in args.notebooks]
+        failures = [
+            approve_project(store, Path(n)) if is_project_file(Path(n)) else _approve(store, Path(n))
+            for n in args.notebooks
+        ]
         failures += [_revoke(store, r) for r in args.revoke]
         failures += [_allow(store, n) for n in args.package]
         failures += [_disallow(store, n) for n in args.remove_package]
@@ -95,6 +104,8 @@ def _approve(store: TrustStore, path: Path) -> bool:
 
 def _revoke(store: TrustStore, target: str) -> bool:
     path = Path(target)
+    if path.is_file() and is_project_file(path):
+        return revoke_project(store, path)
     if path.suffix == ".ipynb" or path.is_file():
         specs, problem = _declared(path)
         if problem:

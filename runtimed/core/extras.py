@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name
 
 from runtimed.core.backoff import Backoff
 from runtimed.core.failure import Failure
+from runtimed.core.project import ProjectSpec
 from runtimed.core.records import ReadyEnv
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "extras_key",
     "normalise_requirement",
     "normalise_requirements",
+    "superseded",
 ]
 
 #: How long a set whose install failed is refused before it is tried again.
@@ -92,6 +94,7 @@ class WarmSet:
     packages: tuple[str, ...]
     channels: tuple[str, ...] = ()
     options: dict[str, str | None] = field(factory=dict)  # how it is installed (PackageOptions)
+    project: ProjectSpec | None = None  # a project's set (keyed by its project_key), else None
     ready: list[ReadyEnv] = field(factory=list)
     sizes: dict[Path, int] = field(factory=dict)  # bytes of each ready env
     installing: bool = False
@@ -137,3 +140,12 @@ def choose_evictions(lru: Sequence[WarmSet], max_sets: int, max_bytes: int, keep
         count -= 1
         size -= candidate.disk_bytes
     return evicted
+
+
+def superseded(sets: Sequence[WarmSet], fresh: WarmSet | None) -> list[WarmSet]:
+    """The older sets of ``fresh``'s project file (it was edited since): once ``fresh``
+    has a ready env they are dropped, unless installing or awaited."""
+    if fresh is None or fresh.project is None:
+        return []
+    origin = fresh.project.file
+    return [s for s in sets if s is not fresh and s.project is not None and s.project.file == origin and not s.busy]

@@ -81,4 +81,4 @@ def manifest_extras(manifest: Manifest) -> list[str]:
     extras = manifest.details.get(EXTRAS_DETAIL)
     if not isinstance(extras, dict):
         return []
-    return [str(p) for p in extras.get("packages", [])]
+    return [str(p) for p in (*extras.get("packages", []), *extras.get("pypi_packages", []))]

@@ -23,8 +23,9 @@ from typing import Any
 
 import attrs
 
-from runtimed.core.extras import WarmSet, choose_evictions, extras_key, normalise_requirements
+from runtimed.core.extras import WarmSet, choose_evictions, extras_key, normalise_requirements, superseded
 from runtimed.core.failure import BackendError, ErrorKind, Failure
+from runtimed.core.project import ProjectSpec
 from runtimed.core.records import Lease, ReadyEnv
 from runtimed.daemon.leasetable import LeaseTable
 from runtimed.daemon.runtime import BackendRuntime
@@ -73,15 +74,18 @@ class ExtrasTaker:
         self.sets: dict[str, OrderedDict[str, WarmSet]] = {}  # backend -> key -> set, oldest first
         self._installs: dict[tuple[str, str], asyncio.Task[Error | None]] = {}
 
-    async def take(self, runtime: BackendRuntime, request: Take, holder: int | None) -> EnvReply | Error:
-        """An env of ``runtime`` with ``request.packages`` installed, leased to ``holder``."""
+    async def take(
+        self, runtime: BackendRuntime, request: Take, holder: int | None, project: tuple[str, ProjectSpec] | None = None
+    ) -> EnvReply | Error:
+        """An env of ``runtime`` with ``request.packages`` installed, leased to ``holder``;
+        ``project``: (its key, its spec) when they are a project's (runtimed.daemon.projects)."""
         try:
             packages = normalise_requirements(request.packages)
         except ValueError as exc:
             return Error(code=ErrorKind.INVALID_PACKAGE.value, message=str(exc))
         options = attrs.asdict(request.options)
-        key = extras_key(runtime.name, packages, request.channels, options)
-        warm = self._touch(runtime.name, key, packages, request.channels, options)
+        key = project[0] if project else extras_key(runtime.name, packages, request.channels, options)
+        warm = self._touch(runtime.name, key, packages, request.channels, options, project[1] if project else None)
         first = True
         while True:
             if warm.ready:
@@ -109,12 +113,20 @@ class ExtrasTaker:
     # ------------------------------------------------------------ sets
 
     def _touch(
-        self, backend: str, key: str, packages: list[str], channels: list[str], options: dict[str, str | None]
+        self,
+        backend: str,
+        key: str,
+        packages: list[str],
+        channels: list[str],
+        options: dict[str, str | None],
+        project: ProjectSpec | None,
     ) -> WarmSet:
         sets = self.sets.setdefault(backend, OrderedDict())
         warm = sets.get(key)
         if warm is None:
-            warm = sets[key] = WarmSet(key=key, packages=tuple(packages), channels=tuple(channels), options=options)
+            warm = sets[key] = WarmSet(
+                key=key, packages=tuple(packages), channels=tuple(channels), options=options, project=project
+            )
         sets.move_to_end(key)
         return warm
 
@@ -122,7 +134,9 @@ class ExtrasTaker:
         """Drop the least recently used sets beyond the backend's bounds, deleting their envs."""
         sets = self.sets.get(runtime.name, OrderedDict())
         config = runtime.config
-        for warm in choose_evictions(list(sets.values()), config.warm_sets, config.warm_sets_mb * 1024 * 1024, keep):
+        old = superseded(list(sets.values()), sets.get(keep or ""))  # the project was edited since
+        old += choose_evictions(list(sets.values()), config.warm_sets, config.warm_sets_mb * 1024 * 1024, keep)
+        for warm in {w.key: w for w in old}.values():
             log.info("evicting the warm set %s (%s)", warm.key, " ".join(warm.packages))
             del sets[warm.key]
             for env in warm.ready:
@@ -219,6 +233,7 @@ class ExtrasTaker:
             packages=list(warm.packages),
             channels=list(warm.channels),
             options=PackageOptions(**warm.options),
+            project=warm.project,
         )
         try:
             result = await runtime.worker.submit(operation, timeout=runtime.config.build_timeout)
@@ -277,4 +292,5 @@ def _status(warm: WarmSet, now: float) -> WarmSetStatus:
         installs=warm.installs,
         disk_bytes=warm.disk_bytes,
         error=error,
+        project=str(warm.project.file) if warm.project else None,
     )

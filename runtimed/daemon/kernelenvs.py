@@ -12,8 +12,11 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import attrs
+
 from runtimed.core.records import Lease
 from runtimed.daemon.leasetable import LeaseTable
+from runtimed.daemon.projects import ProjectServer
 from runtimed.envs.envdir import read_manifest
 from runtimed.envs.leases import make_lease
 from runtimed.kernels.keeper import EnvAccess
@@ -36,7 +39,9 @@ class KernelEnvs:
         discard: Callable[[Path], None],
         stopping: Callable[[], bool],
         write_lease: Callable[[Path, Lease], None],
+        projects: ProjectServer | None = None,
     ) -> None:
+        self._projects = projects
         self._take = take
         self._write_lease = write_lease  # the session's: no fsync (see runtimed.daemon.session)
         self._leases = leases
@@ -44,9 +49,12 @@ class KernelEnvs:
         self._stopping = stopping
 
     def access(self) -> EnvAccess:
-        return EnvAccess(
+        access = EnvAccess(
             take=self.take, lease=self.lease, discard=self.drop, activation=activation, take_with=self.take_with
         )
+        if self._projects is None:
+            return access
+        return attrs.evolve(access, take_project=self._projects.take, find_project=self._projects.find)
 
     async def take(self, backend: str, wait_s: float) -> PooledEnv | None:
         """An env for a kernel, leased to the daemon until the kernel's pid takes the lease."""

@@ -22,6 +22,7 @@ from runtimed.daemon.extras import ExtrasTaker
 from runtimed.daemon.housekeeping import Housekeeper
 from runtimed.daemon.kernelenvs import KernelEnvs
 from runtimed.daemon.leasetable import LeaseTable
+from runtimed.daemon.projects import ProjectServer
 from runtimed.daemon.runtime import BackendRuntime, PoolsView
 from runtimed.daemon.session import Session, session_path
 from runtimed.daemon.taking import Taker
@@ -128,12 +129,15 @@ def wire(paths: Paths, config: Config, usage: UsageLog | None = None) -> Parts:
         spawn=tasks.spawn,
         stopping=stopping.is_set,
     )
+    trust_file = paths.config_file.with_name("trust.json")
+    projects = ProjectServer(runtimes=runtimes, extras=extras, config=lambda: current.value, trust_file=trust_file)
     envs = KernelEnvs(
         take=taker.take_uncounted,  # envs taken for kernels are counted as kernels, not as takes
         leases=leases,
         discard=files.discard,
         stopping=stopping.is_set,
         write_lease=session.write_lease,
+        projects=projects,
     )
     kernels = KernelKeeper(
         paths.cache_dir / "kernels",

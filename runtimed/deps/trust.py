@@ -90,10 +90,21 @@ class TrustStore:
         data = self._read()
         return self._mac(data, spec.key) in data["approved"] or _allowlisted(spec, set(data["packages"]))
 
+    def is_trusted_key(self, key: str) -> bool:
+        """Whether the set named ``key`` was approved (a project's: no allowlist applies)."""
+        if not self.enabled:
+            return True
+        data = self._read()
+        return self._mac(data, key) in data["approved"]
+
     def approve(self, spec: DependencySpec, notebook: Path | None = None) -> Approval:
-        approval = Approval(spec.key, spec.describe(), str(notebook) if notebook else None, now_iso())
+        return self.approve_key(spec.key, spec.describe(), notebook)
+
+    def approve_key(self, key: str, summary: str, origin: Path | None = None) -> Approval:
+        """Approve the set named ``key`` (a notebook's spec key, a project's key)."""
+        approval = Approval(key, summary, str(origin) if origin else None, now_iso())
         with self._editing() as data:
-            data["approved"][self._mac(data, spec.key)] = {
+            data["approved"][self._mac(data, key)] = {
                 "key": approval.key,
                 "summary": approval.summary,
                 "notebook": approval.notebook,

@@ -52,6 +52,8 @@ def add_extras(backend: Backend, request: ExtrasRequest, key: str, bytecode_stor
     except Exception as exc:  # a plugin bug: classify it rather than lose it
         raise BackendError(ErrorKind.SETUP_FAILED, f"{type(exc).__name__}: {exc}") from exc
     details[EXTRAS_DETAIL] = {"key": key, "packages": list(request.packages), "channels": list(request.channels)}
+    if request.project is not None:  # a project's env: its pip list and its file
+        details[EXTRAS_DETAIL].update(pypi_packages=list(request.pypi_packages), project=str(request.project.file))
     bytecode = read_warm_report(request.path)
     if bytecode is not None:
         details["bytecode"] = bytecode

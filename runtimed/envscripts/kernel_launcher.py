@@ -4,16 +4,15 @@ else launch ipykernel exactly as a plain kernelspec does.
 Run by path with any Python 3 (VS Code may swap ``argv[0]`` for the interpreter the
 user picked, which need not have runtimed): standard library only, and only what the
 fast path needs. It takes the connection from ``-f FILE`` (jupyter_client writes it)
-or VS Code's flags (``--shell=P ... --Session.key=b"KEY" --f=FILE``, no file
-written) and sends ``take_kernel`` with it, its cwd, environment and kernel arguments.
+or VS Code's flags (``--shell=P ... --Session.key=b"KEY" --f=FILE``, no file written),
+sends ``take_kernel`` with it, its cwd (the project's search start), env and kernel args.
 
 Served, it stays as the process the front end watches: SIGINT interrupts the
 kernel, SIGTERM/SIGHUP end it (SIGKILL after a grace), its own death ends the
 kernel at once (the daemon watches it as the kernel's owner, with no grace), and
 its exit status is the kernel's (asked from the daemon, whose child the kernel is).
-Otherwise (no daemon, an empty pool, any error, ``RUNTIMED_KERNEL_DIRECT=1``) it
-execs ``PYTHON -m ipykernel_launcher ARGS`` and says why on stderr; with no daemon
-at all it first starts one in the background for the next kernels.
+Otherwise (no daemon, an empty pool, any error, ``RUNTIMED_KERNEL_DIRECT=1``) it execs
+``PYTHON -m ipykernel_launcher ARGS``, says why on stderr, and with no daemon starts one.
 """
 
 from __future__ import annotations
@@ -229,6 +228,7 @@ def take_kernel(launch: Launch, path: str) -> dict[str, object]:
         "connection": launch.connection,
         "connection_file": launch.connection_file,
         "wait_s": 0.0,
+        "project_dir": os.getcwd(),
     }
     connection = Connection(path)
     try:

@@ -36,12 +36,12 @@ from runtimed.kernels.launch import (
 )
 from runtimed.kernels.owners import TERM_GRACE_S
 from runtimed.kernels.pool import REFILL_DELAY_S, KernelPool
-from runtimed.kernels.pools import PackageSet, PoolSet
+from runtimed.kernels.pools import PoolSet
 from runtimed.kernels.prestart import Prestarter
 from runtimed.kernels.process import KernelState, kill_group, remove_kernel_dir
 from runtimed.kernels.table import EnvAccess, KernelTable
 from runtimed.kernels.variants import Variant, Variants, apply_variant, variant_of
-from runtimed.kernels.withdeps import launch_with_packages
+from runtimed.kernels.withdeps import launch_with_packages, package_set_of, take_env_of_set
 from runtimed.protocol.messages import KernelPoolStatus, LaunchedKernel, PooledEnv, TakeKernel
 from runtimed.util.files import new_env_id
 from runtimed.util.liveness import is_alive
@@ -190,7 +190,7 @@ class KernelKeeper:
         backend, began = request.env_type, time.monotonic()
         owner = request.owner_pid or peer_pid
         wanted = variant_of(request.env)
-        if request.packages:
+        if request.packages or request.project_dir:
             served = await self._take_with_packages(request, owner, wanted)
             if isinstance(served, LaunchedKernel):
                 log.info("kernel with packages for pid %s in %.1f ms", owner, (time.monotonic() - began) * 1e3)
@@ -229,14 +229,16 @@ class KernelKeeper:
     ) -> LaunchedKernel | TakeKernel:
         """A pre-started kernel of the request's package set if one is ready and can
         serve, else one launched in an env of the set (see :mod:`.withdeps`)."""
-        packages = PackageSet(request.env_type, tuple(request.packages), tuple(request.channels), request.options)
-        keep = self.package_sets(request.env_type)
+        packages = await package_set_of(self.envs, request)
+        if isinstance(packages, TakeKernel):
+            return packages  # no approved project: a plain request
+        keep = self.package_sets(packages.backend)
         pool, stop = self.pools.package_pool(packages, keep, create=False)  # made once a kernel of it started
         self._stop_idle(stop, "its package set is no longer among the most recent")
         if pool is not None and self._variant_refusal(request, wanted) is None:
             claim = functools.partial(self._claim, request=request)
             with contextlib.suppress(TakeoverError):  # the launch below gets the same error
-                kernel = await self._take_idle(request.env_type, pool, wanted, claim)
+                kernel = await self._take_idle(packages.backend, pool, wanted, claim)
                 if kernel is not None:
                     log.info("handing out pre-started kernel %s of the package set %s", kernel.record.id, packages.key)
                     self._fill_set_later(pool)
@@ -267,8 +269,7 @@ class KernelKeeper:
                 return
             kernel_id = new_env_id()
             variant = self.pools.start(pool, kernel_id)
-            wanted = packages.backend, list(packages.packages), list(packages.channels), packages.options
-            env = await self.envs.take_with(*wanted)
+            env = await take_env_of_set(self.envs, packages)
             if isinstance(env, str):
                 pool.failed(kernel_id, env, time.monotonic())
             elif self.pools.package_set(pool) is None:

@@ -29,7 +29,7 @@ from runtimed.deps import (
 from runtimed.protocol.messages import PackageOptions
 from runtimed.util.paths import Paths
 
-__all__ = ["NotebookPackages", "notebook_packages"]
+__all__ = ["NotebookPackages", "notebook_packages", "project_dir"]
 
 if TYPE_CHECKING:
     Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
@@ -75,6 +75,14 @@ def package_options(spec: DependencySpec) -> PackageOptions:
         python = f"=={python}.*" if python.count(".") < 2 else f"=={python}"
     exclude_newer = spec.uv_option("exclude-newer")
     return PackageOptions(requires_python=python, exclude_newer=str(exclude_newer) if exclude_newer else None)
+
+
+def project_dir(env: Mapping[str, str], cwd: str) -> str:
+    """Where the daemon looks for the notebook's project: the notebook's directory,
+    else the kernel's cwd. Asked only when the notebook declares no packages of its
+    own: a notebook's own dependencies win over its project's."""
+    path = find_notebook(env.get("JPY_SESSION_NAME"), cwd)
+    return str(path.parent) if path is not None else cwd
 
 
 def _trusted(spec: DependencySpec, log: Log) -> bool:

@@ -39,10 +39,16 @@ class PackageSet:
     packages: tuple[str, ...]
     channels: tuple[str, ...] = ()
     options: PackageOptions = field(factory=PackageOptions)
+    # A project's set: the directory its kernels ask from, the project's key and file.
+    project_dir: str | None = None
+    project_key: str = ""
+    project_file: str = ""
 
     @property
     def key(self) -> str:
         """The same key the daemon's warm sets use: one name per set."""
+        if self.project_key:
+            return self.project_key
         return extras_key(self.backend, self.packages, self.channels, attrs.asdict(self.options))
 
 
@@ -74,14 +80,15 @@ class PoolSet:
         kernels of the sets beyond ``keep`` (to stop)."""
         slot = (wanted.backend, wanted.key)
         pool = self.sets.get(slot)
+        stop: list[str] = []
         if pool is None and keep > 0 and create:
+            stop += self._drop_superseded(wanted)
             pool = self.sets[slot] = KernelPool(target=len(self.variants.recent))
             self.set_of[id(pool)] = wanted
             self.per_variant[id(pool)] = 1
         if pool is not None:
             self.sets.move_to_end(slot)
         same_backend = [s for s in self.sets if s[0] == wanted.backend]
-        stop: list[str] = []
         for old in same_backend[: max(0, len(same_backend) - keep)]:
             stop += self._drop_set(old)
         return (pool if keep > 0 and slot in self.sets else None), stop
@@ -89,6 +96,13 @@ class PoolSet:
     def package_set(self, pool: KernelPool) -> PackageSet | None:
         """The set whose kernels ``pool`` keeps; None for a base pool or a dropped set."""
         return self.set_of.get(id(pool))
+
+    def _drop_superseded(self, wanted: PackageSet) -> list[str]:
+        """A project's new set replaces the sets of its older contents."""
+        if not wanted.project_file:
+            return []
+        older = [s for s, p in self.sets.items() if self.set_of[id(p)].project_file == wanted.project_file]
+        return [kernel_id for slot in older for kernel_id in self._drop_set(slot)]
 
     def _drop_set(self, slot: tuple[str, str]) -> list[str]:
         pool = self.sets.pop(slot)

@@ -42,7 +42,7 @@ from runtimed.client import Client, DaemonAbsent, DaemonError, DaemonNotRunning
 from runtimed.client.autostart import AutoStart, auto_start, wait_until_answering
 from runtimed.envscripts import KERNEL_LAUNCHER
 from runtimed.envscripts.kernel_launcher import DIRECT_ENV, parse_connection, split_own
-from runtimed.kernels.notebook import notebook_packages
+from runtimed.kernels.notebook import notebook_packages, project_dir
 from runtimed.kernels.process import kill_group
 from runtimed.kernels.specs import LAUNCHER_MODULE
 from runtimed.protocol.messages import LaunchedKernel, PackageOptions, TakeKernel
@@ -140,6 +140,7 @@ class RuntimedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             channels=wants.channels if wants else [],
             options=wants.options if wants else PackageOptions(),
             notice=wants.notice if wants else "",
+            project_dir=None if wants else project_dir(kwargs["env"], cwd),
             owner_pid=os.getpid(),
             connection=_jsonable(self.connection_info) if restart else None,
             connection_file=getattr(km, "connection_file", None) or None if restart else None,

@@ -19,6 +19,7 @@ from pathlib import Path
 import attrs
 from attrs import define, field
 
+from runtimed.core.project import ProjectSpec
 from runtimed.kernels.environ import kernel_environ
 from runtimed.kernels.launch import (
     KernelStartError,
@@ -42,7 +43,7 @@ from runtimed.protocol.messages import LaunchedKernel, PackageOptions, PooledEnv
 from runtimed.util.files import new_env_id
 from runtimed.util.liveness import create_time_of, is_alive
 
-__all__ = ["EXIT_CODES_KEPT", "EnvAccess", "KernelTable"]
+__all__ = ["EXIT_CODES_KEPT", "EnvAccess", "KernelTable", "ProjectServed"]
 
 log = logging.getLogger("runtimed.kernels")
 
@@ -53,6 +54,25 @@ async def _no_extras(
     backend: str, packages: list[str], channels: list[str], options: PackageOptions
 ) -> PooledEnv | str:
     return f"the {backend} envs of this daemon cannot have extra packages"
+
+
+@define(frozen=True)
+class ProjectServed:
+    """The env of the notebook's project (``take_project``), leased to the daemon;
+    or, when ``env`` is None, why a base kernel serves it (``notice``). ``find_project``
+    answers with no env and no notice for an approved project: its ``key`` (the key
+    of its warm set) and ``spec`` say which."""
+
+    file: str
+    backend: str
+    env: PooledEnv | None = None
+    notice: str = ""
+    key: str = ""
+    spec: ProjectSpec | None = None
+
+
+async def _no_projects(start_dir: str) -> ProjectServed | None:
+    return None
 
 
 @define(frozen=True)
@@ -68,6 +88,10 @@ class EnvAccess:
     take_with: Callable[[str, list[str], list[str], PackageOptions], Awaitable[PooledEnv | str]] = field(
         default=_no_extras
     )
+    # The env of the closest project above a directory; None when there is no project.
+    take_project: Callable[[str], Awaitable[ProjectServed | None]] = field(default=_no_projects)
+    # The approved project above a directory, without taking its env (see ProjectServed).
+    find_project: Callable[[str], Awaitable[ProjectServed | None]] = field(default=_no_projects)
 
 
 class KernelTable:

@@ -21,6 +21,7 @@ from runtimed.config import BackendConfig
 from runtimed.core.convert import describe_error, make_converter
 from runtimed.core.failure import Failure
 from runtimed.core.phases import BuildPhase
+from runtimed.core.project import ProjectSpec
 from runtimed.core.records import Manifest
 from runtimed.protocol.records import PackageOptions
 
@@ -39,6 +40,8 @@ __all__ = [
     "Job",
     "Operation",
     "Progress",
+    "ProjectRead",
+    "ReadProject",
     "Ready",
     "SpecHash",
     "ValidateEnv",
@@ -134,10 +137,26 @@ class InstallExtras(Operation[ExtrasInstalled]):
     packages: list[str] = field(factory=list)
     channels: list[str] = field(factory=list)
     options: PackageOptions = field(factory=PackageOptions)
+    project: ProjectSpec | None = None  # set for a project's env (its pip list, its lock)
+
+
+@define(frozen=True)
+class ProjectRead:
+    spec: ProjectSpec | None = None  # None: not a project of this backend
+
+
+@define(frozen=True)
+class ReadProject(Operation[ProjectRead]):
+    """What the project file ``file`` declares (the backend's ``read_project``); a
+    malformed file fails the job with its message."""
+
+    OP: ClassVar[str] = "read_project"
+    RESULT: ClassVar[type[Any]] = ProjectRead
+    file: Path
 
 
 OPERATIONS: dict[str, type[Operation[Any]]] = {
-    c.OP: c for c in (CreateEnv, ComputeSpecHash, ValidateEnv, InstallExtras)
+    c.OP: c for c in (CreateEnv, ComputeSpecHash, ValidateEnv, InstallExtras, ReadProject)
 }
 
 
@@ -164,6 +183,7 @@ class Ready:
     available: bool
     reason: str | None = None
     detail: str | None = None
+    project_files: list[str] = field(factory=list)  # the backend's project_files
 
 
 @define(frozen=True)

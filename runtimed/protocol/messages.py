@@ -281,6 +281,9 @@ class TakeKernel(Request[KernelReply | Empty]):
     options: PackageOptions = field(factory=PackageOptions)
     notice: str = ""
     owner_grace_s: float | None = None  # None: the daemon's kernel_owner_grace_s
+    # Where to look for the notebook's project (its directory; the argv launcher's cwd):
+    # the daemon walks up from it to the closest project file (runtimed.daemon.projects).
+    project_dir: str | None = None
 
 
 @define(frozen=True)

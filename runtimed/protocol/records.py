@@ -171,6 +171,7 @@ class WarmSetStatus:
     installs: int = 0  # installs started for the set
     disk_bytes: int = 0
     error: PoolError | None = None
+    project: str | None = None  # the project file whose env this set is (runtimed.daemon.projects)
 
 
 @define(frozen=True)

@@ -36,6 +36,8 @@ from runtimed.protocol.jobs import (
     Job,
     Operation,
     Progress,
+    ProjectRead,
+    ReadProject,
     Ready,
     SpecHash,
     Validated,
@@ -139,6 +141,8 @@ class WorkerLoop:
             return Validated()
         if isinstance(operation, InstallExtras):
             return self._install_extras(job, operation)
+        if isinstance(operation, ReadProject):
+            return self._read_project(operation)
         raise BackendError(ErrorKind.SETUP_FAILED, f"no handler for job op {job.op!r}")
 
     def _install_extras(self, job: Job, operation: InstallExtras) -> ExtrasInstalled:
@@ -151,10 +155,20 @@ class WorkerLoop:
             progress=lambda message: self.send(Progress(id=job.id, message=message)),
             requires_python=operation.options.requires_python,
             exclude_newer=operation.options.exclude_newer,
+            pypi_packages=operation.project.pypi_packages if operation.project else (),
+            project=operation.project,
         )
         log.info("install_extras job: %s into %s", " ".join(operation.packages), operation.path)
         store = store_for_backend_cache(self.cache_dir)
         return ExtrasInstalled(manifest=add_extras(self.backend, request, operation.key, store))
+
+    def _read_project(self, operation: ReadProject) -> ProjectRead:
+        """The backend's reading; a malformed file (``ValueError``, a TOML or YAML
+        error) fails the job with the parser's message."""
+        try:
+            return ProjectRead(spec=self.backend.read_project(operation.file))
+        except (ValueError, OSError) as exc:
+            raise BackendError(ErrorKind.SETUP_FAILED, str(exc) or type(exc).__name__) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         available=availability.ok,
         reason=availability.reason,
         detail=availability.detail,
+        project_files=list(backend.project_files),
     )
     if args.describe:
         stdout.write(encode(ready))

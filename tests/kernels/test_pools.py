@@ -72,3 +72,14 @@ def test_a_set_gets_a_pool_only_when_asked_to_create_one() -> None:
     ready_kernel(pools, SIX, "k1")
     pool, _ = pools.package_pool(SIX, keep=2, create=False)
     assert pool is not None and list(pool.idle) == ["k1"]
+
+
+def test_a_projects_new_set_replaces_the_sets_of_its_older_contents() -> None:
+    pools = new_pools()
+    old = PackageSet("uv", ("six",), project_dir="/p/nb", project_key="k-old", project_file="/p/pyproject.toml")
+    ready_kernel(pools, old, "k1")
+    ready_kernel(pools, SIX, "k2")
+    new = PackageSet("uv", ("six==1.15.0",), project_dir="/p", project_key="k-new", project_file="/p/pyproject.toml")
+    pool, stop = pools.package_pool(new, keep=4)
+    assert stop == ["k1"] and pool is not None and new.key == "k-new"
+    assert [pools.package_set(p) for p in pools.sets.values()] == [SIX, new]

@@ -32,9 +32,12 @@ from runtimed.backend import (
     BuildRequest,
     ErrorKind,
     ExtrasRequest,
+    ProjectSpec,
     write_json_atomic,
 )
 from runtimed_conda.errors import classify_error
+from runtimed_conda.project import read_environment
+from runtimed_conda.pypi import install_pypi
 from runtimed_conda.records import installed_records, package_list
 from runtimed_conda.solve import DEFAULT_REPODATA_TTL_S, RepodataCache, run_sync, solve_specs
 from runtimed_conda.specs import BASE_PACKAGES, channel_source, merge_specs, python_spec
@@ -54,6 +57,7 @@ class CondaBackend(Backend):
 
     name: ClassVar[str] = "conda"
     recipe_version: ClassVar[str] = "1"
+    project_files: ClassVar[tuple[str, ...]] = ("environment.yml", "environment.yaml")
     base_packages: ClassVar[tuple[str, ...]] = BASE_PACKAGES
 
     def __init__(self, repodata_ttl_s: float = DEFAULT_REPODATA_TTL_S) -> None:
@@ -108,9 +112,20 @@ class CondaBackend(Backend):
 
     def install_extras(self, request: ExtrasRequest) -> None:
         """Solve the env's specs plus the extras, keeping its installed records where
-        it can (rattler's ``locked_packages``), and install the difference into the prefix.
+        it can (rattler's ``locked_packages``), and install the difference into the prefix;
+        then ``pypi_packages`` (an ``environment.yml``'s ``pip:``) with uv.
 
         The extras' ``channels`` come after the pool's (which keep their priority)."""
+        if request.packages or request.channels:
+            self._install_conda_extras(request)
+        if request.pypi_packages:
+            install_pypi(self.python_path(request.path), request.pypi_packages, request.progress)
+
+    def read_project(self, file: Path) -> ProjectSpec | None:
+        """``channels``, ``dependencies`` and its ``pip:`` list (:mod:`runtimed_conda.project`)."""
+        return read_environment(file)
+
+    def _install_conda_extras(self, request: ExtrasRequest) -> None:
         from rattler import PrefixRecord
 
         channels = [*request.config.channels, *(c for c in request.channels if c not in request.config.channels)]

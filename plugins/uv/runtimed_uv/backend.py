@@ -18,10 +18,12 @@ from runtimed.backend import (
     BuildRequest,
     ErrorKind,
     ExtrasRequest,
+    ProjectSpec,
     clean_env,
     repair_once,
 )
 from runtimed_uv.errors import classify_uv_error
+from runtimed_uv.project import read_pyproject
 
 __all__ = ["UvBackend", "find_uv"]
 
@@ -46,6 +48,7 @@ class UvBackend(Backend):
 
     name: ClassVar[str] = "uv"
     recipe_version: ClassVar[str] = "1"
+    project_files: ClassVar[tuple[str, ...]] = ("pyproject.toml",)
 
     def __init__(self) -> None:
         self._uv = find_uv()
@@ -114,6 +117,11 @@ class UvBackend(Backend):
             return
         request.progress("uv pip install (extras, online)")
         self._check(self._uv_run(install))
+
+    def read_project(self, file: Path) -> ProjectSpec | None:
+        """``[project] dependencies`` and ``requires-python``; the pins of a current
+        ``uv.lock`` beside it (:mod:`runtimed_uv.project`)."""
+        return read_pyproject(file)
 
     def activation(self, path: Path) -> dict[str, str]:
         """What ``source bin/activate`` sets."""

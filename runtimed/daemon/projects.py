@@ -1,0 +1,128 @@
+"""Project envs: the closest project file above a notebook, read by its backend's
+worker, approved by the user, served from a warm set keyed by the project's content.
+
+One code path for every front end: the provisioner sends the notebook's directory,
+the argv launcher (VS Code) its cwd, both as ``TakeKernel.project_dir``. The walk
+(:func:`runtimed.deps.project.find_candidates`) names candidates closest first; each
+is read by its backend's worker (``ReadProject``: plugin code never runs here) until
+one is a project of its backend. Its key (:func:`runtimed.core.project.project_key`:
+backend, path, bytes of the file and its lock) names its approval (``runtimed trust
+FILE``) and its warm set in :class:`~runtimed.daemon.extras.ExtrasTaker`, so every
+notebook of the project shares the set, an edited file makes a new set, and once the
+new set has an env ready the old set's envs are deleted (a kernel's env is deleted
+when the kernel ends, as for every kernel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from runtimed.config import Config
+from runtimed.core.failure import BackendError
+from runtimed.core.project import ProjectSpec, project_key
+from runtimed.daemon.extras import ExtrasTaker
+from runtimed.daemon.runtime import BackendRuntime
+from runtimed.deps.project import Candidate, find_candidates, malformed_project_message, untrusted_project_message
+from runtimed.deps.trust import TRUST_FILE_ENV, TrustStore, TrustStoreError
+from runtimed.kernels.table import ProjectServed
+from runtimed.kernels.withdeps import not_installed_notice
+from runtimed.protocol.jobs import ProjectRead, ReadProject
+from runtimed.protocol.messages import EnvReply, Take
+
+__all__ = ["ProjectServer"]
+
+log = logging.getLogger("runtimed.daemon.supervisor")
+
+READ_TIMEOUT_S = 30.0
+
+
+class ProjectServer:
+    """Answers ``take_project(start_dir)`` for the kernel keeper."""
+
+    def __init__(
+        self,
+        *,
+        runtimes: Mapping[str, BackendRuntime],
+        extras: ExtrasTaker,
+        config: Callable[[], Config],
+        trust_file: Path,
+    ) -> None:
+        self.runtimes = runtimes
+        self.extras = extras
+        self.config = config
+        self.trust_file = Path(os.environ[TRUST_FILE_ENV]) if os.environ.get(TRUST_FILE_ENV) else trust_file
+
+    async def take(self, start_dir: str) -> ProjectServed | None:
+        """The env of the closest project above ``start_dir``; None when there is none."""
+        found = await self.find(start_dir)
+        if found is None or found.spec is None:
+            return found
+        return await self._take_env(self.runtimes[found.backend], found.spec, found.key)
+
+    async def find(self, start_dir: str) -> ProjectServed | None:
+        """The closest project above ``start_dir``: approved (its ``key`` and ``spec``),
+        or why a base kernel serves it (``notice``); None when there is none."""
+        claims = self._claims()
+        if not claims:
+            return None
+        candidates = await asyncio.to_thread(find_candidates, Path(start_dir), claims)
+        for candidate in candidates:
+            read = await self._read(candidate)
+            if isinstance(read, ProjectServed):
+                return read
+            if read.spec is not None:
+                return await self._approved(self.runtimes[candidate.backend], read.spec)
+        return None
+
+    def _claims(self) -> list[tuple[str, str]]:
+        """(backend, file name) for every running backend that reads project files."""
+        return [
+            (name, file)
+            for name, runtime in self.runtimes.items()
+            if (ready := runtime.worker.ready) is not None and ready.available
+            for file in ready.project_files
+        ]
+
+    async def _read(self, candidate: Candidate) -> ProjectRead | ProjectServed:
+        worker = self.runtimes[candidate.backend].worker
+        try:
+            return await worker.submit(ReadProject(file=candidate.path), timeout=READ_TIMEOUT_S)
+        except BackendError as exc:
+            log.warning("the project file %s could not be read: %s", candidate.path, exc.failure.message)
+            notice = malformed_project_message(candidate.path, exc.failure.message)
+            return ProjectServed(str(candidate.path), candidate.backend, notice=notice)
+
+    async def _approved(self, runtime: BackendRuntime, spec: ProjectSpec) -> ProjectServed | None:
+        file, backend = str(spec.file), runtime.name
+        if not (spec.packages or spec.pypi_packages):
+            return None  # a project that declares nothing: a plain kernel
+        try:
+            key = await asyncio.to_thread(project_key, backend, spec)
+        except OSError as exc:
+            return ProjectServed(file, backend, notice=malformed_project_message(spec.file, str(exc)))
+        if not await asyncio.to_thread(self._trusted, key):
+            log.warning("the project %s is not approved (key %s)", file, key[:12])
+            return ProjectServed(file, backend, notice=untrusted_project_message(spec, backend))
+        return ProjectServed(file, backend, key=key, spec=spec)
+
+    async def _take_env(self, runtime: BackendRuntime, spec: ProjectSpec, key: str) -> ProjectServed:
+        file, backend = str(spec.file), runtime.name
+        packages, channels = list(spec.packages), list(spec.channels)
+        request = Take(env_type=backend, lease_pid=os.getpid(), packages=packages, channels=channels)
+        reply = await self.extras.take(runtime, request, os.getpid(), project=(key, spec))
+        if isinstance(reply, EnvReply):
+            return ProjectServed(file, backend, env=reply.env, key=key)
+        notice = not_installed_notice([*spec.packages, *spec.pypi_packages], reply.message)
+        return ProjectServed(file, backend, notice=notice)
+
+    def _trusted(self, key: str) -> bool:
+        store = TrustStore(self.trust_file, enabled=self.config().daemon.trust_notebooks)
+        try:
+            return store.is_trusted_key(key)
+        except TrustStoreError as exc:
+            log.warning("%s; the project's packages are not installed", exc)
+            return False
