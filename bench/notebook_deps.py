@@ -10,6 +10,9 @@ bench/kernel_start.py):
     gets the packages installed, then a kernel is launched in it;
   * warm: the second open of the same notebook, on a settled daemon: a kernel
     pre-started in an env of the set takes over the front end's connection;
+  * project cold / warm: the same for a kernel started in a uv project's notebook
+    directory (``pyproject.toml`` declaring the packages and ``attrs``), trusted
+    with ``runtimed trust``: the first kernel of the project, then the second;
   * by hand: what a user does without runtimed, ``uv venv`` + ``uv pip install
     ipykernel`` and the packages + a kernel on that venv's python.
 The notebook is named in the kernel's env (``JPY_SESSION_NAME``) and trusted through
@@ -43,14 +46,14 @@ from tests.support.daemon import DaemonProcess, wait_for
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kernel_start import first_reply
 
-WARM_SETS = 4  # the default
+WARM_SETS = 16  # a notebook's and a project's set per round: none evicted
 CONFIG = f"[backends.uv]\npool_size = 2\nkernels = 1\nwarm_sets = {WARM_SETS}\n"
 
 
-async def ready_s(kernel_name: str, env: dict[str, str] | None = None) -> float:
+async def ready_s(kernel_name: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
     km = AsyncKernelManager(kernel_name=kernel_name)
     t0 = time.perf_counter()
-    await km.start_kernel(env=env or dict(os.environ))
+    await km.start_kernel(env=env or dict(os.environ), cwd=str(cwd or Path.cwd()))
     kc = km.client()
     kc.start_channels()
     try:
@@ -59,6 +62,17 @@ async def ready_s(kernel_name: str, env: dict[str, str] | None = None) -> float:
     finally:
         kc.stop_channels()
         await km.shutdown_kernel(now=True)
+
+
+def make_project(root: Path, packages: list[str], daemon: DaemonProcess) -> Path:
+    """A trusted uv project (``pyproject.toml``) whose notebooks live in ``root/notebooks``."""
+    (root / ".git").mkdir(parents=True)
+    file = root / "pyproject.toml"
+    file.write_text(f'[project]\nname = "demo"\nversion = "0"\ndependencies = {json.dumps(packages)}\n')
+    approved = daemon.run_cli("trust", str(file))
+    assert approved.returncode == 0, approved.stderr
+    (root / "notebooks").mkdir()
+    return root / "notebooks"
 
 
 def settled(daemon: DaemonProcess, sets: int) -> bool:
@@ -91,15 +105,17 @@ def main() -> None:
         base = Path(tmp)
         uv_cache = os.environ.get("UV_CACHE_DIR") or str(Path.home() / ".cache" / "runtimed-tests" / "uv-cache")
         uv_env = {**os.environ, "UV_CACHE_DIR": uv_cache}
-        daemon = DaemonProcess(base, config=CONFIG, env={"UV_CACHE_DIR": uv_cache})
+        trust_file = str(base / "trust.json")
+        daemon = DaemonProcess(base, config=CONFIG, env={"UV_CACHE_DIR": uv_cache, "RUNTIMED_TRUST_FILE": trust_file})
         install(base / "jupyter" / "kernels", "rt", kernel_spec("uv", "rt", str(daemon.socket)))
         os.environ.update(JUPYTER_PATH=str(base / "jupyter"), JUPYTER_DATA_DIR=str(base / "jdata"),
                           JUPYTER_RUNTIME_DIR=str(base / "jrt"), RUNTIMED_CONFIG=str(daemon.config_file),
-                          RUNTIMED_TRUST_FILE=str(base / "trust.json"))  # fmt: skip
+                          RUNTIMED_TRUST_FILE=trust_file)  # fmt: skip
         daemon.start()
         try:
             wait_for(lambda: daemon.status().pools["uv"].available >= 2, 600, what="the env pool")
-            times: dict[str, list[float]] = {"cold": [], "warm": [], "by hand": []}
+            times: dict[str, list[float]] = {"cold": [], "warm": [], "by hand": [], "project cold": [],
+                                             "project warm": []}  # fmt: skip
             for n in range(args.rounds):
                 packages = ["six", f"idna>=3.{n}"]  # a new set each round
                 path = base / f"nb{n}.ipynb"
@@ -111,13 +127,17 @@ def main() -> None:
                 TrustStore().approve(spec, path)
                 env = {**os.environ, "JPY_SESSION_NAME": str(path)}
                 times["cold"].append(asyncio.run(ready_s("rt", env)))
-                wait_for(functools.partial(settled, daemon, min(n + 1, WARM_SETS)), 600, what="a settled daemon")
+                wait_for(functools.partial(settled, daemon, min(2 * n + 1, WARM_SETS)), 600, what="a settled daemon")
                 times["warm"].append(asyncio.run(ready_s("rt", env)))
                 times["by hand"].append(by_hand(base, packages, uv, uv_env))
-            print("\nstart_kernel() -> first kernel_info_reply, a notebook needing six and idna")
+                project = make_project(base / f"project{n}", [*packages, "attrs"], daemon)
+                times["project cold"].append(asyncio.run(ready_s("rt", cwd=project)))
+                wait_for(functools.partial(settled, daemon, min(2 * n + 2, WARM_SETS)), 600, what="a settled daemon")
+                times["project warm"].append(asyncio.run(ready_s("rt", cwd=project)))
+            print("\nstart_kernel() -> first kernel_info_reply, a notebook needing six and idna (a project: and attrs)")
             for name, values in times.items():
                 ms = ", ".join(f"{t * 1e3:.0f}" for t in values)
-                print(f"  {name:<8} median {statistics.median(values) * 1e3:7.0f} ms   ({ms})")
+                print(f"  {name:<12} median {statistics.median(values) * 1e3:7.0f} ms   ({ms})")
             print("\n" + json.dumps(times))
         finally:
             daemon.stop()

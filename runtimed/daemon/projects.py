@@ -38,6 +38,22 @@ __all__ = ["ProjectServer"]
 log = logging.getLogger("runtimed.daemon.supervisor")
 
 READ_TIMEOUT_S = 30.0
+MAX_CACHED_READS = 256
+
+Signature = tuple[tuple[str, int, int, int] | tuple[str], ...]
+
+
+def _signature(paths: tuple[Path, ...]) -> Signature:
+    """What tells a changed file: inode, size and mtime of each path (gone: its name alone)."""
+    found: list[tuple[str, int, int, int] | tuple[str]] = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            found.append((str(path),))
+            continue
+        found.append((str(path), st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(found)
 
 
 class ProjectServer:
@@ -54,6 +70,8 @@ class ProjectServer:
         self.runtimes = runtimes
         self.extras = extras
         self.config = config
+        # (backend, file) -> (signature of the file and its inputs, those paths, what was read)
+        self._reads: dict[tuple[str, Path], tuple[Signature, tuple[Path, ...], ProjectRead | ProjectServed]] = {}
         self.trust_file = Path(os.environ[TRUST_FILE_ENV]) if os.environ.get(TRUST_FILE_ENV) else trust_file
 
     async def take(self, start_dir: str) -> ProjectServed | None:
@@ -88,6 +106,23 @@ class ProjectServer:
         ]
 
     async def _read(self, candidate: Candidate) -> ProjectRead | ProjectServed:
+        """What the candidate declares: read by its backend's worker once, then again
+        only when the file or one of its inputs (its lock) changed."""
+        slot = (candidate.backend, candidate.path)
+        cached = self._reads.get(slot)
+        if cached is not None and cached[0] == _signature(cached[1]):
+            return cached[2]
+        before = _signature((candidate.path,))
+        read = await self._read_now(candidate)
+        paths = (candidate.path, *(read.spec.inputs if isinstance(read, ProjectRead) and read.spec else ()))
+        signature = _signature(paths)
+        if signature[:1] == before:  # not changed while it was read
+            self._reads[slot] = (signature, paths, read)
+            while len(self._reads) > MAX_CACHED_READS:
+                del self._reads[next(iter(self._reads))]
+        return read
+
+    async def _read_now(self, candidate: Candidate) -> ProjectRead | ProjectServed:
         worker = self.runtimes[candidate.backend].worker
         try:
             return await worker.submit(ReadProject(file=candidate.path), timeout=READ_TIMEOUT_S)
