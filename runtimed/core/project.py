@@ -23,8 +23,10 @@ class ProjectSpec:
     specs for conda), exact pins when ``locked`` (read from a lock file);
     ``pypi_packages`` are PEP 508 requirements installed with uv into a conda prefix
     (``environment.yml``'s ``pip:``, pixi's ``[pypi-dependencies]``). ``inputs`` are
-    the files whose bytes decide the env (the project file, its lock): runtimed keys
-    the project's env by their hash (:func:`project_key`) and rebuilds it when one changes.
+    the files whose bytes decide the env (the project file, its lock), including a lock
+    not written yet (a missing file counts as empty): runtimed keys the project's env by
+    their hash (:func:`project_key`), reads the file again and rebuilds the env when one
+    changes, appears or goes.
     ``python`` is shown and approved, not applied: the pool's Python serves.
     """
 

@@ -142,11 +142,34 @@ async def claim(kernel: LiveKernel, message: Mapping[str, Any]) -> None:
 
 
 def launch_ipykernel(
-    python: str, kernel_dir: Path, connection_file: Path, argv: list[str], *, cwd: str, environ: Mapping[str, str]
+    python: str,
+    kernel_dir: Path,
+    connection_file: Path,
+    argv: list[str],
+    *,
+    cwd: str,
+    environ: Mapping[str, str],
+    notice: str = "",
 ) -> subprocess.Popen[bytes]:
-    """A normal ``python -m ipykernel_launcher -f CONNECTION_FILE ARGV...``."""
-    command = [python, "-m", "ipykernel_launcher", "-f", str(connection_file), *argv]
+    """A normal ``python -m ipykernel_launcher -f CONNECTION_FILE ARGV...``; with a
+    ``notice``, shown as a pre-started kernel shows it (see :func:`notice_argv`)."""
+    command = [python, "-m", "ipykernel_launcher", "-f", str(connection_file), *argv, *notice_argv(notice)]
     return _popen(command, kernel_dir, cwd=cwd, env=environ)
+
+
+def notice_argv(notice: str) -> list[str]:
+    """Kernel arguments that show ``notice`` (why the notebook's packages are missing)
+    under the traceback of every import that fails for a missing module: an IPython
+    start-up line that installs the handler the kernel host installs on claim."""
+    if not notice:
+        return []
+    text = repr(f"\n{notice}\n")
+    handler = (
+        "lambda shell, etype, value, tb, tb_offset=None: (shell.showtraceback((etype, value, tb), "
+        f"tb_offset=tb_offset), __import__('sys').stderr.write({text}))"
+    )
+    line = f"get_ipython().set_custom_exc((ModuleNotFoundError,), {handler})"
+    return [f"--IPKernelApp.exec_lines={line}"]
 
 
 async def wait_connection(proc: subprocess.Popen[bytes], connection_file: Path) -> dict[str, Any] | None:

@@ -150,7 +150,7 @@ class KernelTable:
             environ = kernel_environ(request.env or default_env, self.envs.activation(env))
             cwd = request.cwd or str(Path.home())
             proc = launch_ipykernel(env.python_path, kernel_dir, connection_file, request.argv, cwd=cwd,
-                                    environ=environ)  # fmt: skip
+                                    environ=environ, notice=request.notice)  # fmt: skip
             kernel = self.track(backend, kernel_dir.name, kernel_dir, env, proc)
             info = await wait_connection(proc, connection_file)
             if info is None:

@@ -63,7 +63,7 @@ def test_a_pixi_toml_is_read_for_this_platform(tmp_path: Path) -> None:
         f"mylib @ {(tmp_path / 'mylib').as_uri()}",
         "exact==1.2",
     )
-    assert spec.inputs == (manifest,)
+    assert spec.inputs == (manifest, manifest.with_name("pixi.lock"))  # a lock written later is an input
 
 
 def test_a_pyproject_with_tool_pixi(tmp_path: Path) -> None:

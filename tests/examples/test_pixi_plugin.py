@@ -9,24 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.support.conda_channel import build_channel
 from tests.support.daemon import DaemonProcess, runtimed_cmd
 from tests.support.kernel import execute_in_kernel
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "runtimed-plugin-pixi"
-
-
-@pytest.fixture(scope="module")
-def pixi_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site = tmp_path_factory.mktemp("pixi-site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
-         str(EXAMPLE)],
-        check=True,
-    )  # fmt: skip
-    return site
 
 
 NO_PIXI_PATH = "/usr/bin:/bin"

@@ -100,8 +100,8 @@ def test_an_unknown_package_still_gives_a_kernel_that_says_why(
     assert "could not install this notebook's packages" in said and missing in said, said
 
 
-def package_kernels(daemon: DaemonProcess) -> int:
-    kernels = daemon.status().pools["uv"].kernels
+def package_kernels(daemon: DaemonProcess, backend: str = "uv") -> int:
+    kernels = daemon.status().pools[backend].kernels
     return kernels.package_sets if kernels is not None else 0
 
 
@@ -177,3 +177,16 @@ def test_notebooks_written_by_juv_get_their_locked_or_stamped_versions(
     trust(str(locked), str(stamped))
     assert text(run(locked, monkeypatch)).strip() == "1.16.0"
     assert text(run(stamped, monkeypatch)).strip() == "1.8.0"
+
+
+def test_a_launched_kernel_shows_the_notice_too(
+    daemon_factory: type[DaemonProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = daemon_factory(config="[backends.uv]\npool_size = 1\nkernels = 0\n").start()  # no pre-started kernel
+    install_spec(started, tmp_path, monkeypatch)
+    monkeypatch.setenv("RUNTIMED_CONFIG", str(started.config_file))
+    monkeypatch.setenv("RUNTIMED_TRUST_FILE", str(tmp_path / "trust.json"))
+    started.wait_pool("uv", 1)
+    path = notebook(tmp_path / "six.ipynb", ["import six"], {"runt": {"uv": {"dependencies": ["six"]}}})
+    said = text(run(path, monkeypatch))
+    assert "ModuleNotFoundError" in said and f"runtimed trust {path}" in said, said

@@ -61,7 +61,7 @@ def read_workspace(file: Path) -> ProjectSpec | None:
         channels=_channels(workspace, file),
         pypi_packages=tuple(pypi),
         python=_version_of(conda.get("python")),
-        inputs=(file,),
+        inputs=(file, file.parent / LOCK_FILE),  # a lock written later changes the env
     )
     lock = file.parent / LOCK_FILE
     return _with_lock(spec, lock, conda, pypi) if lock.is_file() else spec
