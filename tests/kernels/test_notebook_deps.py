@@ -190,3 +190,20 @@ def test_a_launched_kernel_shows_the_notice_too(
     path = notebook(tmp_path / "six.ipynb", ["import six"], {"runt": {"uv": {"dependencies": ["six"]}}})
     said = text(run(path, monkeypatch))
     assert "ModuleNotFoundError" in said and f"runtimed trust {path}" in said, said
+
+
+def test_editing_the_dependencies_then_restarting_gives_the_new_set(
+    daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = notebook(tmp_path / "edit.ipynb", [], {"runt": {"uv": {"dependencies": ["six"]}}})
+    trust(str(path))
+    km = KernelManager(kernel_name="rt")
+    km.start_kernel(env={**os.environ, "JPY_SESSION_NAME": str(path)})
+    try:
+        assert execute(km, "import six; print('six')") == "six"
+        notebook(path, [], {"runt": {"uv": {"dependencies": ["six", "idna"]}}})  # edited and saved
+        trust(str(path))
+        km.restart_kernel()  # the provisioner reads the notebook again
+        assert execute(km, "import six, idna; print('both')") == "both"
+    finally:
+        km.shutdown_kernel(now=True)
