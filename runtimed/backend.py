@@ -29,6 +29,7 @@ from runtimed.core.phases import BuildPhase
 from runtimed.core.project import ProjectSpec
 from runtimed.envs.bytecode import BytecodeError
 from runtimed.envs.envdir import META_DIR
+from runtimed.envs.pypi import find_uv, install_pypi
 from runtimed.envs.tools import clean_env, run_command
 from runtimed.envs.warm import WarmupFailed, warm_env
 from runtimed.util.files import write_json_atomic
@@ -50,7 +51,9 @@ __all__ = [
     "ProjectSpec",
     "Repair",
     "clean_env",
+    "find_uv",
     "hookimpl",
+    "install_pypi",
     "list_distributions",
     "module_files",
     "repair_once",

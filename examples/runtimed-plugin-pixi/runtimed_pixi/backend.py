@@ -26,11 +26,11 @@ from runtimed.backend import (
     ErrorKind,
     ExtrasRequest,
     ProjectSpec,
+    install_pypi,
     list_distributions,
 )
 from runtimed_pixi import conda
 from runtimed_pixi.manifest import LOCK_FILE, read_workspace
-from runtimed_pixi.pypi import install_pypi
 
 __all__ = ["KERNEL_PACKAGES", "PixiBackend", "merge_specs", "python_spec", "spec_name"]
 

@@ -33,11 +33,11 @@ from runtimed.backend import (
     ErrorKind,
     ExtrasRequest,
     ProjectSpec,
+    install_pypi,
     write_json_atomic,
 )
 from runtimed_conda.errors import classify_error
 from runtimed_conda.project import read_environment
-from runtimed_conda.pypi import install_pypi
 from runtimed_conda.records import installed_records, package_list
 from runtimed_conda.solve import DEFAULT_REPODATA_TTL_S, RepodataCache, run_sync, solve_specs
 from runtimed_conda.specs import BASE_PACKAGES, channel_source, merge_specs, python_spec
@@ -119,7 +119,7 @@ class CondaBackend(Backend):
         if request.packages or request.channels:
             self._install_conda_extras(request)
         if request.pypi_packages:
-            install_pypi(self.python_path(request.path), request.pypi_packages, request.progress)
+            install_pypi(self.python_path(request.path), request.pypi_packages, progress=request.progress)
 
     def read_project(self, file: Path) -> ProjectSpec | None:
         """``channels``, ``dependencies`` and its ``pip:`` list (:mod:`runtimed_conda.project`)."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +18,7 @@ from runtimed.backend import (
     ExtrasRequest,
     ProjectSpec,
     clean_env,
+    find_uv,
     repair_once,
 )
 from runtimed_uv.errors import classify_uv_error
@@ -28,19 +27,6 @@ from runtimed_uv.project import read_pyproject
 __all__ = ["UvBackend", "find_uv"]
 
 log = logging.getLogger("runtimed_uv")
-
-
-def find_uv() -> str | None:
-    """uv from the ``uv`` wheel, else from PATH."""
-    try:
-        import uv
-
-        path = uv.find_uv_bin()
-        if path and os.path.exists(path):
-            return str(path)
-    except (ImportError, FileNotFoundError):
-        pass
-    return shutil.which("uv")
 
 
 class UvBackend(Backend):
