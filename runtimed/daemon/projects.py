@@ -28,10 +28,9 @@ from runtimed.daemon.extras import ExtrasTaker
 from runtimed.daemon.runtime import BackendRuntime
 from runtimed.deps.project import Candidate, find_candidates, malformed_project_message, untrusted_project_message
 from runtimed.deps.trust import TRUST_FILE_ENV, TrustStore, TrustStoreError
-from runtimed.kernels.table import ProjectServed
-from runtimed.kernels.withdeps import not_installed_notice
+from runtimed.kernels.table import ProjectFound
 from runtimed.protocol.jobs import ProjectRead, ReadProject
-from runtimed.protocol.messages import EnvReply, Take
+from runtimed.protocol.messages import EnvReply, PooledEnv, Take
 
 __all__ = ["ProjectServer"]
 
@@ -40,6 +39,8 @@ log = logging.getLogger("runtimed.daemon.supervisor")
 READ_TIMEOUT_S = 30.0
 MAX_CACHED_READS = 256
 
+# What a project file was read as, and its key; or why it could not be read.
+Read = tuple[ProjectRead, str] | ProjectFound
 Signature = tuple[tuple[str, int, int, int] | tuple[str], ...]
 
 
@@ -57,7 +58,7 @@ def _signature(paths: tuple[Path, ...]) -> Signature:
 
 
 class ProjectServer:
-    """Answers ``take_project(start_dir)`` for the kernel keeper."""
+    """Answers the kernel keeper's ``find_project(start_dir)`` and ``take_project(found)``."""
 
     def __init__(
         self,
@@ -71,17 +72,20 @@ class ProjectServer:
         self.extras = extras
         self.config = config
         # (backend, file) -> (signature of the file and its inputs, those paths, what was read)
-        self._reads: dict[tuple[str, Path], tuple[Signature, tuple[Path, ...], ProjectRead | ProjectServed]] = {}
+        self._reads: dict[tuple[str, Path], tuple[Signature, tuple[Path, ...], Read]] = {}
         self.trust_file = Path(os.environ[TRUST_FILE_ENV]) if os.environ.get(TRUST_FILE_ENV) else trust_file
 
-    async def take(self, start_dir: str) -> ProjectServed | None:
-        """The env of the closest project above ``start_dir``; None when there is none."""
-        found = await self.find(start_dir)
-        if found is None or found.spec is None:
-            return found
-        return await self._take_env(self.runtimes[found.backend], found.spec, found.key)
+    async def take(self, found: ProjectFound) -> PooledEnv | str:
+        """An env of the approved project ``found`` (:meth:`find`), from its warm set or
+        installed now, leased to the daemon; else why not."""
+        assert found.spec is not None
+        spec, runtime = found.spec, self.runtimes[found.backend]
+        request = Take(env_type=runtime.name, lease_pid=os.getpid(), packages=list(spec.packages),
+                       channels=list(spec.channels))  # fmt: skip
+        reply = await self.extras.take(runtime, request, os.getpid(), project=(found.key, spec))
+        return reply.env if isinstance(reply, EnvReply) else reply.message
 
-    async def find(self, start_dir: str) -> ProjectServed | None:
+    async def find(self, start_dir: str) -> ProjectFound | None:
         """The closest project above ``start_dir``: approved (its ``key`` and ``spec``),
         or why a base kernel serves it (``notice``); None when there is none."""
         claims = self._claims()
@@ -90,10 +94,10 @@ class ProjectServer:
         candidates = await asyncio.to_thread(find_candidates, Path(start_dir), claims)
         for candidate in candidates:
             read = await self._read(candidate)
-            if isinstance(read, ProjectServed):
+            if isinstance(read, ProjectFound):
                 return read
-            if read.spec is not None:
-                return await self._approved(self.runtimes[candidate.backend], read.spec)
+            if read[0].spec is not None:
+                return await self._approved(self.runtimes[candidate.backend], read[0].spec, read[1])
         return None
 
     def _claims(self) -> list[tuple[str, str]]:
@@ -105,16 +109,17 @@ class ProjectServer:
             for file in ready.project_files
         ]
 
-    async def _read(self, candidate: Candidate) -> ProjectRead | ProjectServed:
-        """What the candidate declares: read by its backend's worker once, then again
-        only when the file or one of its inputs (its lock) changed."""
+    async def _read(self, candidate: Candidate) -> Read:
+        """What the candidate declares, and its key (:func:`project_key`): read by its
+        backend's worker and hashed once, then again only when the file or one of its
+        inputs (its lock) changed."""
         slot = (candidate.backend, candidate.path)
         cached = self._reads.get(slot)
         if cached is not None and cached[0] == _signature(cached[1]):
             return cached[2]
         before = _signature((candidate.path,))
         read = await self._read_now(candidate)
-        paths = (candidate.path, *(read.spec.inputs if isinstance(read, ProjectRead) and read.spec else ()))
+        paths = (candidate.path, *(read[0].spec.inputs if isinstance(read, tuple) and read[0].spec else ()))
         signature = _signature(paths)
         if signature[:1] == before:  # not changed while it was read
             self._reads[slot] = (signature, paths, read)
@@ -122,37 +127,27 @@ class ProjectServer:
                 del self._reads[next(iter(self._reads))]
         return read
 
-    async def _read_now(self, candidate: Candidate) -> ProjectRead | ProjectServed:
+    async def _read_now(self, candidate: Candidate) -> Read:
         worker = self.runtimes[candidate.backend].worker
         try:
-            return await worker.submit(ReadProject(file=candidate.path), timeout=READ_TIMEOUT_S)
-        except BackendError as exc:
-            log.warning("the project file %s could not be read: %s", candidate.path, exc.failure.message)
-            notice = malformed_project_message(candidate.path, exc.failure.message)
-            return ProjectServed(str(candidate.path), candidate.backend, notice=notice)
+            read = await worker.submit(ReadProject(file=candidate.path), timeout=READ_TIMEOUT_S)
+            key = await asyncio.to_thread(project_key, candidate.backend, read.spec) if read.spec else ""
+        except (BackendError, OSError) as exc:
+            message = exc.failure.message if isinstance(exc, BackendError) else str(exc)
+            log.warning("the project file %s could not be read: %s", candidate.path, message)
+            return ProjectFound(
+                str(candidate.path), candidate.backend, notice=malformed_project_message(candidate.path, message)
+            )
+        return read, key
 
-    async def _approved(self, runtime: BackendRuntime, spec: ProjectSpec) -> ProjectServed | None:
+    async def _approved(self, runtime: BackendRuntime, spec: ProjectSpec, key: str) -> ProjectFound | None:
         file, backend = str(spec.file), runtime.name
         if not (spec.packages or spec.pypi_packages):
             return None  # a project that declares nothing: a plain kernel
-        try:
-            key = await asyncio.to_thread(project_key, backend, spec)
-        except OSError as exc:
-            return ProjectServed(file, backend, notice=malformed_project_message(spec.file, str(exc)))
         if not await asyncio.to_thread(self._trusted, key):
             log.warning("the project %s is not approved (key %s)", file, key[:12])
-            return ProjectServed(file, backend, notice=untrusted_project_message(spec, backend))
-        return ProjectServed(file, backend, key=key, spec=spec)
-
-    async def _take_env(self, runtime: BackendRuntime, spec: ProjectSpec, key: str) -> ProjectServed:
-        file, backend = str(spec.file), runtime.name
-        packages, channels = list(spec.packages), list(spec.channels)
-        request = Take(env_type=backend, lease_pid=os.getpid(), packages=packages, channels=channels)
-        reply = await self.extras.take(runtime, request, os.getpid(), project=(key, spec))
-        if isinstance(reply, EnvReply):
-            return ProjectServed(file, backend, env=reply.env, key=key)
-        notice = not_installed_notice([*spec.packages, *spec.pypi_packages], reply.message)
-        return ProjectServed(file, backend, notice=notice)
+            return ProjectFound(file, backend, notice=untrusted_project_message(spec, backend))
+        return ProjectFound(file, backend, key=key, spec=spec)
 
     def _trusted(self, key: str) -> bool:
         store = TrustStore(self.trust_file, enabled=self.config().daemon.trust_notebooks)

@@ -243,7 +243,7 @@ class KernelKeeper:
                     log.info("handing out pre-started kernel %s of the package set %s", kernel.record.id, packages.key)
                     self._fill_set_later(pool)
                     return self.table.hand_out(kernel, owner, prestarted=True, reason="")
-        served = await launch_with_packages(self.table, self.envs, self.base_env, request, owner)
+        served = await launch_with_packages(self.table, self.envs, self.base_env, request, owner, packages)
         if isinstance(served, LaunchedKernel):
             pool, stop = self.pools.package_pool(packages, keep)
             self._stop_idle(stop, "its package set is no longer among the most recent")
@@ -269,7 +269,7 @@ class KernelKeeper:
                 return
             kernel_id = new_env_id()
             variant = self.pools.start(pool, kernel_id)
-            env = await take_env_of_set(self.envs, packages)
+            env = await take_env_of_set(self.envs, packages, recheck=True)
             if isinstance(env, str):
                 pool.failed(kernel_id, env, time.monotonic())
             elif self.pools.package_set(pool) is None:

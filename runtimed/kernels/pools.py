@@ -25,6 +25,7 @@ from runtimed.kernels.environ import Refusal, RefusalKind
 from runtimed.kernels.outcomes import Outcomes
 from runtimed.kernels.pool import KernelPool
 from runtimed.kernels.process import KernelRecord
+from runtimed.kernels.table import ProjectFound
 from runtimed.kernels.variants import Variant, Variants
 from runtimed.protocol.messages import KernelPoolStatus, PackageOptions
 
@@ -39,16 +40,15 @@ class PackageSet:
     packages: tuple[str, ...]
     channels: tuple[str, ...] = ()
     options: PackageOptions = field(factory=PackageOptions)
-    # A project's set: the directory its kernels ask from, the project's key and file.
+    # A project's set: the directory its kernels ask from, and the project found there.
     project_dir: str | None = None
-    project_key: str = ""
-    project_file: str = ""
+    project: ProjectFound | None = None
 
     @property
     def key(self) -> str:
         """The same key the daemon's warm sets use: one name per set."""
-        if self.project_key:
-            return self.project_key
+        if self.project is not None:
+            return self.project.key
         return extras_key(self.backend, self.packages, self.channels, attrs.asdict(self.options))
 
 
@@ -99,9 +99,10 @@ class PoolSet:
 
     def _drop_superseded(self, wanted: PackageSet) -> list[str]:
         """A project's new set replaces the sets of its older contents."""
-        if not wanted.project_file:
+        if wanted.project is None:
             return []
-        older = [s for s, p in self.sets.items() if self.set_of[id(p)].project_file == wanted.project_file]
+        file = wanted.project.file
+        older = [s for s, p in self.sets.items() if (o := self.set_of[id(p)].project) is not None and o.file == file]
         return [kernel_id for slot in older for kernel_id in self._drop_set(slot)]
 
     def _drop_set(self, slot: tuple[str, str]) -> list[str]:

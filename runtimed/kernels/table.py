@@ -43,7 +43,7 @@ from runtimed.protocol.messages import LaunchedKernel, PackageOptions, PooledEnv
 from runtimed.util.files import new_env_id
 from runtimed.util.liveness import create_time_of, is_alive
 
-__all__ = ["EXIT_CODES_KEPT", "EnvAccess", "KernelTable", "ProjectServed"]
+__all__ = ["EXIT_CODES_KEPT", "EnvAccess", "KernelTable", "ProjectFound"]
 
 log = logging.getLogger("runtimed.kernels")
 
@@ -57,22 +57,23 @@ async def _no_extras(
 
 
 @define(frozen=True)
-class ProjectServed:
-    """The env of the notebook's project (``take_project``), leased to the daemon;
-    or, when ``env`` is None, why a base kernel serves it (``notice``). ``find_project``
-    answers with no env and no notice for an approved project: its ``key`` (the key
-    of its warm set) and ``spec`` say which."""
+class ProjectFound:
+    """The notebook's project as ``find_project`` found it: approved (its ``spec``, and
+    its ``key``, which names its warm set), or why a base kernel serves it (``notice``)."""
 
     file: str
     backend: str
-    env: PooledEnv | None = None
     notice: str = ""
     key: str = ""
     spec: ProjectSpec | None = None
 
 
-async def _no_projects(start_dir: str) -> ProjectServed | None:
+async def _no_projects(start_dir: str) -> ProjectFound | None:
     return None
+
+
+async def _no_project_envs(found: ProjectFound) -> PooledEnv | str:
+    return "this daemon serves no project envs"
 
 
 @define(frozen=True)
@@ -88,10 +89,10 @@ class EnvAccess:
     take_with: Callable[[str, list[str], list[str], PackageOptions], Awaitable[PooledEnv | str]] = field(
         default=_no_extras
     )
-    # The env of the closest project above a directory; None when there is no project.
-    take_project: Callable[[str], Awaitable[ProjectServed | None]] = field(default=_no_projects)
-    # The approved project above a directory, without taking its env (see ProjectServed).
-    find_project: Callable[[str], Awaitable[ProjectServed | None]] = field(default=_no_projects)
+    # The closest project above a directory (see ProjectFound); None when there is none.
+    find_project: Callable[[str], Awaitable[ProjectFound | None]] = field(default=_no_projects)
+    # An env of an approved project, leased to the daemon; or why there is none.
+    take_project: Callable[[ProjectFound], Awaitable[PooledEnv | str]] = field(default=_no_project_envs)
 
 
 class KernelTable:

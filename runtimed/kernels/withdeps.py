@@ -1,21 +1,22 @@
-"""A kernel in an env with a notebook's own packages (``TakeKernel.packages``).
+"""A kernel in an env with a notebook's own packages (``TakeKernel.packages``), or
+with its project's (``TakeKernel.project_dir``: the daemon finds the closest project
+file above it, see :mod:`runtimed.daemon.projects`).
 
 The env comes from the daemon's warm sets, or a base env gets the packages
 installed now (:mod:`runtimed.daemon.extras`); the kernel is launched in it. If the
-packages cannot be installed (an unknown package, no index), the caller serves a
-base kernel that tells the user why (``TakeKernel.notice``).
+packages cannot be installed (an unknown package, no index), or the project is not
+approved or is malformed, the caller serves a base kernel that tells the user why
+(``TakeKernel.notice``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 
 import attrs
 
 from runtimed.kernels.pools import PackageSet
-from runtimed.kernels.projects import launch_in_project
 from runtimed.kernels.table import EnvAccess, KernelTable
 from runtimed.protocol.messages import LaunchedKernel, PooledEnv, TakeKernel
 
@@ -36,46 +37,53 @@ async def package_set_of(envs: EnvAccess, request: TakeKernel) -> PackageSet | T
     if found is None or found.spec is None:
         return attrs.evolve(plain, notice=found.notice) if found is not None else plain
     spec = found.spec
-    return PackageSet(
-        found.backend, spec.packages, spec.channels,
-        project_dir=request.project_dir, project_key=found.key, project_file=found.file,
-    )  # fmt: skip
+    return PackageSet(found.backend, spec.packages, spec.channels, project_dir=request.project_dir, project=found)
 
 
-async def take_env_of_set(envs: EnvAccess, wanted: PackageSet) -> PooledEnv | str:
-    """An env of the set for one more of its pre-started kernels; or why there is none."""
-    if wanted.project_dir is None:
+async def take_env_of_set(envs: EnvAccess, wanted: PackageSet, *, recheck: bool = False) -> PooledEnv | str:
+    """An env of the set, leased to the daemon; or why there is none. ``recheck``: a
+    project's set only if the project is still what it was (not edited since)."""
+    if wanted.project is None:
         return await envs.take_with(wanted.backend, list(wanted.packages), list(wanted.channels), wanted.options)
-    served = await envs.take_project(wanted.project_dir)
-    if served is None or served.env is None:
-        return served.notice if served is not None else "the project is gone"
-    if served.key != wanted.key:  # edited meanwhile: the env is of its next set
-        envs.discard(Path(served.env.venv_path))
-        return "the project changed"
-    return served.env
+    if recheck:
+        assert wanted.project_dir is not None
+        now = await envs.find_project(wanted.project_dir)
+        if now is None or now.key != wanted.key:
+            return "the project changed"
+    return await envs.take_project(wanted.project)
 
 
 async def launch_with_packages(
-    table: KernelTable, envs: EnvAccess, base_env: Mapping[str, str], request: TakeKernel, owner: int | None
-) -> LaunchedKernel | TakeKernel:
-    """The kernel, or ``request`` turned into one for a base kernel whose notice says
-    why the packages are missing. A request without packages but with a
-    ``project_dir`` gets its project's env (:mod:`runtimed.kernels.projects`)."""
-    if not request.packages and request.project_dir:
-        return await launch_in_project(table, envs, base_env, request, owner)
-    backend, packages = request.env_type, ", ".join(request.packages)
-    env = await envs.take_with(backend, list(request.packages), list(request.channels), request.options)
+    table: KernelTable, envs: EnvAccess, base_env: Mapping[str, str], request: TakeKernel, owner: int | None,
+    wanted: PackageSet,
+) -> LaunchedKernel | TakeKernel:  # fmt: skip
+    """A kernel launched in an env of ``wanted`` (the request's packages, or its
+    project's), or ``request`` turned into one for a base kernel whose notice says why
+    the packages are missing."""
+    names = _names(wanted)
+    env = await take_env_of_set(envs, wanted)
     if isinstance(env, str):
-        log.warning("the notebook's packages (%s) could not be installed: %s; a base kernel serves it", packages, env)
-        notice = not_installed_notice(request.packages, env)
-        return attrs.evolve(request, packages=[], channels=[], notice=notice)
-    log.info("launching a kernel with the notebook's packages (%s) in %s", packages, env.venv_path)
-    kernel = await table.launch(backend, env, request, base_env)
+        log.warning("%s could not be installed: %s; a base kernel serves it", names, env)
+        notice = not_installed_notice([*wanted.packages, *_pypi(wanted)], env)
+        return attrs.evolve(request, packages=[], channels=[], project_dir=None, notice=notice)
+    log.info("launching a kernel with %s in %s", names, env.venv_path)
+    kernel = await table.launch(wanted.backend, env, request, base_env)
     try:
-        return table.hand_out(kernel, owner, prestarted=False, reason=f"the notebook's packages: {packages}")
+        return table.hand_out(kernel, owner, prestarted=False, reason=names)
     except BaseException:
         table.forget(kernel)
         raise
+
+
+def _names(wanted: PackageSet) -> str:
+    if wanted.project is not None:
+        return f"the packages of the project {wanted.project.file}"
+    return f"the notebook's packages ({', '.join(wanted.packages)})"
+
+
+def _pypi(wanted: PackageSet) -> tuple[str, ...]:
+    spec = wanted.project.spec if wanted.project is not None else None
+    return spec.pypi_packages if spec is not None else ()
 
 
 def not_installed_notice(packages: list[str], error: str) -> str:

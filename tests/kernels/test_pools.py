@@ -4,6 +4,7 @@ recently used beyond the bound dropped with its idle kernels, none when disabled
 from __future__ import annotations
 
 from runtimed.kernels.pools import PackageSet, PoolSet
+from runtimed.kernels.table import ProjectFound
 from runtimed.kernels.variants import Variants, variant_of
 
 DAEMON = variant_of({"PATH": "/usr/bin"})
@@ -11,6 +12,7 @@ SIX = PackageSet("uv", ("six",))
 IDNA = PackageSet("uv", ("idna",))
 ATTRS = PackageSet("uv", ("attrs",))
 CONDA_SIX = PackageSet("conda", ("six",))
+FILE = "/p/pyproject.toml"
 
 
 def new_pools() -> PoolSet:
@@ -76,10 +78,10 @@ def test_a_set_gets_a_pool_only_when_asked_to_create_one() -> None:
 
 def test_a_projects_new_set_replaces_the_sets_of_its_older_contents() -> None:
     pools = new_pools()
-    old = PackageSet("uv", ("six",), project_dir="/p/nb", project_key="k-old", project_file="/p/pyproject.toml")
+    old = PackageSet("uv", ("six",), project_dir="/p/nb", project=ProjectFound(FILE, "uv", key="k-old"))
     ready_kernel(pools, old, "k1")
     ready_kernel(pools, SIX, "k2")
-    new = PackageSet("uv", ("six==1.15.0",), project_dir="/p", project_key="k-new", project_file="/p/pyproject.toml")
+    new = PackageSet("uv", ("six==1.15.0",), project_dir="/p", project=ProjectFound(FILE, "uv", key="k-new"))
     pool, stop = pools.package_pool(new, keep=4)
     assert stop == ["k1"] and pool is not None and new.key == "k-new"
     assert [pools.package_set(p) for p in pools.sets.values()] == [SIX, new]
