@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.session import Session
 
 from runtimed.kernels.specs import install, kernel_spec
 from tests.support.daemon import DaemonProcess, wait_for
@@ -63,25 +64,34 @@ def write_specs(kernels: Path, socket: str) -> None:
         install(kernels, name, spec)
 
 
-async def time_to_ready(name: str, daemon: DaemonProcess) -> tuple[float, float]:
+async def time_to_ready(name: str, daemon: DaemonProcess) -> tuple[float, float, float]:
     """Seconds to ready from ``start_kernel()``, then, once the daemon has settled
     again, from ``restart_kernel()`` (as a front end restarts: a shutdown request,
-    then a new kernel on the same ports)."""
+    then a new kernel on the same ports) twice: seen by a client of its own
+    (``km.client()``, own zmq context, libzmq's reconnect interval), then by a client
+    on the kernel manager's context, as jupyter_server opens its channels."""
     km = AsyncKernelManager(kernel_name=name)
     t0 = time.perf_counter()
     await km.start_kernel()
     kc = km.client()
     kc.start_channels()
+    # A session of its own (two clients of one session share a socket identity).
+    shared = km.client(context=km.context, session=Session(key=km.session.key))
+    shared.start_channels()
     try:
         await first_reply(kc)
         started = time.perf_counter() - t0
-        await asyncio.to_thread(wait_prestarted, daemon)
-        t1 = time.perf_counter()
-        await km.restart_kernel()
-        await first_reply(kc)
-        return started, time.perf_counter() - t1
+        restarts = []
+        for client in (kc, shared):
+            await asyncio.to_thread(wait_prestarted, daemon)
+            t1 = time.perf_counter()
+            await km.restart_kernel()
+            await first_reply(client)
+            restarts.append(time.perf_counter() - t1)
+        return started, restarts[0], restarts[1]
     finally:
         kc.stop_channels()
+        shared.stop_channels()
         await km.shutdown_kernel(now=True)
 
 
@@ -176,6 +186,39 @@ def time_through_server(server: JupyterServer, name: str) -> float:
         server.request("DELETE", f"/api/sessions/{session['id']}")
 
 
+def time_server_restarts(base: Path, daemon: DaemonProcess, rounds: int) -> dict[str, list[float]]:
+    """A restart as JupyterLab's button does it: ``POST /api/kernels/ID/restart``,
+    then the first output over the websocket opened before it. Each kernelspec in a
+    server of its own, so the plain one's server never loads runtimed's provisioner."""
+    times: dict[str, list[float]] = {}
+    for name in ("python3", "prestarted"):
+        root = base / f"root-restart-{name}"
+        root.mkdir()
+        server = JupyterServer(root, dict(os.environ)).start()
+        try:
+            times[name] = [_server_restart(server, name, daemon) for _ in range(rounds)]
+        finally:
+            server.stop()
+    return times
+
+
+def _server_restart(server: JupyterServer, name: str, daemon: DaemonProcess) -> float:
+    session = server.request("POST", "/api/sessions", {"path": f"{name}.ipynb", "type": "notebook",
+                                                       "kernel": {"name": name}})  # fmt: skip
+    kernel_id = session["kernel"]["id"]
+    ws = server.kernel_socket(kernel_id)
+    try:
+        ws.first_output()
+        wait_prestarted(daemon)
+        t0 = time.perf_counter()
+        server.request("POST", f"/api/kernels/{kernel_id}/restart")
+        ws.first_output()
+        return time.perf_counter() - t0
+    finally:
+        ws.close()
+        server.request("DELETE", f"/api/sessions/{session['id']}")
+
+
 def wait_prestarted(daemon: DaemonProcess) -> None:
     """Wait until the daemon is settled: env pool full, no build in flight, every
     pre-started kernel ready (a refill running on the 2 cores is not what is measured)."""
@@ -236,6 +279,7 @@ def main() -> None:
     parser.add_argument(
         "--only-raw", action="store_true", help="only the raw argv launches (as VS Code spawns kernels)"
     )
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw argv launches")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="runtimed-kbench-") as tmp:
         base = Path(tmp)
@@ -251,19 +295,23 @@ def main() -> None:
         try:
             print("waiting for the pool and a pre-started kernel ...", flush=True)
             wait_prestarted(daemon)
-            time_raw_launches(base, daemon, args.rounds)
+            if not args.no_raw:
+                time_raw_launches(base, daemon, args.rounds)
             if args.only_raw:
                 return
             direct: dict[str, list[float]] = {k: [] for k in SPECS}
             restarts: dict[str, list[float]] = {k: [] for k in SPECS}
+            shared: dict[str, list[float]] = {k: [] for k in SPECS}
             for _ in range(args.rounds):
                 for name in SPECS:
                     wait_prestarted(daemon)
-                    started, restarted = asyncio.run(time_to_ready(name, daemon))
+                    started, restarted, restarted_shared = asyncio.run(time_to_ready(name, daemon))
                     direct[name].append(started)
                     restarts[name].append(restarted)
+                    shared[name].append(restarted_shared)
             report("KernelManager.start_kernel() -> first kernel_info_reply", direct)
-            report("KernelManager.restart_kernel() -> first kernel_info_reply (same ports)", restarts)
+            report("KernelManager.restart_kernel() -> first kernel_info_reply, km.client() (own context)", restarts)
+            report("KernelManager.restart_kernel() -> first kernel_info_reply, client on km.context", shared)
             if not args.no_server:
                 (base / "root").mkdir()
                 server = JupyterServer(base / "root", dict(os.environ)).start()
@@ -276,11 +324,14 @@ def main() -> None:
                 report("jupyter_server: POST /api/sessions -> first output over the websocket", served)
                 server.stop()
                 server = None
+                server_restarts = time_server_restarts(base, daemon, args.rounds)
+                report("jupyter_server: POST /api/kernels/ID/restart -> first output, websocket held open",
+                       server_restarts)  # fmt: skip
                 other = time_other_config_dir(base, daemon, args.rounds)
                 report("jupyter_server with its own JUPYTER_CONFIG_DIR: opens after the first", other)
-            results = {"direct": direct, "restart": restarts}
+            results = {"direct": direct, "restart": restarts, "restart_on_km_context": shared}
             if not args.no_server:
-                results.update(server=served, other_config_dir=other)
+                results.update(server=served, server_restart=server_restarts, other_config_dir=other)
             print("\n" + json.dumps(results))
         finally:
             if server is not None:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+import zmq
 
+from runtimed.kernels.provisioner import RECONNECT_IVL_MS
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.kernel import run_code, running_kernel
 
@@ -92,6 +94,11 @@ async def _exercise_kernel(daemon: DaemonProcess, nb: Path, *, expect_prestarted
         assert not {"x", "helper_mod_value"} & set(probe["names"])
         first_pid = probe["pid"]
         assert first_pid == kernel.pid
+        # The front end's channels on its manager's context (jupyter_server's) reconnect
+        # ~10 ms after a restart drops them, not libzmq's 100-200 ms.
+        channel = km.connect_shell()
+        assert channel.getsockopt(zmq.RECONNECT_IVL) == RECONNECT_IVL_MS
+        channel.close(linger=0)
 
         # Interrupt (SIGINT) stops a running cell.
         msg_id = kc.execute("import time; time.sleep(60)")
