@@ -10,8 +10,12 @@ round by round, it times three kernelspecs:
   * pooled      - runtimed-provisioner, a fresh kernel in a pooled env (prestarted = false)
   * prestarted  - runtimed-provisioner, a pre-started kernel
 then, for each, a restart on a settled daemon (``restart_kernel()`` to the first
-reply, same ports), and the same three through a real jupyter_server: ``POST
-/api/sessions`` to the first output of ``print`` over the kernel websocket. Then a
+reply, same ports), seen by ``km.client()`` (a zmq context of its own) and by a
+client on the kernel manager's context (as jupyter_server opens its channels), and
+the same three through a real jupyter_server: ``POST /api/sessions`` to the first
+output of ``print`` over the kernel websocket. Then a jupyter_server restart
+(``POST /api/kernels/ID/restart`` to the first output over the websocket opened
+before it; python3 and prestarted, each in a server of its own). Then a
 jupyter_server whose ``JUPYTER_CONFIG_DIR`` differs from the daemon's (python3 and
 prestarted; its first open, which teaches the daemon the server's start-up
 variables, is reported apart). Before each round it waits for the daemon to
