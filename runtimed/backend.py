@@ -7,6 +7,7 @@ it, and the worker then writes the manifest (see ``runtimed.envs.build``). Backe
 report failures by raising :class:`BackendError` with a classified ``kind``.
 
 The failure types (``runtimed.core.failure``), process helpers (``runtimed.envs.tools``),
+conda-prefix helpers (``runtimed.envs.condaprefix``),
 the config record and the hook marker live apart and are re-exported here: a plugin
 imports everything it needs from this one module, and nothing else of runtimed (a
 test holds every plugin under ``plugins/`` and ``examples/`` to that).
@@ -28,6 +29,7 @@ from runtimed.core.failure import BackendError, ErrorKind, Failure
 from runtimed.core.phases import BuildPhase
 from runtimed.core.project import ProjectSpec
 from runtimed.envs.bytecode import BytecodeError
+from runtimed.envs.condaprefix import CONDA_RECORD_FIELDS, conda_activation, conda_records
 from runtimed.envs.envdir import META_DIR
 from runtimed.envs.pypi import find_uv, install_pypi
 from runtimed.envs.tools import clean_env, run_command
@@ -35,8 +37,10 @@ from runtimed.envs.warm import WarmupFailed, warm_env
 from runtimed.util.files import write_json_atomic
 from runtimed.util.modes import Repair, repair_once
 from runtimed.util.output import tail
+from runtimed.util.tasks import run_sync
 
 __all__ = [
+    "CONDA_RECORD_FIELDS",
     "META_DIR",
     "PROJECT",
     "Availability",
@@ -51,6 +55,8 @@ __all__ = [
     "ProjectSpec",
     "Repair",
     "clean_env",
+    "conda_activation",
+    "conda_records",
     "find_uv",
     "hookimpl",
     "install_pypi",
@@ -58,6 +64,7 @@ __all__ = [
     "module_files",
     "repair_once",
     "run_command",
+    "run_sync",
     "tail",
     "warmup_import",
     "write_json_atomic",

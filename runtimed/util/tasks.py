@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-__all__ = ["TaskSet", "every"]
+__all__ = ["TaskSet", "every", "run_sync"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("runtimed.daemon.supervisor")
 
@@ -63,3 +66,14 @@ async def every(interval: Callable[[], float], action: Callable[[], Any], logger
                 await result
         except Exception:
             logger.exception("periodic %s failed", getattr(action, "__name__", action))
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also from a thread that already runs an event
+    loop (there, in a thread of its own)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

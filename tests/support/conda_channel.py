@@ -30,7 +30,6 @@ print its path, build time and size.
 
 from __future__ import annotations
 
-import asyncio
 import configparser
 import contextlib
 import email.parser
@@ -50,7 +49,7 @@ import sysconfig
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +62,8 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import Specifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
+
+from runtimed.util.tasks import run_sync
 
 __all__ = ["ChannelServer", "build_channel", "test_cache_root"]
 
@@ -329,7 +330,7 @@ def _build(work: Path, key: str) -> Path:
     _pack_all(packages, channel)
     t_pack = time.monotonic()
 
-    _run_sync(_index(channel))
+    run_sync(_index(channel))
     t_index = time.monotonic()
     shutil.rmtree(channel / ".tmp", ignore_errors=True)  # index_fs scratch dir
 
@@ -384,16 +385,6 @@ async def _index(channel: Path) -> None:
 
     # No target_platform: that would index only one subdir (and skip noarch).
     await rattler.index.index_fs(channel)
-
-
-def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` that also works when called from inside a running loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 # ---------------------------------------------------------- package metadata

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from runtimed.util.tasks import run_sync
 from tests.support import conda_channel as cc
 
 __all__ = ["build_tiny_channel", "installed_version"]
@@ -30,7 +31,7 @@ def build_tiny_channel(path: Path, packages: Mapping[str, Sequence[str]]) -> Pat
     for subdir in (cc.NOARCH, cc.LINUX_SUBDIR):
         (path / subdir).mkdir(parents=True, exist_ok=True)
     cc._pack_all(staged, path)
-    cc._run_sync(cc._index(path))
+    run_sync(cc._index(path))
     return path
 
 

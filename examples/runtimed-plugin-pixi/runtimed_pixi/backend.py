@@ -26,6 +26,8 @@ from runtimed.backend import (
     ErrorKind,
     ExtrasRequest,
     ProjectSpec,
+    conda_activation,
+    conda_records,
     install_pypi,
     list_distributions,
 )
@@ -129,16 +131,16 @@ class PixiBackend(Backend):
 
     def installed_packages(self, path: Path) -> list[str]:
         """The conda packages, then the Python distributions installed from PyPI (not by conda)."""
-        records = conda.installed_records(path)
+        records = conda_records(path)
         names = {str(r["name"]) for r in records}
         pypi = [d for d in list_distributions(self.python_path(path)) if _canonical(d.split("==")[0]) not in names]
         return [f"{r['name']}=={r['version']}" for r in records] + pypi
 
     def activation(self, path: Path) -> dict[str, str]:
-        return conda.activation(path)
+        return conda_activation(path)
 
     def manifest_details(self, request: BuildRequest) -> dict[str, object]:
-        return {"channels": list(request.config.channels), "records": conda.installed_records(request.path)}
+        return {"channels": list(request.config.channels), "records": conda_records(request.path)}
 
 
 def python_spec(python: str) -> str:

@@ -8,18 +8,15 @@ from the cached repodata alone, so an offline machine still builds what its cach
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import re
-from collections.abc import Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 from attrs import define
 
-from runtimed.backend import BackendError, ErrorKind
+from runtimed.backend import BackendError, ErrorKind, run_sync
 
 if TYPE_CHECKING:
     from rattler import PrefixRecord, RepoDataRecord
@@ -29,20 +26,16 @@ __all__ = [
     "classify",
     "current_platform",
     "install",
-    "installed_records",
     "locked_environment",
     "prefix_records",
     "record_spec",
     "solve",
 ]
 
-T = TypeVar("T")
-
 _NETWORK = ("error sending request", "connect", "dns error", "connection refused", "timed out", "unreachable")
 _MISSING = re.compile(
     r"^[\s│├└─]*(\S+)[^\n]*?, for which no candidates were found|No candidates were found for (\S+)", re.M
 )
-_MANIFEST_FIELDS = ("name", "version", "build", "channel", "subdir", "url", "sha256")
 
 
 def current_platform() -> str:
@@ -50,16 +43,6 @@ def current_platform() -> str:
     from rattler import Subdir
 
     return str(Subdir.current())
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion, also from a thread that already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def classify(exc: BaseException) -> BackendError:
@@ -144,16 +127,6 @@ def install(records: Sequence[RepoDataRecord], prefix: Path, cache_dir: Path) ->
         raise classify(exc) from exc
 
 
-def installed_records(prefix: Path) -> list[dict[str, Any]]:
-    """The installed records of ``prefix`` for the manifest (pure JSON reading), sorted by name."""
-    records = []
-    for path in sorted((prefix / "conda-meta").glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and "name" in data:
-            records.append({key: data.get(key) for key in _MANIFEST_FIELDS})
-    return sorted(records, key=lambda r: str(r["name"]))
-
-
 def record_spec(record: RepoDataRecord) -> str:
     """The exact match spec of a record: ``name ==version build``."""
     return f"{record.name.normalized} =={record.version} {record.build}"
@@ -201,21 +174,3 @@ def locked_environment(lock: Path) -> LockedEnv:
 def _location(location: str, root: Path) -> str:
     """A locked PyPI package's location as a URL (paths are relative to the lock's directory)."""
     return location if "://" in location else (root / location).resolve().as_uri()
-
-
-def activation(path: Path) -> dict[str, str]:
-    """The variables conda activation of ``path`` sets (its activation scripts' exports too)."""
-    import shlex
-
-    from rattler.shell import ActivationVariables, Shell, activate
-
-    marker = "/runtimed-base-path"  # stands for the kernel's own PATH, unknown here
-    result = activate(path, ActivationVariables(None, [marker]), Shell.bash)
-    entries = [str(p) for p in cast("list[Path]", result.path)]
-    variables = {"PATH": os.pathsep.join(entries[: entries.index(marker)] if marker in entries else entries)}
-    for line in result.script.splitlines():
-        name, sep, value = line.removeprefix("export ").partition("=")
-        if line.startswith("export ") and sep and name != "PATH":
-            variables[name] = (shlex.split(value) or [""])[0]
-    variables.setdefault("CONDA_PREFIX", str(path))
-    return variables

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import time
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from runtimed.backend import (
     META_DIR,
@@ -33,13 +32,16 @@ from runtimed.backend import (
     ErrorKind,
     ExtrasRequest,
     ProjectSpec,
+    conda_activation,
+    conda_records,
     install_pypi,
+    run_sync,
     write_json_atomic,
 )
 from runtimed_conda.errors import classify_error
 from runtimed_conda.project import read_environment
-from runtimed_conda.records import installed_records, package_list
-from runtimed_conda.solve import DEFAULT_REPODATA_TTL_S, RepodataCache, run_sync, solve_specs
+from runtimed_conda.records import package_list
+from runtimed_conda.solve import DEFAULT_REPODATA_TTL_S, RepodataCache, solve_specs
 from runtimed_conda.specs import BASE_PACKAGES, channel_source, merge_specs, python_spec
 
 __all__ = ["BUILD_INFO", "CondaBackend"]
@@ -144,26 +146,15 @@ class CondaBackend(Backend):
 
     def installed_packages(self, path: Path) -> list[str]:
         """``name==version`` of every conda package in the prefix (not just Python distributions)."""
-        return package_list(installed_records(path))
+        return package_list(conda_records(path))
 
     def activation(self, path: Path) -> dict[str, str]:
         """The variables conda activation sets, from py-rattler's activation API."""
-        from rattler.shell import ActivationVariables, Shell, activate
-
-        marker = "/runtimed-base-path"  # stands for the kernel's own PATH, which is not known here
-        result = activate(path, ActivationVariables(None, [marker]), Shell.bash)
-        entries = [str(p) for p in cast("list[Path]", result.path)]
-        variables = {"PATH": os.pathsep.join(entries[: entries.index(marker)] if marker in entries else entries)}
-        for line in result.script.splitlines():
-            name, sep, value = line.removeprefix("export ").partition("=")
-            if line.startswith("export ") and sep and name != "PATH":
-                variables[name] = (shlex.split(value) or [""])[0]
-        variables.setdefault("CONDA_PREFIX", str(path))
-        return variables
+        return conda_activation(path)
 
     def manifest_details(self, request: BuildRequest) -> dict[str, object]:
         """Channels, specs, how repodata was obtained, phase timings and the exact records."""
-        return {**_read_build_info(request.path), "records": installed_records(request.path)}
+        return {**_read_build_info(request.path), "records": conda_records(request.path)}
 
 
 def _check_specs(specs: list[str]) -> None:

@@ -23,49 +23,31 @@ is refreshed at most every ``ttl_s`` (new package versions then show up).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 from attrs import define
 
-from runtimed.backend import ErrorKind
+from runtimed.backend import ErrorKind, run_sync
 from runtimed_conda.errors import classify_error, is_not_modified
 from runtimed_conda.specs import channel_source, is_local_channel
 
 if TYPE_CHECKING:
     from rattler import Gateway, RepoDataRecord
 
-__all__ = ["DEFAULT_REPODATA_TTL_S", "RepodataCache", "SolveResult", "run_sync", "solve_specs"]
+__all__ = ["DEFAULT_REPODATA_TTL_S", "RepodataCache", "SolveResult", "solve_specs"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 #: How long repodata fetched online is used without asking the channel again.
 DEFAULT_REPODATA_TTL_S = 24 * 3600.0
 
 CacheAction = Literal["cache-or-fetch", "force-cache-only", "no-cache"]
 SolveMode = Literal["local", "offline", "online", "refetched", "stale-cache"]
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion, also from a thread that already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        in_loop = False
-    else:
-        in_loop = True
-    if not in_loop:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 class RepodataCache:
