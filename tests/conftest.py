@@ -12,7 +12,7 @@ import pytest
 
 from runtimed.util.modes import repair_tree
 from tests.support import conda_channel
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, wait_for_exit
 
 # Tests must never reach the user's real daemon, config or cache.
 for _var in ("RUNTIMED_CACHE_DIR", "RUNTIMED_CONFIG", "RUNTIMED_SOCKET"):
@@ -104,6 +104,9 @@ def daemon_factory(tmp_path: Path, uv_cache: Path) -> Iterator[type[DaemonProces
     for daemon in started:
         daemon.stop()
         leftovers += daemon.leftover_processes()
+    # A killed supervisor's workers exit when their stdin closes, once out of their
+    # start-up: give them that long, no more.
+    leftovers = wait_for_exit(leftovers, timeout=10)
     for proc in leftovers:
         proc.kill()
     assert not leftovers, f"processes left behind: {leftovers}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import psutil
 
 from runtimed.client import Client, DaemonNotRunning, DaemonUntrusted
 from runtimed.util.paths import Paths
+from runtimed.util.proctree import is_worker_of, kill_process_tree
 from runtimed.util.singleton import find_daemon, remove_stale_state
 
 from ._util import client_from, paths_from
@@ -28,7 +30,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="stop the daemon",
         description="Ask the daemon to shut down; if it is still there after --timeout seconds send "
-        "SIGTERM, then SIGKILL. Waits until the process is gone. Signals go only to the process that "
+        "SIGTERM, then SIGKILL. Waits until the process is gone (after a SIGKILL, also its workers, "
+        "which are killed if they do not exit; kernels handed out live on). Signals go only to the process that "
         "holds this cache dir's daemon.lock. Exits 0 if no daemon runs (a stale daemon.json left by "
         "a killed daemon is removed).",
     )
@@ -90,16 +93,46 @@ def main(args: argparse.Namespace) -> int:
         print("runtimed is not running" + (" (removed a stale daemon.json)" if stale else ""))
         return 0
     pid = proc.pid
+    workers: list[psutil.Process] = []
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
         if sig is not None:
             print(f"runtimed (pid {pid}) did not stop; sending {sig.name}")
+            if sig == signal.SIGKILL:  # then it cannot stop its workers itself
+                workers = _workers(proc, paths)
             # psutil refuses if the pid now belongs to another process (create time).
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(sig)
         if _wait_gone(proc, args.timeout if sig != signal.SIGKILL else max(args.timeout, 5.0)):
+            if workers:
+                _end_orphans(workers, max(args.timeout, 5.0))
             print(f"runtimed stopped (pid {pid})")
             if sig == signal.SIGKILL:
                 remove_stale_state(paths)
             return 0
     print(f"runtimed (pid {pid}) is still running")
     return 1
+
+
+def _workers(proc: psutil.Process, paths: Paths) -> list[psutil.Process]:
+    """The supervisor's worker processes (not its kernels: handed-out ones outlive it)."""
+    prefix = str(paths.cache_dir / "backends") + os.sep
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for child in proc.children():
+            with contextlib.suppress(psutil.Error):
+                if is_worker_of(child.cmdline(), prefix):
+                    found.append(child)
+    return found
+
+
+def _end_orphans(workers: list[psutil.Process], timeout: float) -> None:
+    """A killed supervisor's workers exit when their stdin closes (after their start-up,
+    which may take a while); wait for them, then kill the trees of those left."""
+    deadline = time.monotonic() + timeout
+    for p in workers:
+        _wait_gone(p, max(0.0, deadline - time.monotonic()))
+    for p in workers:
+        if not _gone(p):
+            print(f"runtimed worker (pid {p.pid}) did not exit; killing it")
+            kill_process_tree(p.pid)
+            _wait_gone(p, 5.0)

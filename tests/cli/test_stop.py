@@ -8,10 +8,12 @@ import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.plugins import install_toys
 
 NO_POOLS = "[backends.uv]\npool_size = 0\n"
 
@@ -51,9 +53,29 @@ def test_wrong_pid_in_daemon_json_stops_the_real_daemon_only(daemon_factory: typ
         assert f"runtimed stopped (pid {daemon.proc.pid})" in result.stdout  # type: ignore[union-attr]
         assert daemon.proc.wait(10) is not None  # type: ignore[union-attr]
         assert stranger.poll() is None
+        # Its workers exit when their stdin closes; stop waits for them (or kills them).
+        assert not daemon.leftover_processes()
+        assert "killing it" not in result.stdout
     finally:
         stranger.kill()
         stranger.wait(10)
+
+
+def test_a_killed_daemons_stuck_worker_is_killed(daemon_factory: type[DaemonProcess], tmp_path: Path) -> None:
+    site = install_toys(tmp_path / "site", stuck="stuck_prepare")
+    daemon = daemon_factory(config=NO_POOLS, env={"PYTHONPATH": str(site)}).start()
+    [worker] = wait_for(lambda: _worker_pids(daemon, "stuck"), timeout=30, what="the stuck worker")
+    daemon.proc.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+    result = daemon.run_cli("stop", "--timeout", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sending SIGKILL" in result.stdout
+    assert f"runtimed worker (pid {worker}) did not exit; killing it" in result.stdout
+    daemon.proc.wait(10)  # type: ignore[union-attr]
+    assert not daemon.leftover_processes()
+
+
+def _worker_pids(daemon: DaemonProcess, backend: str) -> list[int]:
+    return [p.pid for p in daemon.leftover_processes() if backend in p.cmdline()]
 
 
 def test_stopped_daemon_is_not_responding(daemon_factory: type[DaemonProcess]) -> None:

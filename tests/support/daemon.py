@@ -47,6 +47,24 @@ def wait_for(predicate: Callable[[], T], timeout: float = 60.0, interval: float 
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
+def wait_for_exit(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until each has exited (a zombie counts: only its parent can reap it); returns
+    those still running after ``timeout``."""
+    deadline = time.monotonic() + timeout
+
+    def running(p: psutil.Process) -> bool:
+        try:
+            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    alive = [p for p in procs if running(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if running(p)]
+    return alive
+
+
 def raw_connect(path: Path, timeout: float = 20.0) -> socket.socket:
     """A bare Unix-socket connection, for tests that speak bytes, not the client."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -81,6 +81,10 @@ class ToyBackend(Backend):
             request.progress("toy install")
             time.sleep(3600)
 
+    def prepare(self, cache_dir):
+        if MODE == "stuck_prepare":  # never reads its jobs, so never sees stdin close
+            time.sleep(3600)
+
     def warm(self, request):
         pass
 
