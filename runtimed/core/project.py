@@ -27,7 +27,12 @@ class ProjectSpec:
     not written yet (a missing file counts as empty): runtimed keys the project's env by
     their hash (:func:`project_key`), reads the file again and rebuilds the env when one
     changes, appears or goes.
-    ``python`` is shown and approved, not applied: the pool's Python serves.
+    ``python`` is what the file says of Python, shown and approved (a conda-like
+    backend has its spec among ``packages``). ``requires_python`` is a PEP 440
+    specifier the env's Python must satisfy (uv's ``requires-python``): checked before
+    anything is installed, and the notebook is told when the pool's Python does not.
+    ``exclude_newer`` installs only versions uploaded before that RFC 3339 time (uv's
+    ``[tool.uv] exclude-newer``).
     """
 
     file: Path
@@ -37,6 +42,8 @@ class ProjectSpec:
     python: str | None = None
     locked: bool = False
     inputs: tuple[Path, ...] = ()
+    requires_python: str | None = None
+    exclude_newer: str | None = None
 
     def describe(self) -> str:
         """One line: ``a, b>=1 (pip: c; channels x; python >=3.11; locked)``."""

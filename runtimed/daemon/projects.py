@@ -30,7 +30,7 @@ from runtimed.deps.project import Candidate, find_candidates, malformed_project_
 from runtimed.deps.trust import TRUST_FILE_ENV, TrustStore, TrustStoreError
 from runtimed.kernels.table import ProjectFound
 from runtimed.protocol.jobs import ProjectRead, ReadProject
-from runtimed.protocol.messages import EnvReply, PooledEnv, Take
+from runtimed.protocol.messages import EnvReply, PackageOptions, PooledEnv, Take
 
 __all__ = ["ProjectServer"]
 
@@ -80,8 +80,9 @@ class ProjectServer:
         installed now, leased to the daemon; else why not."""
         assert found.spec is not None
         spec, runtime = found.spec, self.runtimes[found.backend]
+        options = PackageOptions(requires_python=spec.requires_python, exclude_newer=spec.exclude_newer)
         request = Take(env_type=runtime.name, lease_pid=os.getpid(), packages=list(spec.packages),
-                       channels=list(spec.channels))  # fmt: skip
+                       channels=list(spec.channels), options=options)  # fmt: skip
         reply = await self.extras.take(runtime, request, os.getpid(), project=(found.key, spec))
         return reply.env if isinstance(reply, EnvReply) else reply.message
 

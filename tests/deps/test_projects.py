@@ -93,6 +93,20 @@ def test_a_pyproject_with_its_lock_gives_exact_pins_with_markers(tmp_path: Path)
     assert project_key("uv", locked) != project_key("uv", unlocked.__class__(file=file, inputs=(file,)))
 
 
+def test_requires_python_and_exclude_newer_are_applied_but_a_lock_pins_exactly(tmp_path: Path) -> None:
+    file = touch(tmp_path / "pyproject.toml", PYPROJECT + '[tool.uv]\nexclude-newer = "2021-01-01T00:00:00Z"\n')
+    spec = read_pyproject(file)
+    assert spec is not None and spec.requires_python == ">=3.10" and spec.exclude_newer == "2021-01-01T00:00:00Z"
+    touch(tmp_path / "uv.lock", LOCK)
+    locked = read_pyproject(file)
+    assert locked is not None and locked.locked and locked.exclude_newer is None
+    assert locked.requires_python == ">=3.10"
+    dated = touch(tmp_path / "d" / "pyproject.toml", PYPROJECT + "[tool.uv]\nexclude-newer = 2021-01-01T00:00:00Z\n")
+    assert read_pyproject(dated).exclude_newer == "2021-01-01T00:00:00+00:00"  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="exclude-newer"):
+        read_pyproject(touch(tmp_path / "e" / "pyproject.toml", PYPROJECT + "[tool.uv]\nexclude-newer = 3\n"))
+
+
 def test_a_stale_lock_is_not_used(tmp_path: Path) -> None:
     file = touch(tmp_path / "pyproject.toml", PYPROJECT.replace('"click", ', ""))
     touch(tmp_path / "uv.lock", LOCK)

@@ -112,6 +112,23 @@ def test_a_uv_project_untrusted_then_trusted_then_locked(
     wait_for(lambda: not Path(first_prefix).exists(), timeout=60, what="the ended kernel's env to be deleted")
 
 
+def test_a_projects_exclude_newer_and_requires_python_are_applied(
+    daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dated = project(tmp_path / "dated", ["six"])
+    dated.write_text(dated.read_text() + '[tool.uv]\nexclude-newer = "2021-01-01T00:00:00Z"\n')
+    trust(str(dated))
+    assert text(run(nb_at(dated.parent / "a.ipynb", VERSION), monkeypatch)).strip() == "1.15.0"  # not 1.16+
+
+    old_python = project(tmp_path / "py2", ["six"])
+    old_python.write_text(old_python.read_text().replace('">=3.10"', '"<3"'))
+    trust(str(old_python))
+    outputs = run(nb_at(old_python.parent / "a.ipynb", VERSION), monkeypatch)
+    said = text(outputs)
+    assert outputs[0]["ename"] == "ModuleNotFoundError", outputs  # a base kernel, that says why
+    assert "requires-python <3 is not met by the envs' python 3." in said, said
+
+
 def test_nested_projects_the_closest_wins_and_a_malformed_one_says_why(
     daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,5 +1,6 @@
 """A ``pyproject.toml`` as a project: ``[project] dependencies`` and ``requires-python``,
-and the exact versions of ``uv.lock`` beside it when it is current.
+``[tool.uv] exclude-newer``, and the exact versions of ``uv.lock`` beside it when it is
+current (then ``exclude-newer`` is not applied: the lock's pins are the truth).
 
 The lock is read with tomllib: from the project's own entry (its ``source`` is
 ``editable`` or ``virtual``) its ``dependencies`` are followed through the lock's
@@ -12,6 +13,7 @@ declared requirements are installed).
 
 from __future__ import annotations
 
+import datetime
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,6 +45,7 @@ def read_pyproject(file: Path) -> ProjectSpec | None:
     python = project.get("requires-python")
     if python is not None and not isinstance(python, str):
         raise ValueError("[project] requires-python is not a string")
+    exclude_newer = _exclude_newer(data)
     lock = file.with_name(LOCK)
     pins = (
         lock_pins(tomllib.loads(lock.read_text(encoding="utf-8")), project.get("name"), declared)
@@ -55,7 +58,22 @@ def read_pyproject(file: Path) -> ProjectSpec | None:
         python=python,
         locked=pins is not None,
         inputs=(file, lock),
+        requires_python=python,
+        exclude_newer=exclude_newer if pins is None else None,
     )
+
+
+def _exclude_newer(data: dict[str, Any]) -> str | None:
+    tool = data.get("tool")
+    uv = tool.get("uv") if isinstance(tool, dict) else None
+    value = uv.get("exclude-newer") if isinstance(uv, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, (datetime.date, datetime.datetime)):  # TOML's own date/time values
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise ValueError("[tool.uv] exclude-newer is not a date or a time")
+    return value
 
 
 def _norm(name: str) -> str:
