@@ -76,7 +76,7 @@ HANDLERS: dict[type[Request[Any]], Handler] = {
     Flush: lambda s, r, _p: s.flush(r.env_type),
     Gc: lambda s, r, _p: s.gc(dry_run=r.dry_run),
     Envs: lambda s, _r, _p: s.envs(),
-    TakeKernel: lambda s, r, p: s.take_kernel(r, p.pid),
+    TakeKernel: lambda s, r, p: s.take_kernel(r, p.pid, p.gone),
     KernelExit: lambda s, r, _p: s.kernel_exit(r),
     Shutdown: lambda _s, _r, _p: ShuttingDown(),  # the server stops once the reply is sent
 }

@@ -251,7 +251,11 @@ class Supervisor:
 
     # ------------------------------------------------------------ kernels (runtimed.kernels does the work)
 
-    async def take_kernel(self, request: TakeKernel, peer_pid: int | None) -> KernelReply | Empty | Error:
+    async def take_kernel(
+        self, request: TakeKernel, peer_pid: int | None, client_gone: Callable[[], bool] = lambda: False
+    ) -> KernelReply | Empty | Error:
+        """A kernel as ``request`` asks; one whose client has gone by then (it gave up
+        waiting for an install, say) is ended, never left running for nobody."""
         if request.env_type not in self.runtimes:
             known = ", ".join(sorted(self.runtimes)) or "none"
             return Error(code="unknown_env_type", message=f"no backend {request.env_type!r} (known: {known})")
@@ -264,6 +268,10 @@ class Supervisor:
             return Error(code="kernel_failed", message=str(exc))
         if kernel is None:
             return Empty(retry_in_s=self.runtimes[request.env_type].pool.retry_in(time.monotonic()))
+        if client_gone():
+            log.warning("take_kernel: the client has gone; ending kernel %s (pid %d)", kernel.id, kernel.pid)
+            self.kernels.table.abandon(kernel.id)
+            return Error(code="client_gone", message="the client has gone")
         self.kernels.table.set_owner_grace(kernel.id, request.owner_grace_s)
         self.usage.kernel(request.env_type, prestarted=kernel.prestarted, refused=kernel.refused)
         return KernelReply(kernel=kernel)

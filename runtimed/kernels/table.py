@@ -198,6 +198,12 @@ class KernelTable:
             refused=refused,
         )
 
+    def abandon(self, kernel_id: str) -> None:
+        """End a handed-out kernel that nobody got (its client had gone), and forget it."""
+        kernel = self.kernels.get(kernel_id)
+        if kernel is not None:
+            self.forget(kernel)
+
     def set_owner_grace(self, kernel_id: str, grace_s: float | None) -> None:
         """How long the kernel outlives its owner (None: the daemon's setting)."""
         kernel = self.kernels.get(kernel_id)

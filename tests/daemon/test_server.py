@@ -206,7 +206,7 @@ class FakeSupervisor:
         self._called("envs")
         return EnvList()
 
-    async def take_kernel(self, request: TakeKernel, pid: int | None) -> KernelReply:
+    async def take_kernel(self, request: TakeKernel, pid: int | None, gone: Callable[[], bool]) -> KernelReply:
         self._called("take_kernel", request, pid)
         return KernelReply(kernel=KERNEL)
 

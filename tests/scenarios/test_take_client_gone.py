@@ -4,6 +4,7 @@ dropped when its connection closes, and the env built meanwhile stays in the poo
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -35,3 +36,28 @@ def test_waiting_take_of_a_disconnected_client_is_not_served(
     envs = [e for e in (daemon.cache_dir / "envs").iterdir() if read_lease(e) is None]
     assert len(envs) == 1 and (envs[0] / ".runtimed" / "manifest.json").exists()
     wait_for(lambda: "the client has gone" in daemon.output(), timeout=10, what="the dropped take logged")
+
+
+def test_a_kernel_for_a_client_that_has_gone_is_ended(daemon_factory: type[DaemonProcess], tmp_path: Path) -> None:
+    """The argv launcher gives up on a slow take and starts a plain kernel: the kernel
+    the daemon launches afterwards must not run on for nobody (its owner is alive)."""
+    daemon = daemon_factory(config="[backends.uv]\npool_size = 1\nkernels = 0\n").start()
+    sock = raw_connect(daemon.socket)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    request = {"type": "take_kernel", "env_type": "uv", "wait_s": 120, "cwd": str(tmp_path), "env": env,
+               "owner_pid": os.getpid()}  # fmt: skip
+    sock.sendall(json.dumps(request).encode() + b"\n")
+    time.sleep(0.2)  # the pool's first env is still building
+    sock.close()
+
+    def handed_out() -> int:
+        kernels = daemon.status().pools["uv"].kernels
+        assert kernels is not None
+        return kernels.handed_out
+
+    wait_for(lambda: "the client has gone" in daemon.output() or handed_out(), timeout=120, what="the take to end")
+    assert handed_out() == 0
+    assert "take_kernel: the client has gone; ending kernel" in daemon.output()
+    assert not list((daemon.cache_dir / "kernels").glob("*/record.json"))
+    kernels = [p for p in daemon.leftover_processes() if "ipykernel_launcher" in " ".join(p.cmdline())]
+    assert not kernels, kernels
