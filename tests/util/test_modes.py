@@ -67,15 +67,21 @@ def test_repair_tree_fixes_only_the_users_damaged_dirs(tmp_path: Path) -> None:
     for path, mode in ((deep, 0o600), (root / "a" / "b", 0o600), (root / "a", 0o644), (root, 0o600)):
         os.chmod(path, mode)  # innermost first, while it can still be reached
 
-    result = repair_tree(root)
+    try:
+        result = repair_tree(root)
 
-    assert _mode(root) == _mode(root / "a" / "b") == _mode(deep) == 0o700
-    assert _mode(root / "a") == 0o755
-    assert _mode(deep / "file") == 0o600 and _mode(outside) == 0o600 and _mode(locked) == 0
-    assert result.repaired == 4
-    if os.geteuid() == 0:
-        assert _mode(theirs) == 0o600 and result.not_ours == 1
-    assert (deep / "file").read_text() == "x"
+        assert _mode(root) == _mode(root / "a" / "b") == _mode(deep) == 0o700
+        assert _mode(root / "a") == 0o755
+        assert _mode(deep / "file") == 0o600 and _mode(outside) == 0o600 and _mode(locked) == 0
+        assert result.repaired == 4
+        if os.geteuid() == 0:
+            assert _mode(theirs) == 0o600 and result.not_ours == 1
+        assert (deep / "file").read_text() == "x"
+    finally:  # so pytest can delete the tree later (root without DAC_READ_SEARCH cannot list them)
+        if os.geteuid() == 0:
+            os.chown(theirs, 0, 0)
+        for path in (root, locked, theirs):
+            os.chmod(path, 0o700)
 
 
 def test_repair_once_walks_a_tree_once(tmp_path: Path) -> None:
