@@ -36,7 +36,7 @@ from runtimed.envs.bytecode_store import store_path
 from runtimed.envs.envdir import dir_size, empty_trash, fallback_trash, scan_disk
 from runtimed.envs.leases import holder_alive
 from runtimed.envs.plugins import PluginInfo
-from runtimed.kernels.keeper import KernelRequestError, KernelStartError
+from runtimed.kernels.keeper import ClientGone, KernelRequestError, KernelStartError
 from runtimed.protocol.jobs import ComputeSpecHash, Ready
 from runtimed.protocol.messages import (
     PROTOCOL_VERSION,
@@ -254,13 +254,16 @@ class Supervisor:
     async def take_kernel(
         self, request: TakeKernel, peer_pid: int | None, client_gone: Callable[[], bool] = lambda: False
     ) -> KernelReply | Empty | Error:
-        """A kernel as ``request`` asks; one whose client has gone by then (it gave up
-        waiting for an install, say) is ended, never left running for nobody."""
+        """A kernel as ``request`` asks. If its client has gone (it gave up waiting for an
+        install, say), none is launched, and one it missed is ended: nothing runs for nobody."""
         if request.env_type not in self.runtimes:
             known = ", ".join(sorted(self.runtimes)) or "none"
             return Error(code="unknown_env_type", message=f"no backend {request.env_type!r} (known: {known})")
         try:
-            kernel = await self.kernels.take(request, peer_pid)
+            kernel = await self.kernels.take(request, peer_pid, client_gone)
+        except ClientGone:
+            log.warning("take_kernel: the client has gone; no kernel launched for it")
+            return Error(code="client_gone", message="the client has gone")
         except KernelRequestError as exc:
             return Error(code="invalid_kernel_request", message=str(exc))
         except KernelStartError as exc:

@@ -26,6 +26,7 @@ from pathlib import Path
 from runtimed.kernels.claims import claim_prestarted, start_preimported
 from runtimed.kernels.environ import Refusal, RefusalKind, kernel_environ, refusal, startup_refusal
 from runtimed.kernels.launch import (
+    ClientGone,
     KernelRequestError,
     KernelStartError,
     LiveKernel,
@@ -39,7 +40,7 @@ from runtimed.kernels.pool import REFILL_DELAY_S, KernelPool
 from runtimed.kernels.pools import PoolSet
 from runtimed.kernels.prestart import Prestarter
 from runtimed.kernels.process import KernelState, kill_group, remove_kernel_dir
-from runtimed.kernels.table import EnvAccess, KernelTable
+from runtimed.kernels.table import EnvAccess, Gone, KernelTable, never
 from runtimed.kernels.variants import Variant, Variants, apply_variant, variant_of
 from runtimed.kernels.withdeps import launch_with_packages, package_set_of, take_env_of_set
 from runtimed.protocol.messages import KernelPoolStatus, LaunchedKernel, PooledEnv, TakeKernel
@@ -47,7 +48,7 @@ from runtimed.util.files import new_env_id
 from runtimed.util.liveness import is_alive
 from runtimed.util.tasks import TaskSet, every
 
-__all__ = ["EnvAccess", "KernelKeeper", "KernelRequestError", "KernelStartError"]
+__all__ = ["ClientGone", "EnvAccess", "KernelKeeper", "KernelRequestError", "KernelStartError"]
 
 log = logging.getLogger("runtimed.kernels")
 
@@ -180,10 +181,11 @@ class KernelKeeper:
 
     # ------------------------------------------------------------ handing out
 
-    async def take(self, request: TakeKernel, peer_pid: int | None) -> LaunchedKernel | None:
+    async def take(self, request: TakeKernel, peer_pid: int | None, gone: Gone = never) -> LaunchedKernel | None:
         """A kernel set up as ``request`` asks: pre-started if one can serve, else
         launched in a pooled env. None if the pool has no env either.
-        :class:`KernelRequestError` (nothing claimed) if no kernel could start as asked."""
+        :class:`KernelRequestError` (nothing claimed) if no kernel could start as asked;
+        :class:`ClientGone` if the client has gone before a launch."""
         problem = request_problem(request.cwd, request.env)
         if problem is not None:
             raise KernelRequestError(problem)
@@ -191,7 +193,7 @@ class KernelKeeper:
         owner = request.owner_pid or peer_pid
         wanted = variant_of(request.env)
         if request.packages or request.project_dir:
-            served = await self._take_with_packages(request, owner, wanted)
+            served = await self._take_with_packages(request, owner, wanted, gone)
             if isinstance(served, LaunchedKernel):
                 log.info("kernel with packages for pid %s in %.1f ms", owner, (time.monotonic() - began) * 1e3)
                 return served
@@ -222,10 +224,10 @@ class KernelKeeper:
                          kernel.record.id, kernel.record.pid, owner, (time.monotonic() - began) * 1e3,
                          reason)  # fmt: skip
                 return handed
-        return await self._launch(backend, request, owner, refused)
+        return await self._launch(backend, request, owner, refused, gone)
 
     async def _take_with_packages(
-        self, request: TakeKernel, owner: int | None, wanted: Variant
+        self, request: TakeKernel, owner: int | None, wanted: Variant, gone: Gone
     ) -> LaunchedKernel | TakeKernel:
         """A pre-started kernel of the request's package set if one is ready and can
         serve, else one launched in an env of the set (see :mod:`.withdeps`)."""
@@ -243,7 +245,7 @@ class KernelKeeper:
                     log.info("handing out pre-started kernel %s of the package set %s", kernel.record.id, packages.key)
                     self._fill_set_later(pool)
                     return self.table.hand_out(kernel, owner, prestarted=True, reason="")
-        served = await launch_with_packages(self.table, self.envs, self.base_env, request, owner, packages)
+        served = await launch_with_packages(self.table, self.envs, self.base_env, request, owner, packages, gone)
         if isinstance(served, LaunchedKernel):
             pool, stop = self.pools.package_pool(packages, keep)
             self._stop_idle(stop, "its package set is no longer among the most recent")
@@ -293,7 +295,7 @@ class KernelKeeper:
         return refused
 
     async def _launch(
-        self, backend: str, request: TakeKernel, owner: int | None, refused: Refusal
+        self, backend: str, request: TakeKernel, owner: int | None, refused: Refusal, gone: Gone
     ) -> LaunchedKernel | None:
         """A normal kernel in a pooled env (or the env of an idle pre-started kernel)."""
         env = await self.envs.take(backend, 0.0) or await self._env_of_idle_kernel(backend)
@@ -303,7 +305,7 @@ class KernelKeeper:
             log.info("no kernel for %s: %s, and the env pool is empty", backend, refused.message)
             return None
         log.info("launching a kernel in pooled env %s: %s", Path(env.venv_path).name, refused.message)
-        kernel = await self.table.launch(backend, env, request, self.base_env)
+        kernel = await self.table.launch(backend, env, request, self.base_env, gone)
         try:
             return self.table.hand_out(kernel, owner, prestarted=False, reason=refused.message, refused=refused.label)
         except BaseException:

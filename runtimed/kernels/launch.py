@@ -30,6 +30,7 @@ from runtimed.util.output import tail
 __all__ = [
     "CLAIM_TIMEOUT_S",
     "START_TIMEOUT_S",
+    "ClientGone",
     "KernelRequestError",
     "KernelStartError",
     "LiveKernel",
@@ -47,6 +48,10 @@ __all__ = [
 
 START_TIMEOUT_S = 120.0  # a kernel must answer kernel_info (or bind its ports) within this
 CLAIM_TIMEOUT_S = 10.0
+
+
+class ClientGone(Exception):
+    """The client that asked for the kernel has gone: no kernel is launched for it."""
 
 
 class KernelStartError(RuntimeError):

@@ -22,6 +22,7 @@ from attrs import define, field
 from runtimed.core.project import ProjectSpec
 from runtimed.kernels.environ import kernel_environ
 from runtimed.kernels.launch import (
+    ClientGone,
     KernelStartError,
     LiveKernel,
     end_process,
@@ -43,9 +44,17 @@ from runtimed.protocol.messages import LaunchedKernel, PackageOptions, PooledEnv
 from runtimed.util.files import new_env_id
 from runtimed.util.liveness import create_time_of, is_alive
 
-__all__ = ["EXIT_CODES_KEPT", "EnvAccess", "KernelTable", "ProjectFound"]
+__all__ = ["EXIT_CODES_KEPT", "EnvAccess", "Gone", "KernelTable", "ProjectFound", "never"]
 
 log = logging.getLogger("runtimed.kernels")
+
+#: Whether the client that asked for a kernel has gone (its connection closed).
+Gone = Callable[[], bool]
+
+
+def never() -> bool:
+    return False
+
 
 EXIT_CODES_KEPT = 256  # exit statuses of forgotten kernels, for launchers asking late
 
@@ -139,9 +148,13 @@ class KernelTable:
         return kernel
 
     async def launch(
-        self, backend: str, env: PooledEnv, request: TakeKernel, default_env: Mapping[str, str]
+        self, backend: str, env: PooledEnv, request: TakeKernel, default_env: Mapping[str, str], gone: Gone = never
     ) -> LiveKernel:
-        """A normal ``ipykernel_launcher`` in ``env`` (fixed ports when asked)."""
+        """A normal ``ipykernel_launcher`` in ``env`` (fixed ports when asked); none, and
+        the env discarded, if the client has ``gone`` (:class:`ClientGone`)."""
+        if gone():
+            self.envs.discard(Path(env.venv_path))
+            raise ClientGone("the client has gone")
         kernel_dir: Path | None = None
         proc: subprocess.Popen[bytes] | None = None
         kernel: LiveKernel | None = None

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import attrs
 
 from runtimed.kernels.pools import PackageSet
-from runtimed.kernels.table import EnvAccess, KernelTable
+from runtimed.kernels.table import EnvAccess, Gone, KernelTable, never
 from runtimed.protocol.messages import LaunchedKernel, PooledEnv, TakeKernel
 
 __all__ = ["launch_with_packages", "not_installed_notice", "package_set_of", "take_env_of_set"]
@@ -55,7 +55,7 @@ async def take_env_of_set(envs: EnvAccess, wanted: PackageSet, *, recheck: bool 
 
 async def launch_with_packages(
     table: KernelTable, envs: EnvAccess, base_env: Mapping[str, str], request: TakeKernel, owner: int | None,
-    wanted: PackageSet,
+    wanted: PackageSet, gone: Gone = never,
 ) -> LaunchedKernel | TakeKernel:  # fmt: skip
     """A kernel launched in an env of ``wanted`` (the request's packages, or its
     project's), or ``request`` turned into one for a base kernel whose notice says why
@@ -67,7 +67,7 @@ async def launch_with_packages(
         notice = not_installed_notice([*wanted.packages, *_pypi(wanted)], env)
         return attrs.evolve(request, packages=[], channels=[], project_dir=None, notice=notice)
     log.info("launching a kernel with %s in %s", names, env.venv_path)
-    kernel = await table.launch(wanted.backend, env, request, base_env)
+    kernel = await table.launch(wanted.backend, env, request, base_env, gone)
     try:
         return table.hand_out(kernel, owner, prestarted=False, reason=names)
     except BaseException:
