@@ -37,6 +37,7 @@ from runtimed.envs.envdir import dir_size, empty_trash, fallback_trash, scan_dis
 from runtimed.envs.leases import holder_alive
 from runtimed.envs.plugins import PluginInfo
 from runtimed.kernels.keeper import ClientGone, KernelRequestError, KernelStartError
+from runtimed.kernels.table import Gone, never
 from runtimed.protocol.jobs import ComputeSpecHash, Ready
 from runtimed.protocol.messages import (
     PROTOCOL_VERSION,
@@ -252,7 +253,7 @@ class Supervisor:
     # ------------------------------------------------------------ kernels (runtimed.kernels does the work)
 
     async def take_kernel(
-        self, request: TakeKernel, peer_pid: int | None, client_gone: Callable[[], bool] = lambda: False
+        self, request: TakeKernel, peer_pid: int | None, client_gone: Gone = never
     ) -> KernelReply | Empty | Error:
         """A kernel as ``request`` asks. If its client has gone (it gave up waiting for an
         install, say), none is launched, and one it missed is ended: nothing runs for nobody."""
@@ -261,8 +262,11 @@ class Supervisor:
             return Error(code="unknown_env_type", message=f"no backend {request.env_type!r} (known: {known})")
         try:
             kernel = await self.kernels.take(request, peer_pid, client_gone)
-        except ClientGone:
-            log.warning("take_kernel: the client has gone; no kernel launched for it")
+            if kernel is not None and client_gone():  # it went while the kernel started
+                self.kernels.table.abandon(kernel.id)
+                raise ClientGone(f"ending kernel {kernel.id} (pid {kernel.pid})")
+        except ClientGone as exc:
+            log.warning("take_kernel: the client has gone; %s", exc)
             return Error(code="client_gone", message="the client has gone")
         except KernelRequestError as exc:
             return Error(code="invalid_kernel_request", message=str(exc))
@@ -271,10 +275,6 @@ class Supervisor:
             return Error(code="kernel_failed", message=str(exc))
         if kernel is None:
             return Empty(retry_in_s=self.runtimes[request.env_type].pool.retry_in(time.monotonic()))
-        if client_gone():
-            log.warning("take_kernel: the client has gone; ending kernel %s (pid %d)", kernel.id, kernel.pid)
-            self.kernels.table.abandon(kernel.id)
-            return Error(code="client_gone", message="the client has gone")
         self.kernels.table.set_owner_grace(kernel.id, request.owner_grace_s)
         self.usage.kernel(request.env_type, prestarted=kernel.prestarted, refused=kernel.refused)
         return KernelReply(kernel=kernel)

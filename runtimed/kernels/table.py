@@ -152,13 +152,12 @@ class KernelTable:
     ) -> LiveKernel:
         """A normal ``ipykernel_launcher`` in ``env`` (fixed ports when asked); none, and
         the env discarded, if the client has ``gone`` (:class:`ClientGone`)."""
-        if gone():
-            self.envs.discard(Path(env.venv_path))
-            raise ClientGone("the client has gone")
         kernel_dir: Path | None = None
         proc: subprocess.Popen[bytes] | None = None
         kernel: LiveKernel | None = None
         try:
+            if gone():
+                raise ClientGone("no kernel launched for it")
             kernel_dir = make_kernel_dir(self.root, new_env_id())
             connection_file = new_connection_file(kernel_dir, request.connection)
             environ = kernel_environ(request.env or default_env, self.envs.activation(env))
