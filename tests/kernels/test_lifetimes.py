@@ -87,11 +87,12 @@ def test_idle_kernels_never_outlive_a_supervisor_kill(daemon_factory: type[Daemo
     """After a ``kill -9`` of the supervisor, an idle kernel's host exits by itself (its
     control channel closed); one that could not notice (frozen with SIGSTOP) is killed
     by the next start. Both records and envs are cleaned up; no process is left."""
-    daemon = daemon_factory(config=CONFIG).start()
+    # No pre-imported interpreter: its record would be a third idle one, started at any time.
+    daemon = daemon_factory(config=CONFIG.replace("kernels = 2\n", "kernels = 2\npreimported = 0\n")).start()
 
     def two_ready() -> bool:
         kernels = daemon.status().pools["uv"].kernels
-        return kernels is not None and kernels.available == 2
+        return kernels is not None and kernels.available == 2 and len(_kernels(daemon)) == 2
 
     wait_for(two_ready, timeout=240, what="two pre-started kernels")
     records = _kernels(daemon)
