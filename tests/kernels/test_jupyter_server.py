@@ -42,7 +42,10 @@ def test_notebook_session_restart_with_open_websocket_and_server_kill(
         ws.execute("x = 5")
         wait_kernels(daemon)  # refilled: the restart is served by a pre-started kernel taking the ports over
         server.request("POST", f"/api/kernels/{kernel_id}/restart")
-        # The websocket opened before the restart still reaches the new kernel.
+        # The websocket opened before the restart still reaches the new kernel, once
+        # the server's zmq sockets under it are back (each reconnects on its own: a
+        # front end makes sure, as JupyterLab does by reconnecting, which nudges).
+        ws.nudge()
         out = ws.execute("import os; print('x' in dir(), os.getpid())")
         seen_x, new_pid = out.split()
         assert seen_x == "False" and int(new_pid) != int(pid_text)

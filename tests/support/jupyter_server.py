@@ -117,14 +117,24 @@ class KernelSocket:
         self.ws.send(json.dumps(msg))
         return msg_id
 
+    def receive(self, deadline: float) -> dict[str, Any]:
+        """The next message, or TimeoutError at ``deadline`` (``time.monotonic()``). The
+        socket's own timeout is no bound: the server's pings end each wait without a message."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no message from the kernel websocket in time")
+            self.ws.settimeout(min(left, 1.0))
+            with contextlib.suppress(websocket.WebSocketTimeoutException):
+                return dict(json.loads(self.ws.recv()))
+
     def execute(self, code: str, timeout: float = 120) -> str:
         """Run ``code``; return its stdout once the kernel is idle again."""
-        msg_id = self.send("execute_request", {"code": code, "silent": False, "store_history": True,
-                                               "user_expressions": {}, "allow_stdin": False})  # fmt: skip
+        msg_id = self.send("execute_request", _execute(code))
         out: list[str] = []
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = json.loads(self.ws.recv())
+        while True:
+            msg = self.receive(deadline)
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             if msg["msg_type"] == "stream":
@@ -133,18 +143,35 @@ class KernelSocket:
                 raise AssertionError(f"{msg['content']['ename']}: {msg['content']['evalue']}")
             elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 return "".join(out)
-        raise AssertionError(f"no idle after {code!r}")
 
     def first_output(self, code: str = "print('ready')", timeout: float = 120) -> str:
         """Send ``code`` at once and return the first stream text it prints."""
-        msg_id = self.send("execute_request", {"code": code, "silent": False, "store_history": True,
-                                               "user_expressions": {}, "allow_stdin": False})  # fmt: skip
+        msg_id = self.send("execute_request", _execute(code))
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = json.loads(self.ws.recv())
+        while True:
+            msg = self.receive(deadline)
             if msg.get("parent_header", {}).get("msg_id") == msg_id and msg["msg_type"] == "stream":
                 return str(msg["content"]["text"])
-        raise AssertionError("no output")
+
+    def nudge(self, every: float = 0.05, timeout: float = 120) -> None:
+        """After a restart, send ``print`` every 50 ms until one prints, as front ends
+        make sure of a kernel (jupyter_server's nudge on connect, jupyter_client's
+        wait_for_ready): a websocket held open through a restart keeps the server's
+        zmq sockets, which reconnect each on its own, and what the new kernel
+        publishes before iopub is back is lost (a single request's output can be)."""
+        sent: set[str] = set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sent.add(self.send("execute_request", _execute("print('ready')")))
+            with contextlib.suppress(TimeoutError):
+                msg = self.receive(min(time.monotonic() + every, deadline))
+                if msg.get("parent_header", {}).get("msg_id") in sent and msg["msg_type"] == "stream":
+                    return
+        raise TimeoutError("no output after the restart")
 
     def close(self) -> None:
         self.ws.close()
+
+
+def _execute(code: str) -> dict[str, Any]:
+    return {"code": code, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False}
