@@ -43,7 +43,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import websocket
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import AsyncKernelManager
@@ -51,7 +50,7 @@ from jupyter_client.session import Session
 
 from runtimed.kernels.specs import install, kernel_spec
 from tests.support.daemon import DaemonProcess, wait_for
-from tests.support.jupyter_server import JupyterServer, KernelSocket
+from tests.support.jupyter_server import JupyterServer
 
 SPECS = ("python3", "pooled", "prestarted")
 
@@ -217,32 +216,11 @@ def _server_restart(server: JupyterServer, name: str, daemon: DaemonProcess) -> 
         wait_prestarted(daemon)
         t0 = time.perf_counter()
         server.request("POST", f"/api/kernels/{kernel_id}/restart")
-        first_output_nudging(ws)
+        ws.nudge()
         return time.perf_counter() - t0
     finally:
         ws.close()
         server.request("DELETE", f"/api/sessions/{session['id']}")
-
-
-def first_output_nudging(ws: KernelSocket, every: float = 0.05, timeout: float = 120) -> None:
-    """After a restart, send ``print`` every 50 ms until one prints over the websocket,
-    as JupyterLab nudges: the server's shell and iopub sockets reconnect each on its
-    own, and output published before iopub is back is lost (a single request can hang)."""
-    code = {"code": "print('ready')", "silent": False, "store_history": True, "user_expressions": {},
-            "allow_stdin": False}  # fmt: skip
-    sent: set[str] = set()
-    ws.ws.settimeout(every)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            sent.add(ws.send("execute_request", code))
-            with contextlib.suppress(websocket.WebSocketTimeoutException):
-                msg = json.loads(ws.ws.recv())
-                if msg.get("parent_header", {}).get("msg_id") in sent and msg["msg_type"] == "stream":
-                    return
-        raise TimeoutError("no output after the restart")
-    finally:
-        ws.ws.settimeout(None)
 
 
 def wait_prestarted(daemon: DaemonProcess) -> None:
