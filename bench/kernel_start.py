@@ -55,6 +55,12 @@ from tests.support.jupyter_server import JupyterServer
 SPECS = ("python3", "pooled", "prestarted")
 
 
+def jupyter_dirs(base: Path) -> dict[str, str]:
+    """Jupyter's kernelspec path, data and runtime dirs, all inside ``base`` (none of the user's)."""
+    return {"JUPYTER_PATH": str(base / "jupyter"), "JUPYTER_DATA_DIR": str(base / "jdata"),
+            "JUPYTER_RUNTIME_DIR": str(base / "jrt")}  # fmt: skip
+
+
 def write_specs(kernels: Path, socket: str) -> None:
     install(
         kernels,
@@ -290,10 +296,8 @@ def main() -> None:
         uv_cache = Path.home() / ".cache" / "runtimed-tests" / "uv-cache"  # the test suite's, if present
         env = {"UV_CACHE_DIR": str(uv_cache)} if uv_cache.is_dir() and "UV_CACHE_DIR" not in os.environ else {}
         daemon = DaemonProcess(base, config="[backends.uv]\npool_size = 3\nkernels = 1\n", env=env)
-        jupyter = base / "jupyter"
-        write_specs(jupyter / "kernels", str(daemon.socket))
-        os.environ.update(JUPYTER_PATH=str(jupyter), JUPYTER_DATA_DIR=str(base / "jdata"),
-                          JUPYTER_RUNTIME_DIR=str(base / "jrt"))  # fmt: skip
+        write_specs(base / "jupyter" / "kernels", str(daemon.socket))
+        os.environ.update(jupyter_dirs(base))
         daemon.start()
         server = None
         try:

@@ -44,7 +44,7 @@ from runtimed_uv.backend import find_uv
 from tests.support.daemon import DaemonProcess, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kernel_start import first_reply
+from kernel_start import first_reply, jupyter_dirs
 
 WARM_SETS = 16  # a notebook's and a project's set per round: none evicted
 CONFIG = f"[backends.uv]\npool_size = 2\nkernels = 1\nwarm_sets = {WARM_SETS}\n"
@@ -108,9 +108,7 @@ def main() -> None:
         trust_file = str(base / "trust.json")
         daemon = DaemonProcess(base, config=CONFIG, env={"UV_CACHE_DIR": uv_cache, "RUNTIMED_TRUST_FILE": trust_file})
         install(base / "jupyter" / "kernels", "rt", kernel_spec("uv", "rt", str(daemon.socket)))
-        os.environ.update(JUPYTER_PATH=str(base / "jupyter"), JUPYTER_DATA_DIR=str(base / "jdata"),
-                          JUPYTER_RUNTIME_DIR=str(base / "jrt"), RUNTIMED_CONFIG=str(daemon.config_file),
-                          RUNTIMED_TRUST_FILE=trust_file)  # fmt: skip
+        os.environ.update(jupyter_dirs(base), RUNTIMED_CONFIG=str(daemon.config_file), RUNTIMED_TRUST_FILE=trust_file)
         daemon.start()
         try:
             wait_for(lambda: daemon.status().pools["uv"].available >= 2, 600, what="the env pool")

@@ -29,7 +29,7 @@ from tests.support.daemon import DaemonProcess
 from tests.support.jupyter_server import JupyterServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kernel_start import wait_prestarted, write_specs
+from kernel_start import jupyter_dirs, wait_prestarted, write_specs
 
 SPECS = ("python3", "prestarted")
 LOST_AFTER_S = 5.0
@@ -69,10 +69,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="runtimed-rbench-") as tmp:
             base = Path(tmp)
             daemon = DaemonProcess(base, config="[backends.uv]\npool_size = 2\nkernels = 1\n")
-            jupyter = base / "jupyter"
-            write_specs(jupyter / "kernels", str(daemon.socket))
-            os.environ.update(JUPYTER_PATH=str(jupyter), JUPYTER_DATA_DIR=str(base / "jdata"),
-                              JUPYTER_RUNTIME_DIR=str(base / "jrt"))  # fmt: skip
+            write_specs(base / "jupyter" / "kernels", str(daemon.socket))
+            os.environ.update(jupyter_dirs(base))
             daemon.start()
             try:
                 print("waiting for the pool and a pre-started kernel ...", flush=True)
